@@ -1,0 +1,23 @@
+"""dynamics: capture how a network trains (recorders, recordings, reference experiments).
+
+``dynamics.recording`` needs only numpy, so scenes can load recordings without torch;
+the torch-based names (``Recorder`` and the schedules) are imported on first use.
+"""
+
+from .recording import MemoryWriter, Recording, RecordingError, RecordingWriter, Series, load
+
+__all__ = [
+    "Recorder", "Schedule", "every", "log_spaced", "at_steps",
+    "Recording", "RecordingError", "RecordingWriter", "MemoryWriter", "Series", "load",
+]
+__version__ = "0.1.0"
+
+_LAZY = {"Recorder", "Schedule", "every", "log_spaced", "at_steps"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import recorder
+
+        return getattr(recorder, name)
+    raise AttributeError(f"module 'dynamics' has no attribute {name!r}")

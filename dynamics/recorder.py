@@ -1,0 +1,275 @@
+"""Recorder: hooks a torch model (and its optimizer) and streams snapshots into a Recording."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import weakref
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .recording import MemoryWriter, Recording, RecordingWriter
+
+__all__ = ["Recorder", "Schedule", "every", "log_spaced", "at_steps"]
+
+
+# --------------------------------------------------------------------------------------
+# Schedules: which steps are captured
+# --------------------------------------------------------------------------------------
+
+
+class Schedule:
+    """A predicate over training steps; ``step in schedule`` says whether to capture.
+
+    Build one with :func:`every`, :func:`log_spaced` or :func:`at_steps`, or pass an int
+    (every k steps) or a list of steps wherever a schedule is expected.
+    """
+
+    def __init__(self, contains: Callable[[int], bool], description: str):
+        self._contains = contains
+        self.description = description
+
+    def __contains__(self, step: int) -> bool:
+        return self._contains(int(step))
+
+    def __repr__(self) -> str:
+        return f"Schedule({self.description})"
+
+    @staticmethod
+    def coerce(spec: "Schedule | int | Iterable[int]") -> "Schedule":
+        """Turn an int (every k), an iterable of steps, or a Schedule into a Schedule."""
+        if isinstance(spec, Schedule):
+            return spec
+        if isinstance(spec, (int, np.integer)):
+            return every(int(spec))
+        return at_steps(spec)
+
+
+def every(k: int) -> Schedule:
+    """Capture at steps 0, k, 2k, ..."""
+    if k < 1:
+        raise ValueError(f"schedule: every k steps needs k >= 1, got {k}")
+    return Schedule(lambda s: s % k == 0, f"every {k}")
+
+
+def at_steps(steps: Iterable[int]) -> Schedule:
+    """Capture exactly at the listed steps."""
+    chosen = frozenset(int(s) for s in steps)
+    if any(s < 0 for s in chosen):
+        raise ValueError("schedule: steps must be >= 0")
+    return Schedule(chosen.__contains__, f"{len(chosen)} listed steps")
+
+
+def log_spaced(n: int, last: int) -> Schedule:
+    """About ``n`` steps spaced evenly in log scale from 1 to ``last``, plus step 0."""
+    if n < 1 or last < 1:
+        raise ValueError(f"schedule: log_spaced needs n >= 1 and last >= 1, got n={n}, last={last}")
+    steps = {0, *np.unique(np.round(np.geomspace(1, last, n)).astype(np.int64)).tolist()}
+    sched = at_steps(steps)
+    sched.description = f"{len(steps)} log-spaced steps up to {last}"
+    return sched
+
+
+# --------------------------------------------------------------------------------------
+# Recorder
+# --------------------------------------------------------------------------------------
+
+
+def _match(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+class Recorder:
+    """Capture parameters, gradients and derived quantities of a model over training.
+
+    Attach it to a model and, where there is one, its optimizer: after every
+    ``optimizer.step()`` the recorder advances its step counter and, on scheduled steps,
+    captures. In a hand-written update loop call :meth:`tick` after each update instead
+    (or :meth:`capture` to capture right now). Scalars go through :meth:`log`.
+
+    Recording never changes the run: captures run under ``torch.no_grad()``, draw no
+    random numbers and only read parameters and gradients.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Held weakly: the recorder does not keep a model alive.
+    optimizer : torch.optim.Optimizer, optional
+        If given, a step post-hook captures after each ``step()``.
+    params : str or sequence of str or None
+        Shell-style patterns over ``model.named_parameters()`` names (``"*"``: all;
+        ``"layers.0.*"``). ``None`` records no parameters. Series are named as the parameter.
+    grads : bool
+        Also record the gradient of each selected parameter as series ``"grad/<name>"``.
+    derived : mapping of str to callable, optional
+        ``{"positions": lambda model: model.a[:, None] * model.w}``: functions of the model
+        returning a tensor or array of fixed shape, captured on the same schedule.
+    schedule : Schedule, int or iterable of int
+        Steps to capture (int k: every k steps). Step 0 is the state at attach time.
+    path : path-like, optional
+        Stream to a recording directory on disk (bounded memory, survives a crash).
+        Without it, snapshots stay in memory.
+    metadata : dict, optional
+        JSON-able metadata for the recording (experiment, config, seed ...).
+    overwrite : bool
+        Replace an existing recording at ``path``.
+    capture_initial : bool
+        Capture step 0 on attach if the schedule contains it.
+
+    Examples
+    --------
+    >>> with Recorder(model, opt, schedule=10, path="run.rec") as rec:   # doctest: +SKIP
+    ...     for x, y in data:
+    ...         opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); opt.step()
+    ...         rec.log(loss=loss)
+    >>> recording = rec.recording                                       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        params: str | Sequence[str] | None = "*",
+        grads: bool = False,
+        derived: Mapping[str, Callable[[torch.nn.Module], Any]] | None = None,
+        schedule: Schedule | int | Iterable[int] = 1,
+        path: str | os.PathLike | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        capture_initial: bool = True,
+    ):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"Recorder needs a torch.nn.Module, got {type(model).__name__}")
+        self._model = weakref.ref(model)
+        self._optimizer = weakref.ref(optimizer) if optimizer is not None else None
+        patterns = [] if params is None else [params] if isinstance(params, str) else list(params)
+        self._param_names = [n for n, _ in model.named_parameters() if _match(n, patterns)]
+        if patterns and not self._param_names:
+            raise ValueError(f"Recorder: no parameter matches {patterns}; the model has {[n for n, _ in model.named_parameters()]}")
+        self.grads = bool(grads)
+        self.derived = dict(derived or {})
+        self.schedule = Schedule.coerce(schedule)
+        self.capture_initial = capture_initial
+        meta = dict(metadata or {})
+        meta.setdefault("recorder", {"params": self._param_names, "grads": self.grads, "derived": list(self.derived), "schedule": self.schedule.description})
+        self._sink = RecordingWriter(path, meta, overwrite=overwrite) if path is not None else MemoryWriter(meta)
+        self.step = 0
+        self._handles: list[Any] = []
+        self._pending: list[tuple[str, int, torch.Tensor, Any]] = []  # device->host copies in flight
+        self.attached = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def attach(self) -> "Recorder":
+        """Install the optimizer hook and capture step 0 (if scheduled). Returns self."""
+        if self.attached:
+            return self
+        if self._sink.closed:
+            raise RuntimeError("Recorder: this recording is closed; make a new Recorder")
+        opt = self._optimizer() if self._optimizer else None
+        if opt is not None:
+            self._handles.append(opt.register_step_post_hook(self._after_optimizer_step))
+        self.attached = True
+        if self.capture_initial and self.step in self.schedule:
+            self.capture()
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook this recorder installed. Harmless to call twice."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.attached = False
+
+    def close(self) -> None:
+        """Detach, finish pending copies and finalize the recording (idempotent)."""
+        self.detach()
+        if not self._sink.closed:
+            self._drain()
+            self._sink.close()
+
+    def __enter__(self) -> "Recorder":
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def recording(self) -> Recording:
+        """What has been recorded so far (final once the recorder is closed)."""
+        self._drain()
+        return self._sink.recording()
+
+    def update_metadata(self, **items: Any) -> None:
+        """Merge JSON-able items into the recording's metadata."""
+        self._sink.update_metadata(**items)
+
+    # -- capture -----------------------------------------------------------------------
+    def _after_optimizer_step(self, optimizer, args, kwargs) -> None:
+        self.tick()
+
+    def tick(self) -> None:
+        """Advance the step counter by one update and capture if the schedule says so."""
+        self.step += 1
+        if self.step in self.schedule:
+            self.capture()
+
+    @torch.no_grad()
+    def capture(self, step: int | None = None) -> None:
+        """Capture every selected quantity now, at ``step`` (default: the current step)."""
+        model = self._model()
+        if model is None:
+            raise RuntimeError("Recorder: the model has been garbage-collected")
+        step = self.step if step is None else int(step)
+        self._drain()
+        named = dict(model.named_parameters())
+        for name in self._param_names:
+            self._emit(name, step, named[name])
+        if self.grads:
+            for name in self._param_names:
+                grad = named[name].grad
+                if grad is not None:
+                    self._emit(f"grad/{name}", step, grad)
+        for name, fn in self.derived.items():
+            self._emit(name, step, fn(model))
+
+    def log(self, step: int | None = None, **scalars: Any) -> None:
+        """Record scalar series at ``step`` (default: the current step), e.g. ``log(loss=l)``.
+
+        Tensors are read with ``.item()``, which waits for a GPU to finish that value.
+        """
+        step = self.step if step is None else int(step)
+        for name, value in scalars.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().item()
+            self._sink.append(name, step, np.float64(value))
+
+    def _emit(self, name: str, step: int, value: Any) -> None:
+        if not isinstance(value, torch.Tensor):
+            self._sink.append(name, step, np.asarray(value))
+            return
+        value = value.detach()
+        if value.dtype in (torch.bfloat16,):
+            value = value.float()  # numpy has no bfloat16
+        if value.device.type == "cpu":
+            # clone: the parameter keeps changing in place after this returns
+            self._sink.append(name, step, value.numpy().copy())
+            return
+        # Accelerator tensor: start an asynchronous copy into pinned memory and collect it
+        # at the next capture, so the training step is not stalled waiting for the copy.
+        if value.device.type != "cuda":  # other accelerators: a plain blocking copy
+            self._sink.append(name, step, value.cpu().numpy())
+            return
+        host = torch.empty(value.shape, dtype=value.dtype, device="cpu", pin_memory=True)
+        host.copy_(value, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending.append((name, step, host, event))
+
+    def _drain(self) -> None:
+        for name, step, host, event in self._pending:
+            event.synchronize()
+            self._sink.append(name, step, host.numpy())
+        self._pending.clear()
