@@ -1,0 +1,1 @@
+"""Reference experiments: one module each, a frozen config and ``run(config) -> Recording``."""

@@ -1,0 +1,312 @@
+"""Mean-field ReLU teacher-student particles (EXPERIMENTS.md section 1).
+
+A two-layer ReLU student ``f(x) = (1/m) sum_i a_i relu(w_i.x + b_i)``, started with its
+hidden weights ``(w_i, b_i)`` on a small sphere, learns a teacher of the same form by SGD
+on fresh Gaussian inputs. Each neuron is a particle ``a_i * w_i`` in the plane.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..recorder import Recorder, at_steps
+from ..recording import Recording
+
+__all__ = ["ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run"]
+
+SCALINGS = ("mean-field", "reference")
+
+
+@dataclass(frozen=True)
+class ReluParticlesConfig:
+    """Configuration of the teacher-student run; every field is a CLI flag.
+
+    Attributes
+    ----------
+    width : int
+        Student neurons ``m`` (20 in the reference).
+    radius : float
+        Radius ``R`` of the sphere the student's ``(w, b)`` start on (0.05: "the smaller
+        the better?").
+    teachers : int
+        Teacher neurons ``M``.
+    teacher_seed : int
+        Seed of the teacher draw, separate from ``seed`` so the same teacher can be kept
+        while the student's initialisation and data change.
+    dim : int
+        Input dimension ``d``; the particle picture uses the first two coordinates of w.
+    batch : int
+        Mini-batch size; gradients are averaged over it.
+    step : float
+        Step ``tau``. With ``scaling="mean-field"`` each parameter moves by
+        ``tau * m * grad`` (every particle moves O(1) whatever m); with ``"reference"``
+        by ``tau * grad`` with the 1/m left in, as the reference notebook does.
+    scaling : str
+        ``"mean-field"`` (default: at m=20 the reference step is 20x smaller per particle
+        and the particles barely leave the origin in 500 frames) or ``"reference"``.
+    frames : int
+        Animation frames; each runs one epoch over fresh samples.
+    samples_per_frame : int
+        Fresh samples drawn per frame; 0 means the reference schedule
+        ``100 * floor(ln(10 + 10 k))`` for frame ``k``.
+    eval_samples : int
+        Size of the fixed held-out set on which the loss shown in each frame is measured.
+    seed : int
+        Seed of the student's initialisation and of the training data.
+    """
+
+    width: int = 20
+    radius: float = 0.05
+    teachers: int = 4
+    teacher_seed: int = 0
+    dim: int = 2
+    batch: int = 20
+    step: float = 0.5
+    scaling: str = "mean-field"
+    frames: int = 500
+    samples_per_frame: int = 0
+    eval_samples: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("width", "teachers", "batch", "frames", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.dim < 2:
+            raise ValueError(f"dim must be at least 2 (the picture is drawn in the plane), got {self.dim}")
+        if not (self.radius > 0 and math.isfinite(self.radius)):
+            raise ValueError(f"radius must be a positive number, got {self.radius}")
+        if not (self.step > 0 and math.isfinite(self.step)):
+            raise ValueError(f"step must be a positive number, got {self.step}")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
+        if self.samples_per_frame < 0:
+            raise ValueError(f"samples_per_frame must be >= 0 (0: the reference schedule), got {self.samples_per_frame}")
+
+
+def frame_samples(config: ReluParticlesConfig) -> np.ndarray:
+    """Samples drawn in each frame, ``(frames,) int64``."""
+    k = np.arange(config.frames)
+    if config.samples_per_frame:
+        return np.full(config.frames, config.samples_per_frame, dtype=np.int64)
+    return (100 * np.floor(np.log(10 + 10 * k))).astype(np.int64)
+
+
+def frame_steps(config: ReluParticlesConfig) -> np.ndarray:
+    """Optimizer step count at the end of each frame, ``(frames,) int64`` (ceil for a partial last batch)."""
+    return np.cumsum(-(-frame_samples(config) // config.batch))
+
+
+# --------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------
+
+
+class TwoLayerReLU(nn.Module):
+    """``f(x) = (1/m) sum_i a_i relu(w_i . x + b_i)``, with ``relu'(0) = 1``.
+
+    Parameters
+    ----------
+    a : (m,) tensor
+        Output weights.
+    w : (m, d) tensor
+        Input weights.
+    b : (m,) tensor
+        Biases.
+    """
+
+    def __init__(self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor):
+        super().__init__()
+        self.a = nn.Parameter(a.clone())
+        self.w = nn.Parameter(w.clone())
+        self.b = nn.Parameter(b.clone())
+
+    @property
+    def width(self) -> int:
+        return self.a.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (n, d) -> (n,)."""
+        return torch.relu(x @ self.w.T + self.b) @ self.a / self.width
+
+    def per_sample_grads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of ``0.5 (f(x) - y)^2`` for each sample: da (n, m), dw (n, m, d), db (n, m)."""
+        z = x @ self.w.T + self.b  # (n, m)
+        r = (torch.relu(z) @ self.a / self.width - y)[:, None]  # (n, 1)
+        da = r * torch.relu(z) / self.width
+        db = r * self.a * (z >= 0) / self.width
+        return da, db[:, :, None] * x[:, None, :], db
+
+    @torch.no_grad()
+    def set_batch_grads(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Store the batch-mean gradients in ``.grad`` without forming per-sample tensors.
+
+        Written as few fused ops as possible: at this size each torch call costs more
+        than its arithmetic.
+        """
+        n, m = x.shape[0], self.width
+        z = torch.addmm(self.b, x, self.w.T)  # (n, m)
+        s = torch.relu(z)
+        r = torch.addmv(y, s, self.a, beta=-1, alpha=1 / m)  # (n,) residual f(x) - y
+        rga = (z >= 0) * torch.outer(r, self.a)  # (n, m): r * a_i * 1[z >= 0]
+        scale = 1 / (n * m)
+        self.a.grad = torch.mv(s.T, r).mul_(scale)
+        self.b.grad = rga.sum(0).mul_(scale)
+        self.w.grad = torch.mm(rga.T, x).mul_(scale)
+
+    @torch.no_grad()
+    def sgd_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+        """One plain SGD step on the batch ``(x, y)`` with learning rate ``lr``."""
+        self.set_batch_grads(x, y)
+        for p in (self.a, self.w, self.b):
+            p.sub_(p.grad, alpha=lr)
+
+
+def draw_neurons(m: int, d: int, generator: torch.Generator, dtype=torch.float64):
+    """``a ~ N(0,1)``, ``w ~ N(0, I_d)``, ``b ~ N(0,1)``, then ``(w, b)`` scaled to unit norm."""
+    a = torch.randn(m, generator=generator, dtype=dtype)
+    w = torch.randn(m, d, generator=generator, dtype=dtype)
+    b = torch.randn(m, generator=generator, dtype=dtype)
+    norm = torch.sqrt((w * w).sum(1) + b * b)
+    return a, w / norm[:, None], b / norm
+
+
+# Teacher acceptance rules: a teacher is redrawn until every pair of kink lines
+# {x: w_j.x + b_j = 0} is at least MIN_KINK_ANGLE degrees apart and every neuron is active
+# on between ACTIVE_RANGE of Gaussian inputs, so every teacher neuron is identifiable from data.
+MIN_KINK_ANGLE = 30.0
+ACTIVE_RANGE = (0.15, 0.85)
+MIN_TEACHER_A = 0.5
+
+
+def _teacher_ok(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> bool:
+    # active fraction P(w.x + b >= 0) for x ~ N(0, I) is Phi(b / |w|)
+    active = 0.5 * (1 + np.vectorize(math.erf)(b / np.linalg.norm(w, axis=1) / math.sqrt(2)))
+    if np.any(active < ACTIVE_RANGE[0]) or np.any(active > ACTIVE_RANGE[1]):
+        return False
+    if np.any(np.abs(a) < MIN_TEACHER_A):
+        return False
+    u = w / np.linalg.norm(w, axis=1, keepdims=True)
+    cos = np.abs(np.clip(u @ u.T, -1, 1))  # kink lines are unoriented: angle mod 180
+    np.fill_diagonal(cos, 0)
+    return bool(np.all(cos <= math.cos(math.radians(MIN_KINK_ANGLE))))
+
+
+def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
+    """Draw the teacher's ``(a, w, b)`` from ``teacher_seed`` under the acceptance rules.
+
+    Returns float64 tensors a (M,), w (M, d), b (M,).
+    """
+    g = torch.Generator().manual_seed(config.teacher_seed)
+    for _ in range(max_tries):
+        a, w, b = draw_neurons(config.teachers, config.dim, g)
+        if _teacher_ok(a.numpy(), w.numpy(), b.numpy()):
+            return a, w, b
+    raise ValueError(
+        f"no teacher of {config.teachers} neurons in {max_tries} draws has kink lines "
+        f"{MIN_KINK_ANGLE:g} degrees apart and activity in {ACTIVE_RANGE}; use fewer teachers"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that a recording notes so a run can be reproduced."""
+    import matplotlib
+
+    from .. import __version__
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "matplotlib": matplotlib.__version__, "nndynamics": __version__}
+
+
+def run(config: ReluParticlesConfig = ReluParticlesConfig(), *, path=None, overwrite: bool = False,
+        progress: bool = False) -> Recording:
+    """Train the student and record it once per frame.
+
+    Parameters
+    ----------
+    config : ReluParticlesConfig
+    path : path-like, optional
+        Stream the recording to this directory; in memory otherwise.
+    overwrite : bool
+        Replace an existing recording at ``path``.
+    progress : bool
+        Show a progress bar over frames.
+
+    Returns
+    -------
+    Recording
+        Series ``positions`` (frames+1, m, 2) = ``a_i * w_i[:2]``; ``a`` (m,), ``w`` (m, d),
+        ``b`` (m,); ``loss`` and ``rel_error`` () on the held-out set, at step 0 and at the
+        end of every frame. Metadata: ``experiment``, ``config``, ``seed``, ``versions``,
+        ``teacher`` ({a, w, b, positions}), ``frame_steps``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: extra threads only add contention (PERFORMANCE.md)
+    try:
+        return _run(config, path, overwrite, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config, path, overwrite, progress) -> Recording:
+    from tqdm.auto import tqdm
+
+    dtype = torch.float64
+    ta, tw, tb = draw_teacher(config)
+    teacher = TwoLayerReLU(ta, tw, tb)
+    gen = torch.Generator().manual_seed(config.seed)
+    a, w, b = draw_neurons(config.width, config.dim, gen, dtype)
+    student = TwoLayerReLU(a, w * config.radius, b * config.radius)
+    lr = config.step * (config.width if config.scaling == "mean-field" else 1)
+
+    eval_gen = torch.Generator().manual_seed(config.seed + 1_000_003)
+    x_eval = torch.randn(config.eval_samples, config.dim, generator=eval_gen, dtype=dtype)
+    with torch.no_grad():
+        y_eval = teacher(x_eval)
+        y_power = float((y_eval * y_eval).mean())
+
+    samples, ends = frame_samples(config), frame_steps(config)
+    metadata = {
+        "experiment": "relu_particles",
+        "config": asdict(config),
+        "seed": config.seed,
+        "versions": library_versions(),
+        "teacher": {"a": ta, "w": tw, "b": tb, "positions": (ta[:, None] * tw[:, :2])},
+        "frame_steps": [0, *ends.tolist()],
+        "teacher_rules": {"min_kink_angle_deg": MIN_KINK_ANGLE, "active_range": list(ACTIVE_RANGE), "min_abs_a": MIN_TEACHER_A},
+    }
+    metadata["teacher"] = {k: v.numpy() for k, v in metadata["teacher"].items()}
+    recorder = Recorder(
+        student, params=["a", "w", "b"], schedule=at_steps([0, *ends.tolist()]), path=path,
+        overwrite=overwrite, metadata=metadata, derived={"positions": lambda s: s.a[:, None] * s.w[:, :2]},
+    )
+
+    def log_eval():
+        with torch.no_grad():
+            err = student(x_eval) - y_eval
+            mse = float((err * err).mean())
+        recorder.log(loss=0.5 * mse, rel_error=mse / y_power)
+
+    with recorder:
+        log_eval()
+        for k in tqdm(range(config.frames), desc="training", unit="frame", disable=not progress):
+            x = torch.randn(int(samples[k]), config.dim, generator=gen, dtype=dtype)
+            x = x[torch.randperm(len(x), generator=gen)]  # the reference shuffles; kept for parity
+            with torch.no_grad():
+                y = teacher(x)
+            for lo in range(0, len(x), config.batch):
+                student.sgd_step(x[lo : lo + config.batch], y[lo : lo + config.batch], lr)
+                recorder.tick()  # a hand-written update loop: tell the recorder a step passed
+            log_eval()
+    return recorder.recording

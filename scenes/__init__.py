@@ -1,0 +1,1 @@
+"""scenes: turn Recordings into animations (scene classes, panels, writers, CLI)."""

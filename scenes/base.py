@@ -1,0 +1,318 @@
+"""Scene base class: owns the figure, the frame loop, blitting, worker processes and writers.
+
+A scene subclass declares the recording keys it needs and implements three methods:
+
+* ``setup(fig)`` builds every artist once; artists that change between frames are passed
+  to :meth:`Scene.animate` and are left out of the cached background;
+* ``draw_frame(i)`` updates the animated artists for frame ``i`` (``set_offsets``,
+  ``set_data``, ``set_text``), nothing else;
+* optionally ``stamp(lo, hi)``: permanent marks (a particle's path) for frames
+  ``lo..hi-1``, drawn once into the background and kept for every later frame, so a
+  whole path costs one draw per frame, not one per past position.
+
+The base class draws the static background once, then per frame restores it, draws
+only the animated artists and hands the canvas buffer to the writer. Frames are split
+into blocks rendered by worker processes, and encoded in order by the parent.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from dynamics.recording import Recording
+
+from .writers import open_writer
+
+__all__ = ["RenderOptions", "Scene", "QUALITY_PRESETS"]
+
+# Named presets: draft for tests and quick looks, final for lectures.
+QUALITY_PRESETS = {
+    "draft": {"width": 640, "height": 360, "dpi": 50, "preset": "ultrafast", "crf": 26},
+    "final": {"width": 1280, "height": 720, "dpi": 100, "preset": "medium", "crf": 20},
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How frames are made and encoded (independent of what a scene draws).
+
+    Attributes
+    ----------
+    width, height : int
+        Frame size in pixels; both must be even (H.264 with yuv420p needs it).
+    dpi : float
+        Dots per inch: the figure is ``width/dpi`` by ``height/dpi`` inches, so a lower dpi
+        at the same size gives larger text and markers.
+    fps : float
+        Frames per second of the movie.
+    stride : int
+        Render every ``stride``-th snapshot (a faster, shorter movie).
+    workers : int
+        Processes that render frames (0: one per CPU core, at most 4; 1: in this process).
+    preset : str
+        x264 preset for MP4 ("ultrafast" ... "veryslow").
+    crf : int
+        x264 quality (lower is better; 18 is visually lossless).
+    progress : bool
+        Show a progress bar over frames.
+    """
+
+    width: int = 1280
+    height: int = 720
+    dpi: float = 100
+    fps: float = 30
+    stride: int = 1
+    workers: int = 0
+    preset: str = "medium"
+    crf: int = 20
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
+            raise ValueError(f"frame size must be even and at least 16x16 pixels, got {self.width}x{self.height}")
+        if not self.dpi > 0:
+            raise ValueError(f"dpi must be positive, got {self.dpi}")
+        if not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+    @classmethod
+    def preset_for(cls, quality: str, **overrides: Any) -> "RenderOptions":
+        """Options of a named quality preset ("draft" or "final"), with overrides."""
+        if quality not in QUALITY_PRESETS:
+            raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}")
+        return cls(**{**QUALITY_PRESETS[quality], **overrides})
+
+    def resolved_workers(self, frames: int) -> int:
+        n = self.workers or min(os.cpu_count() or 1, 4)
+        return max(1, min(n, frames // 8 or 1))  # tiny renders are not worth starting processes
+
+
+# Set in the parent just before worker processes fork; each worker builds its own canvas.
+_WORKER_SCENE: "Scene | None" = None
+
+
+def _worker_init() -> None:
+    _WORKER_SCENE._build()
+
+
+def _worker_render(frames: Sequence[int]) -> np.ndarray:
+    return np.stack([_WORKER_SCENE._render_frame(i) for i in frames])
+
+
+class Scene:
+    """Base class of every scene: a Recording in, uint8 RGB frames out.
+
+    Parameters
+    ----------
+    recording : Recording
+        What to draw; the scene never needs the model.
+    config : dataclass, optional
+        The scene's frozen config (``Config`` class attribute gives the default).
+    options : RenderOptions, optional
+        Frame size, fps, encoder settings, workers.
+
+    Attributes
+    ----------
+    frames_ : ndarray of int
+        Snapshot index of each frame (set by the subclass in ``__init__`` or by default all
+        snapshots of ``self.timeline``).
+    """
+
+    #: Recording series the scene reads; checked before anything is drawn.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: Series whose snapshots define the frames.
+    timeline: ClassVar[str] = ""
+    #: The scene's config dataclass.
+    Config: ClassVar[type | None] = None
+
+    def __init__(self, recording: Recording, config: Any = None, options: RenderOptions | None = None):
+        recording.require(*self.requires)
+        self.recording = recording
+        self.config = config if config is not None else (self.Config() if self.Config else None)
+        self.options = options or RenderOptions()
+        n = len(recording[self.timeline]) if self.timeline else 1
+        if n == 0:
+            raise ValueError(f"recording has no snapshots of {self.timeline!r} to draw")
+        idx = np.arange(0, n, self.options.stride)
+        if idx[-1] != n - 1:
+            idx = np.append(idx, n - 1)  # always end on the last snapshot
+        self.frames_ = idx
+        self._fig: Figure | None = None
+
+    # -- subclass interface ------------------------------------------------------------
+    def setup(self, fig: Figure) -> None:
+        """Build every artist once. Call :meth:`animate` on those that change per frame."""
+        raise NotImplementedError
+
+    def draw_frame(self, i: int) -> None:
+        """Update the animated artists for frame ``i`` (an index into ``frames_``)."""
+        raise NotImplementedError
+
+    def stamp(self, lo: int, hi: int) -> Sequence[Any]:
+        """Set up permanent marks of frames ``lo..hi-1`` and return the artists that draw them."""
+        return ()
+
+    def animate(self, *artists: Any) -> None:
+        """Mark artists as moving: excluded from the cached background, redrawn every frame."""
+        for artist in artists:
+            artist.set_animated(True)
+            self._animated.append(artist)
+
+    def stamped(self, *artists: Any) -> None:
+        """Mark artists that :meth:`stamp` uses to draw permanent marks into the background."""
+        for artist in artists:
+            artist.set_animated(True)
+
+    # -- frames ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.frames_)
+
+    def _build(self, blit: bool = True) -> None:
+        o = self.options
+        fig = Figure(figsize=(o.width / o.dpi, o.height / o.dpi), dpi=o.dpi)
+        FigureCanvasAgg(fig)
+        self._animated: list[Any] = []
+        self.setup(fig)
+        fig.canvas.draw()
+        w, h = fig.canvas.get_width_height()
+        if (w, h) != (o.width, o.height):
+            raise RuntimeError(f"canvas is {w}x{h}, expected {o.width}x{o.height}")
+        self._fig, self._blit = fig, blit
+        self._background = fig.canvas.copy_from_bbox(fig.bbox)
+        self._stamped_upto = 0  # frames < this are in the background
+
+    def _render_frame(self, i: int) -> np.ndarray:
+        fig, canvas = self._fig, self._fig.canvas
+        if not self._blit:  # reference path: everything drawn from scratch
+            canvas.draw()
+            for artist in self.stamp(0, i + 1):
+                fig.draw_artist(artist)
+        else:
+            if i < self._stamped_upto:  # went backwards: rebuild the permanent layer
+                canvas.draw()
+                self._stamped_upto = 0
+            else:
+                canvas.restore_region(self._background)
+            if i + 1 > self._stamped_upto:
+                for artist in self.stamp(self._stamped_upto, i + 1):
+                    fig.draw_artist(artist)
+                self._stamped_upto = i + 1
+                self._background = canvas.copy_from_bbox(fig.bbox)
+        self.draw_frame(i)
+        for artist in self._animated:
+            fig.draw_artist(artist)
+        return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+    def frame(self, i: int, *, blit: bool = True) -> np.ndarray:
+        """Frame ``i`` as ``(height, width, 3) uint8`` (negative ``i`` counts from the end)."""
+        i = range(len(self))[i]
+        if self._fig is None or self._blit != blit:
+            self._build(blit)
+        return self._render_frame(i)
+
+    def iter_frames(self, *, workers: int | None = None, block: int = 8) -> Iterator[np.ndarray]:
+        """Every frame in order; with several workers, blocks of frames render in parallel."""
+        n = len(self)
+        workers = self.options.resolved_workers(n) if workers is None else workers
+        if workers <= 1 or "fork" not in _start_methods():
+            self._build()
+            for i in range(n):
+                yield self._render_frame(i)
+            return
+        import multiprocessing as mp
+
+        global _WORKER_SCENE
+        blocks = [range(lo, min(lo + block, n)) for lo in range(0, n, block)]
+        _WORKER_SCENE = self
+        pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
+        try:
+            pending = []
+            it = iter(blocks)
+            for b in it:  # keep a bounded number of blocks in flight: memory stays flat
+                pending.append(pool.apply_async(_worker_render, (list(b),)))
+                if len(pending) >= 2 * workers:
+                    break
+            for b in it:
+                yield from pending.pop(0).get()
+                pending.append(pool.apply_async(_worker_render, (list(b),)))
+            while pending:
+                yield from pending.pop(0).get()
+            pool.close()
+        finally:
+            pool.terminate()
+            _WORKER_SCENE = None
+
+    # -- output ------------------------------------------------------------------------
+    def render(self, path: str | os.PathLike, *, workers: int | None = None, writer=None) -> Path:
+        """Render every frame into ``path`` (.mp4, .gif) or, for .png, the last frame.
+
+        The file appears at ``path`` only once complete. Returns the path written.
+        """
+        path = Path(path)
+        if path.suffix.lower() == ".png" and writer is None:
+            return self.still(path)
+        from tqdm.auto import tqdm
+
+        o = self.options
+        writer = writer or open_writer(path, o.fps, **self._encoder_options(path))
+        with writer:
+            bar = tqdm(total=len(self), desc=f"rendering {path.name}", unit="frame", disable=not o.progress)
+            try:
+                for frame in self.iter_frames(workers=workers):
+                    writer.write(frame)
+                    bar.update()
+            finally:
+                bar.close()
+        return writer.path
+
+    def still(self, path: str | os.PathLike, i: int = -1) -> Path:
+        """Write frame ``i`` (default: the last) as a PNG. Returns the path written."""
+        with open_writer(path) as writer:
+            writer.write(self.frame(i))
+        return writer.path
+
+    def _encoder_options(self, path: Path) -> dict:
+        if path.suffix.lower() == ".mp4":
+            return {"preset": self.options.preset, "crf": self.options.crf}
+        return {}
+
+    def close(self) -> None:
+        """Release the figure."""
+        self._fig = None
+
+    # -- notebooks ---------------------------------------------------------------------
+    def to_html(self, fmt: str = "mp4") -> str:
+        """Render into memory and return HTML that plays inline (``<video>`` or ``<img>``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = self.render(Path(tmp) / f"scene.{fmt}")
+            data = base64.b64encode(out.read_bytes()).decode("ascii")
+        if fmt == "gif":
+            return f'<img src="data:image/gif;base64,{data}"/>'
+        return f'<video controls loop autoplay muted playsinline src="data:video/mp4;base64,{data}"></video>'
+
+    def _repr_html_(self) -> str:
+        """Jupyter displays a scene as an inline movie."""
+        return self.to_html("mp4")
+
+    def with_options(self, **changes: Any) -> "Scene":
+        """The same scene with some render options changed."""
+        return type(self)(self.recording, self.config, replace(self.options, **changes))
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing as mp
+
+    return mp.get_all_start_methods()

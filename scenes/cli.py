@@ -1,0 +1,192 @@
+"""Shared command line for scene modules: flags are generated from the config dataclasses.
+
+Defaults and help texts are written once, in each dataclass (its numpy-style
+``Attributes`` section); this module turns them into ``argparse`` flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import re
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .base import QUALITY_PRESETS, RenderOptions, Scene
+from .writers import check_output_path
+
+__all__ = ["SceneEntry", "register", "REGISTRY", "main", "add_dataclass_arguments", "dataclass_from_args"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneEntry:
+    """A runnable scene: the scene class, its experiment's config class and run function."""
+
+    name: str
+    scene: type[Scene]
+    experiment_config: type
+    run: Callable[..., Any]
+    description: str
+
+
+REGISTRY: dict[str, SceneEntry] = {}
+
+
+def register(name: str, *, experiment_config: type, run: Callable[..., Any], description: str):
+    """Class decorator: make a Scene runnable as ``python -m scenes.<name>`` and known to tests."""
+
+    def deco(cls: type[Scene]) -> type[Scene]:
+        REGISTRY[name] = SceneEntry(name, cls, experiment_config, run, description)
+        return cls
+
+    return deco
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Per-field help from a numpy-style ``Attributes`` section of ``cls``'s docstring."""
+    doc = inspect.getdoc(cls) or ""
+    docs: dict[str, str] = {}
+    current: list[str] | None = None
+    for line in doc.splitlines():
+        m = re.match(r"^(\w+(?:, \w+)*) : .*$", line)
+        if m:
+            current = []
+            for name in m.group(1).split(", "):
+                docs[name] = current  # type: ignore[assignment]
+        elif line.startswith("    ") and current is not None:
+            current.append(line.strip())
+        elif not line.strip():
+            continue
+        else:
+            current = None
+    return {k: " ".join(v) for k, v in docs.items()}  # type: ignore[arg-type]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str, *,
+                            skip: Sequence[str] = (), defaults: dict[str, Any] | None = None,
+                            suppress_defaults: bool = False) -> None:
+    """One flag per field of dataclass ``cls``, typed from its default, help from its docstring.
+
+    With ``suppress_defaults`` a flag that is not given stays absent from the namespace,
+    so a preset can supply the default instead (the help still shows ``defaults``).
+    """
+    group = parser.add_argument_group(title)
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    shown = defaults or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = shown.get(f.name, f.default)
+        help_text = docs.get(f.name, "")
+        kwargs: dict[str, Any] = {"help": f"{help_text} (default: {default})"}
+        if suppress_defaults:
+            kwargs["default"] = argparse.SUPPRESS
+        else:
+            kwargs["default"] = f.default
+        hint = hints.get(f.name, type(f.default))
+        if hint is bool:
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            typ = hint if hint in (int, float, str) else type(f.default)
+            group.add_argument(_flag(f.name), type=typ, metavar=typ.__name__.upper(), **kwargs)
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any):
+    """Build dataclass ``cls`` from the parsed flags that name its fields."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **extra})
+
+
+class _OneLineError(Exception):
+    pass
+
+
+def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m scenes.{entry.name}",
+        description=entry.description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--out", type=Path, default=None,
+                    help="output file; its extension (.mp4, .gif, .png) picks the format "
+                         f"(default: outputs/{entry.name}.<format>)")
+    io.add_argument("--format", choices=["mp4", "gif", "png"], default=None,
+                    help="output format when --out is not given; png writes a still of the last frame (default: mp4)")
+    io.add_argument("--recording", type=Path, default=None,
+                    help="re-render a saved recording (a .rec directory) instead of training")
+    io.add_argument("--save-recording", type=Path, default=None,
+                    help="also stream the training run into this recording directory, to re-render later")
+    io.add_argument("--still", type=Path, default=None,
+                    help="also write a PNG still of the last frame to this path")
+    io.add_argument("--overwrite", action="store_true", help="replace an existing --save-recording directory")
+    io.add_argument("--quiet", action="store_true", help="no progress bars")
+    render = parser.add_argument_group("rendering")
+    render.add_argument("--quality", choices=list(QUALITY_PRESETS), default="final",
+                        help="named preset: draft = 640x360 and a fast encoder, final = 1280x720 (default: final)")
+    render.add_argument("--size", default=None, metavar="WxH",
+                        help="frame size in pixels, both even, overriding the preset (e.g. 1920x1080)")
+    add_dataclass_arguments(parser, RenderOptions, "rendering (override the --quality preset)",
+                            skip=("width", "height", "progress"), suppress_defaults=True,
+                            defaults=QUALITY_PRESETS["final"])
+    add_dataclass_arguments(parser, entry.experiment_config, "experiment")
+    if entry.scene.Config is not None:
+        add_dataclass_arguments(parser, entry.scene.Config, "picture")
+    return parser
+
+
+def _parse_size(text: str) -> dict[str, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text.strip().lower())
+    if not m:
+        raise ValueError(f"--size must look like 1280x720, got {text!r}")
+    return {"width": int(m.group(1)), "height": int(m.group(2))}
+
+
+def main(name: str, argv: Sequence[str] | None = None) -> Path:
+    """Entry point of ``python -m scenes.<name>``: train or load, render, print the path."""
+    entry = REGISTRY[name]
+    parser = build_parser(entry)
+    args = parser.parse_args(argv)
+    try:
+        return _main(entry, args)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"{parser.prog}: error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; no partial output was left at the target path", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
+    from dynamics.recording import load
+
+    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "mp4")
+    out = check_output_path(args.out or Path("outputs") / f"{entry.name}.{fmt}")
+    if args.still:
+        check_output_path(args.still)
+    overrides = {k: getattr(args, k) for k in ("dpi", "fps", "stride", "workers", "preset", "crf") if hasattr(args, k)}
+    if args.size:
+        overrides.update(_parse_size(args.size))
+    options = RenderOptions.preset_for(args.quality, progress=not args.quiet, **overrides)
+    scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
+    if args.recording:
+        recording = load(args.recording)
+    else:
+        config = dataclass_from_args(entry.experiment_config, args)
+        recording = entry.run(config, path=args.save_recording, overwrite=args.overwrite, progress=not args.quiet)
+    scene = entry.scene(recording, scene_config, options)
+    path = scene.render(out)
+    print(path)
+    if args.still:
+        print(scene.still(args.still))
+    return path

@@ -1,0 +1,207 @@
+"""Writers: uint8 RGB frames in, MP4 / GIF / PNG out. They know nothing about plots.
+
+Every writer encodes into a temporary file beside the target and moves it into place
+only when ``close()`` finishes, so an interrupted render never leaves a partial file at
+the target path. Writers are chosen by the output's extension through :data:`WRITERS`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Writer", "Mp4Writer", "GifWriter", "PngWriter", "WRITERS", "open_writer", "check_output_path"]
+
+
+class Writer:
+    """Base writer: a context manager that finishes the file on success and removes it on error.
+
+    Parameters
+    ----------
+    path : path-like
+        Final output path.
+    fps : float
+        Frames per second (ignored by still formats).
+    """
+
+    extension = ""
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30, **options):
+        if options:
+            raise TypeError(f"{type(self).__name__}: unknown options {sorted(options)}")
+        self.path = Path(path)
+        self.fps = float(fps)
+        if not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.tmp_path = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        self.frames_written = 0
+        self.size: tuple[int, int] | None = None  # (height, width)
+        self._done = False
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one frame, ``(height, width, 3) uint8``; every frame has the first one's size."""
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames must be (height, width, 3) uint8, got {frame.shape} {frame.dtype}")
+        if self.size is None:
+            self.size = frame.shape[:2]
+            self._open(*self.size)
+        elif frame.shape[:2] != self.size:
+            raise ValueError(f"frame {self.frames_written} is {frame.shape[:2]}, earlier frames were {self.size}")
+        self._write(np.ascontiguousarray(frame))
+        self.frames_written += 1
+
+    def close(self) -> Path:
+        """Finish encoding and move the file into place. Returns the final path."""
+        if self._done:
+            return self.path
+        if self.frames_written == 0:
+            self.abort()
+            raise ValueError(f"{self.path}: no frames were written")
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self.tmp_path, self.path)
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file; the target path is left untouched."""
+        self._done = True
+        try:
+            self._cancel()
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # subclass hooks
+    def _open(self, height: int, width: int) -> None: ...
+    def _write(self, frame: np.ndarray) -> None: ...
+    def _finish(self) -> None: ...
+    def _cancel(self) -> None: ...
+
+
+class Mp4Writer(Writer):
+    """H.264 (libx264, yuv420p) through imageio-ffmpeg's bundled ffmpeg.
+
+    Parameters
+    ----------
+    preset : str
+        x264 preset ("ultrafast" ... "veryslow"); faster presets give bigger files.
+    crf : int
+        x264 constant rate factor (lower is better quality; 18 is visually lossless).
+    """
+
+    extension = ".mp4"
+
+    def __init__(self, path, fps=30, *, preset: str = "medium", crf: int = 20, **options):
+        super().__init__(path, fps, **options)
+        self.preset, self.crf = preset, int(crf)
+        self._gen = None
+
+    def _open(self, height, width):
+        import imageio_ffmpeg
+
+        if height % 2 or width % 2:
+            raise ValueError(f"H.264 with yuv420p needs even frame sizes, got {width}x{height}")
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self.tmp_path), (width, height), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
+            output_params=["-preset", self.preset, "-crf", str(self.crf), "-movflags", "+faststart", "-f", "mp4"],
+        )
+        self._gen.send(None)
+
+    def _write(self, frame):
+        self._gen.send(frame)
+
+    def _finish(self):
+        gen, self._gen = self._gen, None
+        gen.close()
+
+    def _cancel(self):
+        if self._gen is not None:
+            gen, self._gen = self._gen, None
+            try:
+                gen.close()
+            except Exception:
+                pass
+
+
+class GifWriter(Writer):
+    """Looping GIF through Pillow; each frame is quantised to a 256-colour palette as it arrives
+    (one byte per pixel held until the file is written)."""
+
+    extension = ".gif"
+
+    def __init__(self, path, fps=30, *, loop: int = 0, **options):
+        super().__init__(path, fps, **options)
+        self.loop = loop
+        self._frames: list = []
+
+    def _write(self, frame):
+        from PIL import Image
+
+        self._frames.append(Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+
+    def _finish(self):
+        first, *rest = self._frames
+        duration = max(20, round(1000 / self.fps / 10) * 10)  # GIF stores centiseconds; browsers clamp < 20 ms
+        first.save(self.tmp_path, format="GIF", save_all=True, append_images=rest, duration=duration,
+                   loop=self.loop, disposal=1, optimize=False)
+        self._frames.clear()
+
+    def _cancel(self):
+        self._frames.clear()
+
+
+class PngWriter(Writer):
+    """A single PNG still."""
+
+    extension = ".png"
+
+    def _write(self, frame):
+        if self.frames_written:
+            raise ValueError(f"{self.path}: a PNG holds one frame; render a still, not an animation")
+        import imageio.v3 as iio
+
+        iio.imwrite(self.tmp_path, frame, extension=".png")
+
+
+WRITERS: dict[str, Callable[..., Writer]] = {".mp4": Mp4Writer, ".gif": GifWriter, ".png": PngWriter}
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Validate an output path before any work: known extension, creatable writable folder."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITERS:
+        raise ValueError(f"unknown output extension {path.suffix or '(none)'!r} in {path}; use one of {', '.join(WRITERS)}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {folder} is not writable")
+    if path.is_dir():
+        raise ValueError(f"output path {path} is a directory")
+    return path
+
+
+def open_writer(path: str | os.PathLike, fps: float = 30, **options) -> Writer:
+    """The writer registered for ``path``'s extension (``.mp4``, ``.gif``, ``.png``)."""
+    path = check_output_path(path)
+    cls = WRITERS[path.suffix.lower()]
+    return cls(path, fps, **options)
