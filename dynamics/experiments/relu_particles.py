@@ -198,12 +198,22 @@ def _teacher_ok(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(cos <= math.cos(math.radians(MIN_KINK_ANGLE))))
 
 
+def stream_seed(seed: int, stream: str) -> int:
+    """An independent torch seed for each named random stream of a run.
+
+    Teacher, student and held-out data never share a stream, even when ``teacher_seed ==
+    seed`` (a shared stream would make the student's first neurons copies of the teacher's).
+    """
+    key = [int(seed) & 0xFFFFFFFF, *stream.encode()]
+    return int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
+
+
 def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
     """Draw the teacher's ``(a, w, b)`` from ``teacher_seed`` under the acceptance rules.
 
     Returns float64 tensors a (M,), w (M, d), b (M,).
     """
-    g = torch.Generator().manual_seed(config.teacher_seed)
+    g = torch.Generator().manual_seed(stream_seed(config.teacher_seed, "teacher"))
     for _ in range(max_tries):
         a, w, b = draw_neurons(config.teachers, config.dim, g)
         if _teacher_ok(a.numpy(), w.numpy(), b.numpy()):
@@ -265,12 +275,12 @@ def _run(config, path, overwrite, progress) -> Recording:
     dtype = torch.float64
     ta, tw, tb = draw_teacher(config)
     teacher = TwoLayerReLU(ta, tw, tb)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(stream_seed(config.seed, "student"))
     a, w, b = draw_neurons(config.width, config.dim, gen, dtype)
     student = TwoLayerReLU(a, w * config.radius, b * config.radius)
     lr = config.step * (config.width if config.scaling == "mean-field" else 1)
 
-    eval_gen = torch.Generator().manual_seed(config.seed + 1_000_003)
+    eval_gen = torch.Generator().manual_seed(stream_seed(config.seed, "held-out"))
     x_eval = torch.randn(config.eval_samples, config.dim, generator=eval_gen, dtype=dtype)
     with torch.no_grad():
         y_eval = teacher(x_eval)

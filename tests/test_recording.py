@@ -1,0 +1,172 @@
+"""Recording: round trip without pickle or torch, lazy reads, bounded memory, crash safety, bad files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dynamics.recording import MemoryWriter, Recording, RecordingError, RecordingWriter, Series, load
+
+
+def write_sample(path, n=50):
+    with RecordingWriter(path, {"experiment": "demo", "seed": 3, "arr": np.arange(3)}) as w:
+        for step in range(n):
+            w.append("weights", step * 2, np.full((3, 4), step, np.float32))
+            if step % 5 == 0:
+                w.append("loss", step * 2, 1.0 / (step + 1))
+    return path
+
+
+def test_round_trip_values_steps_metadata(tmp_path):
+    rec = load(write_sample(tmp_path / "run.rec"))
+    assert rec.complete
+    assert rec.metadata == {"experiment": "demo", "seed": 3, "arr": [0, 1, 2]}
+    w = rec["weights"]
+    assert w.values.shape == (50, 3, 4) and w.values.dtype == np.float32
+    np.testing.assert_array_equal(w.steps, np.arange(50) * 2)
+    np.testing.assert_array_equal(w.values[7], np.full((3, 4), 7))
+    assert isinstance(w.values, np.memmap)  # lazy: only touched rows are read
+    np.testing.assert_array_equal(rec["loss"].steps, np.arange(0, 100, 10))
+
+
+def test_memory_recording_save_load_equal(tmp_path):
+    mem = MemoryWriter({"a": 1})
+    for s in range(7):
+        mem.append("x", s, np.arange(4) * s)
+    mem.close()
+    rec = mem.recording()
+    back = load(rec.save(tmp_path / "m.rec", chunk=3))
+    np.testing.assert_array_equal(back["x"].values, rec["x"].values)
+    np.testing.assert_array_equal(back["x"].steps, rec["x"].steps)
+
+
+def test_loads_without_pickle_and_without_torch(tmp_path):
+    path = write_sample(tmp_path / "run.rec")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules['torch'] = None      # any import of torch fails
+        import pickle, _pickle           # numpy imports pickle; make every unpickling fail
+        def refuse(*a, **k):
+            raise AssertionError("pickle used")
+        for mod in (pickle, _pickle):
+            mod.load = mod.loads = mod.Unpickler = refuse
+        from dynamics.recording import load
+        rec = load({str(path)!r})
+        print(float(rec['weights'].values[-1].sum()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == 49 * 12
+
+
+def test_series_helpers():
+    s = Series(np.array([0, 10, 20, 40]), np.arange(4.0))
+    assert s.nearest_index(14) == 1 and s.nearest_index(16) == 2 and s.nearest_index(99) == 3
+    assert s.at(31) == 3.0
+    np.testing.assert_array_equal(s.between(10, 40).steps, [10, 20])
+    np.testing.assert_array_equal(s.resample([0, 9, 39]).values, [0.0, 1.0, 3.0])
+
+
+def test_append_memory_is_bounded(tmp_path):
+    # 200 MB of snapshots pass through a writer whose buffer is 1 MB
+    frame = np.ones((256, 1024), np.float32)  # 1 MiB
+    tracemalloc.start()
+    with RecordingWriter(tmp_path / "big.rec", flush_bytes=1 << 20) as w:
+        for step in range(200):
+            w.append("x", step, frame)
+            assert w.buffered_bytes <= (1 << 20) + frame.nbytes
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"peak traced memory {peak / 2**20:.1f} MiB while streaming 200 MiB"
+    rec = load(tmp_path / "big.rec")
+    assert len(rec["x"]) == 200 and float(rec["x"].values[123, 5, 7]) == 1.0
+
+
+def test_killed_writer_leaves_flushed_prefix(tmp_path):
+    path = tmp_path / "killed.rec"
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from dynamics.recording import RecordingWriter
+        w = RecordingWriter({str(path)!r}, {{"experiment": "crash"}}, flush_seconds=0.0)
+        step = 0
+        while True:
+            w.append("x", step, np.full(8, step, np.float64))
+            if step == 100:
+                print("ready", flush=True)
+            step += 1
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rec = load(path)
+    assert not rec.complete
+    x = rec["x"]
+    assert len(x) > 100
+    np.testing.assert_array_equal(x.steps, np.arange(len(x)))
+    np.testing.assert_array_equal(x.values[:, 0], np.arange(len(x)))  # every loaded snapshot is whole
+    assert rec.metadata["experiment"] == "crash"
+
+
+def test_truncated_complete_recording_is_refused(tmp_path):
+    path = write_sample(tmp_path / "run.rec")
+    values = path / "s0000.values"
+    values.write_bytes(values.read_bytes()[:-10])
+    with pytest.raises(RecordingError, match=r"s0000\.values: truncated"):
+        load(path)
+
+
+@pytest.mark.parametrize("damage", ["not_json", "foreign_json", "plain_file", "bad_header", "missing"])
+def test_foreign_or_broken_files_are_refused_with_the_file_named(tmp_path, damage):
+    path = write_sample(tmp_path / "run.rec")
+    if damage == "not_json":
+        (path / "manifest.json").write_bytes(b"\x00\x01garbage")
+        match = "manifest.json: manifest is not valid JSON"
+    elif damage == "foreign_json":
+        (path / "manifest.json").write_text(json.dumps({"hello": 1}))
+        match = "manifest.json: not a nndynamics-recording manifest"
+    elif damage == "plain_file":
+        path = tmp_path / "some.npz"
+        path.write_bytes(b"PK\x03\x04")
+        match = "some.npz: not a recording"
+    elif damage == "bad_header":
+        (path / "s0001.steps").write_bytes(b"X" * 40)
+        match = r"s0001\.steps: not a series file"
+    else:
+        (path / "s0000.steps").unlink()
+        match = r"s0000\.steps: series file is missing"
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+def test_missing_path_and_existing_target(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.rec"):
+        load(tmp_path / "nope.rec")
+    write_sample(tmp_path / "run.rec")
+    with pytest.raises(FileExistsError, match="run.rec"):
+        RecordingWriter(tmp_path / "run.rec")
+    RecordingWriter(tmp_path / "run.rec", overwrite=True).close()
+
+
+def test_shape_change_and_decreasing_steps_rejected(tmp_path):
+    w = MemoryWriter()
+    w.append("x", 0, np.zeros(3))
+    with pytest.raises(ValueError, match="shape"):
+        w.append("x", 1, np.zeros(4))
+    w.append("x", 5, np.zeros(3))
+    with pytest.raises(ValueError, match="must not decrease"):
+        w.append("x", 4, np.zeros(3))
+
+
+def test_require_names_missing_series():
+    rec = Recording({"a": Series(np.zeros(1, np.int64), np.zeros(1))})
+    with pytest.raises(KeyError, match="'positions'"):
+        rec.require("a", "positions")
