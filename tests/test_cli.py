@@ -1,0 +1,67 @@
+"""Command line: --help everywhere, one-line errors for bad input, train/save/re-render round trip."""
+
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+
+import scenes.relu_particles  # noqa: F401
+from scenes.cli import REGISTRY, main
+
+TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", "--quality", "draft", "--quiet"]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_help_lists_every_flag_with_its_default(name):
+    out = subprocess.run([sys.executable, "-m", f"scenes.{name}", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--out", "--recording", "--save-recording", "--fps", "--dpi", "--size", "--quality", "--seed"):
+        assert flag in out
+    assert "(default: 20)" in out  # width
+    assert "mean-field" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--width", "-3"], "width must be a positive integer, got -3"),
+    (["--frames", "0"], "frames must be a positive integer, got 0"),
+    (["--out", "movie.avi"], "unknown output extension '.avi'"),
+    (["--size", "641x360"], "frame size must be even"),
+    (["--fps", "0"], "fps must be positive"),
+])
+def test_bad_values_give_one_line_and_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main("relu_particles", args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_unwritable_output_folder_and_bad_recording(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for args, message in ((["--out", str(blocker / "sub" / "a.mp4")], "cannot create output folder"),
+                          (["--recording", str(blocker)], "not a recording")):
+        with pytest.raises(SystemExit) as exc:
+            main("relu_particles", args)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+
+
+def test_unknown_option_is_an_error():
+    proc = subprocess.run([sys.executable, "-m", "scenes.relu_particles", "--widht", "3"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unrecognized arguments: --widht" in proc.stderr
+
+
+def test_train_save_and_rerender_from_the_recording(tmp_path):
+    out = tmp_path / "a.mp4"
+    rec = tmp_path / "run.rec"
+    proc = subprocess.run([sys.executable, "-m", "scenes.relu_particles", *TINY, "--out", str(out),
+                           "--save-recording", str(rec), "--still", str(tmp_path / "last.png")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == [str(out), str(tmp_path / "last.png")]
+    assert len(iio.imread(out, index=None)) == 5
+    gif = tmp_path / "b.gif"
+    assert main("relu_particles", ["--recording", str(rec), "--out", str(gif), "--quality", "draft", "--quiet"]) == gif
+    frames = iio.imread(gif, index=None)
+    assert frames.shape == (5, 360, 640, 3)
