@@ -440,6 +440,7 @@ class RecordingWriter(_SinkBase):
             if not overwrite:
                 raise FileExistsError(f"{self.path}: already exists (pass overwrite=True to replace it)")
             if self.path.is_dir() and (self.path / MANIFEST).exists():
+                _read_manifest(self.path)  # only ever delete what is one of our recordings
                 shutil.rmtree(self.path)
             elif self.path.is_dir() and not any(self.path.iterdir()):
                 self.path.rmdir()

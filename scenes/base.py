@@ -182,7 +182,8 @@ class Scene:
 
     def _build(self, blit: bool = True) -> None:
         o = self.options
-        fig = Figure(figsize=(o.width / o.dpi, o.height / o.dpi), dpi=o.dpi)
+        # +0.01 px: the canvas truncates width*dpi, and 1366/96*96 can land a hair under 1366
+        fig = Figure(figsize=((o.width + 0.01) / o.dpi, (o.height + 0.01) / o.dpi), dpi=o.dpi)
         FigureCanvasAgg(fig)
         self._animated: list[Any] = []
         self.setup(fig)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import inspect
 import re
 import sys
@@ -23,23 +24,41 @@ __all__ = ["SceneEntry", "register", "REGISTRY", "main", "add_dataclass_argument
 
 @dataclasses.dataclass(frozen=True)
 class SceneEntry:
-    """A runnable scene: the scene class, its experiment's config class and run function."""
+    """A runnable scene: the scene class and the experiment module that trains its recording.
+
+    The experiment module (which imports torch) is imported only when the command line
+    needs it, so a scene class renders a saved recording without torch.
+    """
 
     name: str
     scene: type[Scene]
-    experiment_config: type
-    run: Callable[..., Any]
+    experiment: str
     description: str
+
+    @property
+    def module(self):
+        return importlib.import_module(self.experiment)
+
+    @property
+    def experiment_config(self) -> type:
+        return self.module.Config
+
+    def run(self, *args, **kwargs):
+        return self.module.run(*args, **kwargs)
 
 
 REGISTRY: dict[str, SceneEntry] = {}
 
 
-def register(name: str, *, experiment_config: type, run: Callable[..., Any], description: str):
-    """Class decorator: make a Scene runnable as ``python -m scenes.<name>`` and known to tests."""
+def register(name: str, *, experiment: str, description: str):
+    """Class decorator: make a Scene runnable as ``python -m scenes.<name>`` and known to tests.
+
+    ``experiment`` names a module with a config dataclass ``Config`` and
+    ``run(config, path=..., overwrite=..., progress=...) -> Recording``.
+    """
 
     def deco(cls: type[Scene]) -> type[Scene]:
-        REGISTRY[name] = SceneEntry(name, cls, experiment_config, run, description)
+        REGISTRY[name] = SceneEntry(name, cls, experiment, description)
         return cls
 
     return deco

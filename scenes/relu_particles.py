@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from dynamics.experiments.relu_particles import ReluParticlesConfig, run
-
 from .base import Scene
 from .cli import main, register
 from .plotting import CurvePanel, ParticlePanel
@@ -48,8 +46,7 @@ class ReluParticlesSceneConfig:
 
 @register(
     "relu_particles",
-    experiment_config=ReluParticlesConfig,
-    run=run,
+    experiment="dynamics.experiments.relu_particles",
     description="Train a two-layer ReLU student on a ReLU teacher and animate each student neuron "
     "as the particle a_i * w_i: do the neurons, started near zero, travel to the teacher's neurons?",
 )

@@ -123,3 +123,29 @@ def test_missing_series_is_named():
     broken = Recording({"loss": rec["loss"]}, rec.metadata)
     with pytest.raises(KeyError, match="'positions'"):
         scene_for("relu_particles", broken)
+
+
+def test_scene_renders_a_saved_recording_without_torch(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    make_particle_recording().save(tmp_path / "r.rec")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules['torch'] = None
+        from dynamics import load
+        from scenes.base import RenderOptions
+        from scenes.relu_particles import ReluParticlesScene
+        opts = RenderOptions.preset_for('draft', progress=False, workers=1)
+        print(ReluParticlesScene(load({str(tmp_path / 'r.rec')!r}), options=opts).render({str(tmp_path / 'r.gif')!r}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert len(iio.imread(tmp_path / "r.gif", index=None)) == 12
+
+
+@pytest.mark.parametrize("size, dpi", [((1366, 768), 96), ((1920, 1080), 150), ((854, 480), 72)])
+def test_odd_dpi_combinations_give_the_exact_frame_size(size, dpi):
+    opts = RenderOptions(width=size[0], height=size[1], dpi=dpi, progress=False, workers=1)
+    assert scene_for("relu_particles", options=opts).frame(0).shape == (size[1], size[0], 3)

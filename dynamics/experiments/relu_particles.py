@@ -18,7 +18,7 @@ from torch import nn
 from ..recorder import Recorder, at_steps
 from ..recording import Recording
 
-__all__ = ["ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run"]
+__all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run"]
 
 SCALINGS = ("mean-field", "reference")
 
@@ -88,6 +88,9 @@ class ReluParticlesConfig:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
         if self.samples_per_frame < 0:
             raise ValueError(f"samples_per_frame must be >= 0 (0: the reference schedule), got {self.samples_per_frame}")
+
+
+Config = ReluParticlesConfig  # the name scene modules look up
 
 
 def frame_samples(config: ReluParticlesConfig) -> np.ndarray:
