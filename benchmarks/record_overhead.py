@@ -235,6 +235,49 @@ def make_tb(every: int):
     return v_tb
 
 
+def make_paired(kind: str):
+    """Paired A/B in one process: blocks of --block steps, recording on/off in ABBA order."""
+
+    def v_paired(r: Run, tmp: Path) -> tuple[float, dict]:
+        block = r.a.block
+        n_blocks = max(4, r.steps // block // 4 * 4)  # a multiple of 4: off, on, on, off, ...
+        for _ in range(r.a.warmup):
+            r.step()
+        rec = None
+        if kind == "floor":
+            params = list(r.model.parameters())
+            rows = torch.from_numpy(np.empty((n_blocks // 2 * block, sum(p.numel() for p in params)), np.float32))
+        else:
+            path = tmp / f"paired{os.getpid()}.rec" if kind == "disk" else None
+            rec = Recorder(r.model, r.opt, schedule=1, path=path, capture_initial=False)
+        on_t, off_t, row = [], [], 0
+        t_all = time.perf_counter()
+        for b in range(n_blocks):
+            on = b % 4 in (1, 2)
+            if rec is not None:
+                rec.attach() if on else rec.detach()
+            t0 = time.perf_counter()
+            for _ in range(block):
+                r.step()
+                if on and kind == "floor":
+                    with torch.no_grad():
+                        torch.cat([p.reshape(-1) for p in params], out=rows[row])
+                    row += 1
+            (on_t if on else off_t).append((time.perf_counter() - t0) / block)
+        if rec is not None:
+            t0 = time.perf_counter()
+            rec.close()  # the final flush belongs to the "on" side
+            on_t[-1] += (time.perf_counter() - t0) / block
+            captured = rec.step
+            if path is not None:
+                shutil.rmtree(path)
+        else:
+            captured = row
+        return time.perf_counter() - t_all, {"on": on_t, "off": off_t, "captured": captured}
+
+    return v_paired
+
+
 def child(conn, fn, a, steps, checkpoints, tmp) -> None:
     try:
         torch.set_num_threads(a.threads)
@@ -288,14 +331,19 @@ def main(argv=None) -> int:
     p.add_argument("--tb-steps", type=int, default=300,
                    help="timed steps of the TensorBoard variants (slow; per-step figures need no more)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard comparison")
+    p.add_argument("--paired-steps", type=int, default=1000,
+                   help="steps of each paired A/B run (half with recording); 0 skips the paired runs")
+    p.add_argument("--block", type=int, default=25, help="steps per block in the paired A/B runs")
     p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
                    help="tuned: glibc mallopt in every run, no heap trimming and mmap threshold 32 MiB "
                         "(no page faults per step); default: glibc's defaults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tmp", type=Path, default=None, help="folder for the recordings (default: a temporary folder)")
     a = p.parse_args(argv)
-    if a.steps < 1 or a.warmup < 0 or a.rounds < 1 or a.tb_steps < 1 or a.memory_steps < 0:
-        p.error("need --steps >= 1, --warmup >= 0, --rounds >= 1, --tb-steps >= 1, --memory-steps >= 0")
+    if a.steps < 1 or a.warmup < 0 or a.rounds < 1 or a.tb_steps < 1 or a.memory_steps < 0 or a.paired_steps < 0 \
+            or a.block < 1:
+        p.error("need --steps >= 1, --warmup >= 0, --rounds >= 1, --tb-steps >= 1, --memory-steps >= 0, "
+                "--paired-steps >= 0, --block >= 1")
 
     wall0 = time.perf_counter()
     model = make_model(a.seed)
@@ -357,10 +405,20 @@ def main(argv=None) -> int:
                 results[name].append(out)
                 parts.append(f"{name.split(',')[0].split(':')[0]} {1000 * out['per_step']:.2f}")
             print(f"  round {r + 1} (ms/step): " + " | ".join(parts), flush=True)
+        paired = {}
+        if a.paired_steps:
+            kinds = [("floor: torch.cat into preallocated buffer", "floor"),
+                     ("Recorder(path=<tmp>.rec), every step", "disk")]
+            if any(name.startswith("Recorder(path=None)") for name, _, _ in variants):
+                kinds.append(("Recorder(path=None), every step", "memory"))
+            for name, kind in kinds:
+                paired[name] = run_in_child(make_paired(kind), a, a.paired_steps, set(), tmp)["check"]
+            print(f"  paired A/B runs done ({', '.join(k for _, k in kinds)})", flush=True)
     finally:
         if tmp_owned:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    paired_verdicts: list[str] = []
     bare = results["bare"]
     bare_mean = statistics.median(o["per_step"] for o in bare)
     bare_med = float(np.median(np.concatenate([o["times"] for o in bare])))
@@ -390,6 +448,29 @@ def main(argv=None) -> int:
             ov_med = 100 * (med / bare_med - 1)
             print(f"{name}: overhead {ov:+.1f}% ({1000 * (m - bare_mean):+.3f} ms/step; median step {ov_med:+.1f}%) "
                   f"-> target < 5%: {'MET' if max(ov, ov_med) < 5 else 'NOT MET'}")
+
+    if paired:
+        print()
+        blocks = len(next(iter(paired.values()))["on"]) * 2
+        print(f"Paired A/B in one process per variant: {blocks} blocks of {a.block} steps after {a.warmup} warm-up "
+              f"steps, recording off/on/on/off/... (Recorder: detach()/attach() of one Recorder made with "
+              f"capture_initial=False; its close() is charged to the last 'on' block). Less sensitive to slow drifts "
+              f"in machine load than separate runs.")
+        hdr2 = f"{'variant':43s} {'off ms/step':>12s} {'on ms/step':>11s} {'overhead':>9s} {'median of block pairs':>22s}"
+        print(hdr2)
+        print("-" * len(hdr2))
+        for name, c in paired.items():
+            on, off = np.array(c["on"]), np.array(c["off"])
+            ov = 100 * (on.sum() / off.sum() - 1)
+            pairs = 100 * np.median(on / off - 1)  # on_i paired with the off block beside it (ABBA)
+            print(f"{name:43s} {1000 * off.mean():12.3f} {1000 * on.mean():11.3f} {ov:+8.1f}% {pairs:+21.1f}%")
+            if name.startswith("Recorder"):
+                paired_verdicts.append(f"{name} (paired A/B): overhead {ov:+.1f}% "
+                                       f"({1000 * (on.mean() - off.mean()):+.3f} ms/step) -> target < 5%: "
+                                       f"{'MET' if ov < 5 else 'NOT MET'}")
+        print("-" * len(hdr2))
+        for line in paired_verdicts:
+            print(line)
 
     print()
     print("Checks:")

@@ -17,6 +17,9 @@ What is measured (all in one run, on the same synthetic data, same frame size an
     ``scenes.writers.Mp4Writer`` at the same settings; only the writes and ``close()`` are
     timed. No renderer can beat this at the given encoder preset.
 
+An extra row (skip it with ``--no-serial``) renders ours with ``RenderOptions.workers=1``
+(no worker processes), to show what the worker processes add on this machine.
+
 Both pictures have the same content and layout: the default ReluParticlesScene layout,
 i.e. the particle axes (4 teacher rays, 4 teacher dots, legend, grid, 200 particles, a
 trail scatter) plus a log-scale loss axes with a growing line and a dot, a bold title, a
@@ -259,18 +262,21 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=300, help="frames (= snapshots in the synthetic recording)")
     p.add_argument("--particles", type=int, default=200, help="particles (student neurons)")
     p.add_argument("--trail", type=int, default=30, help="trail length in positions; 0 = the whole path")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--dpi", type=float, default=100)
-    p.add_argument("--fps", type=float, default=30)
+    p.add_argument("--width", type=int, default=1280, help="frame width in pixels (even)")
+    p.add_argument("--height", type=int, default=720, help="frame height in pixels (even)")
+    p.add_argument("--dpi", type=float, default=100, help="figure dpi (figure size = pixels / dpi)")
+    p.add_argument("--fps", type=float, default=30, help="frames per second of the movies")
     p.add_argument("--preset", default="medium", help="x264 preset (ultrafast ... veryslow)")
     p.add_argument("--crf", type=int, default=20, help="x264 constant rate factor")
     p.add_argument("--workers", type=int, default=0, help="RenderOptions.workers for ours (0 = auto)")
+    p.add_argument("--no-serial", action="store_true",
+                   help="skip the extra row: ours with RenderOptions.workers=1 (no worker processes)")
     p.add_argument("--repeats", type=int, default=1,
-                   help="rounds of (baseline, ours, limit), interleaved; medians are reported")
+                   help="rounds of (baseline, ours, [ours workers=1], render only, limit), interleaved; "
+                        "medians are reported")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     p.add_argument("--out-dir", type=Path, default=None,
-                   help="where to write the movies (default: a temporary folder, deleted at the end)")
+                   help="where to write the movies (kept); without it a temporary folder, deleted at the end")
     p.add_argument("--no-verify", action="store_true", help="skip decoding the outputs and the pixel comparison")
     a = p.parse_args(argv)
     if a.frames < 2 or a.particles < 1 or a.trail < 0 or a.repeats < 1:
@@ -299,7 +305,9 @@ def main(argv=None) -> int:
               f"outputs in {out}")
         print()
 
-        results: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": [], "render": [], "limit": []}
+        results: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": [], "serial": [], "render": [],
+                                                         "limit": []}
+        serial = argparse.Namespace(**{**vars(a), "workers": 1})
         base_path, ours_path, limit_path = out / "bench_baseline.mp4", out / "bench_ours.mp4", out / "bench_limit.mp4"
         for r in range(a.repeats):
             wall, cpu, _ = timed(run_baseline, rec, base_path, a)
@@ -308,6 +316,10 @@ def main(argv=None) -> int:
             wall, cpu, _ = timed(run_ours, rec, ours_path, a)
             results["ours"].append((wall, cpu))
             print(f" | ours {wall:6.2f} s", end="", flush=True)
+            if not a.no_serial:
+                wall, cpu, _ = timed(run_ours, rec, out / "bench_ours_serial.mp4", serial)
+                results["serial"].append((wall, cpu))
+                print(f" | ours workers=1 {wall:6.2f} s", end="", flush=True)
             scene = make_scene(rec, a)
             wall, cpu, frames = timed(lambda: list(scene.iter_frames()))
             scene.close()
@@ -321,22 +333,26 @@ def main(argv=None) -> int:
         if nframes != n:
             print(f"WARNING: the scene rendered {nframes} frames for {n} snapshots")
 
-        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in results.items()}
+        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+               for k, v in results.items() if v}
         fps = {k: n / w for k, (w, _) in med.items()}
         rows = [
             ("(a) baseline: FuncAnimation.save + FFMpegWriter", "baseline"),
-            ("(b) ours: ReluParticlesScene.render", "ours"),
-            ("    render only: scene.iter_frames(), no encoding", "render"),
+            (f"(b) ours: ReluParticlesScene.render, {workers} worker(s)", "ours"),
+            ("    ours with RenderOptions.workers=1 (in-process)", "serial"),
+            (f"    render only: list(scene.iter_frames()), {workers} worker(s)", "render"),
             ("(c) limit: Mp4Writer on frames already in memory", "limit"),
         ]
         print()
-        hdr = f"{'technique':52s} {'wall s':>8s} {'frames/s':>9s} {'vs (a)':>7s} {'CPU ms/frame':>13s}"
+        hdr = f"{'technique':56s} {'wall s':>8s} {'frames/s':>9s} {'vs (a)':>7s} {'CPU ms/frame':>13s}"
         print(f"Medians over {a.repeats} round(s), {n} frames each, same run:")
         print(hdr)
         print("-" * len(hdr))
         for label, k in rows:
+            if k not in med:
+                continue
             w, c = med[k]
-            print(f"{label:52s} {w:8.2f} {fps[k]:9.1f} {fps[k] / fps['baseline']:6.2f}x {1000 * c / n:13.1f}")
+            print(f"{label:56s} {w:8.2f} {fps[k]:9.1f} {fps[k] / fps['baseline']:6.2f}x {1000 * c / n:13.1f}")
         print("-" * len(hdr))
         ratio = fps["ours"] / fps["baseline"]
         per_round = [bw / ow for (bw, _), (ow, _) in zip(results["baseline"], results["ours"])]
