@@ -254,8 +254,8 @@ class Recorder:
         if value.dtype in (torch.bfloat16,):
             value = value.float()  # numpy has no bfloat16
         if value.device.type == "cpu":
-            # clone: the parameter keeps changing in place after this returns
-            self._sink.append(name, step, value.numpy().copy())
+            # no copy here: every sink copies what it keeps before this returns
+            self._sink.append(name, step, value.numpy())
             return
         # Accelerator tensor: start an asynchronous copy into pinned memory and collect it
         # at the next capture, so the training step is not stalled waiting for the copy.
