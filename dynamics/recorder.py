@@ -159,7 +159,17 @@ class Recorder:
         self.step = 0
         self._handles: list[Any] = []
         self._pending: list[tuple[str, int, torch.Tensor, Any]] = []  # device->host copies in flight
+        self._params: list[tuple[str, torch.nn.Parameter]] = []
+        self._resolve_params()
         self.attached = False
+
+    def _resolve_params(self) -> None:
+        # Looked up by name once (at construction and on each attach), not at every
+        # capture: walking the module tree costs more than copying a small model's weights.
+        model = self._model()
+        if model is not None:
+            named = dict(model.named_parameters())
+            self._params = [(name, named[name]) for name in self._param_names if name in named]
 
     # -- lifecycle ---------------------------------------------------------------------
     def attach(self) -> "Recorder":
@@ -171,6 +181,7 @@ class Recorder:
         opt = self._optimizer() if self._optimizer else None
         if opt is not None:
             self._handles.append(opt.register_step_post_hook(self._after_optimizer_step))
+        self._resolve_params()
         self.attached = True
         if self.capture_initial and self.step in self.schedule:
             self.capture()
@@ -223,15 +234,14 @@ class Recorder:
         if model is None:
             raise RuntimeError("Recorder: the model has been garbage-collected")
         step = self.step if step is None else int(step)
-        self._drain()
-        named = dict(model.named_parameters())
-        for name in self._param_names:
-            self._emit(name, step, named[name])
+        if self._pending:
+            self._drain()
+        for name, param in self._params:
+            self._emit(name, step, param)
         if self.grads:
-            for name in self._param_names:
-                grad = named[name].grad
-                if grad is not None:
-                    self._emit(f"grad/{name}", step, grad)
+            for name, param in self._params:
+                if param.grad is not None:
+                    self._emit(f"grad/{name}", step, param.grad)
         for name, fn in self.derived.items():
             self._emit(name, step, fn(model))
 
@@ -251,9 +261,9 @@ class Recorder:
             self._sink.append(name, step, np.asarray(value))
             return
         value = value.detach()
-        if value.dtype in (torch.bfloat16,):
+        if value.dtype is torch.bfloat16:
             value = value.float()  # numpy has no bfloat16
-        if value.device.type == "cpu":
+        if value.is_cpu:
             # no copy here: every sink copies what it keeps before this returns
             self._sink.append(name, step, value.numpy())
             return

@@ -27,8 +27,12 @@ import fnmatch
 import json
 import math
 import os
+import queue
 import shutil
+import sys
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -307,20 +311,104 @@ def load(path: str | os.PathLike) -> Recording:
 # --------------------------------------------------------------------------------------
 
 
-class _SeriesSpec:
-    __slots__ = ("dtype", "shape", "count")
+_MAX_BLOCKS = 3  # staging blocks per series in a RecordingWriter: one filling, two being written
 
-    def __init__(self, dtype: np.dtype, shape: tuple[int, ...]):
-        self.dtype, self.shape, self.count = dtype, shape, 0
+
+class _WriterThread:
+    """A thread that writes staging blocks to their files, so training does not wait on I/O.
+
+    ``write`` releases the GIL: on a 2-core machine the copy into the page cache overlaps
+    the next training step instead of adding to it. An error in the thread (disk full) is
+    raised in the training thread at the next append that hands over a block, or on flush.
+    """
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="nndynamics-recording-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                (sfile, vfile), steps, values, n, free = item
+                try:
+                    if self.error is None:
+                        vfile.write(memoryview(values[:n]).cast("B"))
+                        vfile.flush()
+                        sfile.write(memoryview(steps[:n]).cast("B"))
+                        sfile.flush()
+                except BaseException as exc:  # reported to the training thread by check()
+                    self.error = exc
+                finally:
+                    free.put((steps, values))
+            finally:
+                self._queue.task_done()
+
+    def submit(self, files, steps, values, n, free) -> None:
+        self._queue.put((files, steps, values, n, free))
+
+    def wait(self) -> None:
+        """Block until every submitted block is written; raise the thread's error if any."""
+        self._queue.join()
+        self.check()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise OSError(f"recording writer failed: {self.error}") from self.error
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+def _finish_at_exit(thread: _WriterThread, series: dict, files: dict) -> None:
+    """Write what an unclosed RecordingWriter staged (run by weakref.finalize at exit)."""
+    try:
+        for state in series.values():
+            if state.n and state.name in files:
+                thread.submit(files[state.name], state.steps, state.values, state.n, queue.SimpleQueue())
+                state.n = 0
+        thread.wait()
+    except OSError as exc:  # a finalizer must not raise; say what was lost instead
+        print(f"nndynamics: {exc}; the recording keeps what was written before", file=sys.stderr)
+    finally:
+        thread.stop()
+
+
+class _SeriesState:
+    """One series being written: its fixed dtype/shape and a staging block of snapshots."""
+
+    __slots__ = ("name", "index", "dtype", "shape", "count", "last", "steps", "values", "n")
+
+    def __init__(self, name: str, index: int, dtype: np.dtype, shape: tuple[int, ...], capacity: int):
+        self.name, self.index, self.dtype, self.shape = name, index, dtype, shape
+        self.count = 0  # snapshots appended so far
+        self.last = -1  # last step appended (steps never decrease)
+        self.steps = np.empty(capacity, "<i8")
+        self.values = np.empty((capacity, *shape), dtype)
+        self.n = 0  # snapshots in the staging block
+
+    @property
+    def snapshot_bytes(self) -> int:
+        return self.dtype.itemsize * math.prod(self.shape)
 
 
 class _SinkBase:
-    """What a recorder writes into: declare series, append snapshots, close to a Recording."""
+    """What a recorder writes into: declare series, append snapshots, close to a Recording.
+
+    Every series has a preallocated staging block; ``append`` copies one snapshot into it
+    (the only copy made) and a subclass decides what happens when the block is full
+    (:meth:`_spill`): the disk writer writes it out, the memory writer grows it.
+    """
 
     def __init__(self, metadata: Mapping[str, Any] | None = None):
         self.metadata: dict[str, Any] = to_jsonable(dict(metadata or {}))
-        self._specs: dict[str, _SeriesSpec] = {}
-        self._last_step: dict[str, int] = {}
+        self._series: dict[str, _SeriesState] = {}
         self.closed = False
 
     def declare(self, name: str, dtype, shape: tuple[int, ...]) -> None:
@@ -328,42 +416,61 @@ class _SinkBase:
         dtype = np.dtype(dtype)
         if dtype.hasobject:
             raise TypeError(f"series {name!r}: object arrays cannot be recorded")
-        spec = self._specs.get(name)
-        if spec is None:
-            self._specs[name] = _SeriesSpec(dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype, tuple(shape))
-            self._on_new_series(name)
-        elif spec.shape != tuple(shape):
-            raise ValueError(f"series {name!r}: snapshot shape {tuple(shape)} differs from earlier {spec.shape}")
+        shape = tuple(int(d) for d in shape)
+        state = self._series.get(name)
+        if state is None:
+            dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+            capacity = self._initial_capacity(dtype.itemsize * math.prod(shape))
+            self._series[name] = _SeriesState(name, len(self._series), dtype, shape, capacity)
+            self._on_new_series(self._series[name])
+        elif state.shape != shape:
+            raise ValueError(f"series {name!r}: snapshot shape {shape} differs from earlier {state.shape}")
 
     def append(self, name: str, step: int, value) -> None:
-        """Append one snapshot of series ``name`` taken at training ``step``."""
-        value = np.asarray(value)
-        self.extend(name, np.asarray([step], dtype=np.int64), value[None])
+        """Append one snapshot of series ``name`` taken at training ``step`` (copied now)."""
+        if self.closed:
+            raise ValueError(f"series {name!r}: cannot append, the recording is closed")
+        if type(value) is not np.ndarray:
+            value = np.asarray(value)
+        state = self._series.get(name)
+        if state is None:
+            self.declare(name, value.dtype, value.shape)
+            state = self._series[name]
+        elif value.shape != state.shape:
+            raise ValueError(f"series {name!r}: snapshot shape {value.shape} differs from earlier {state.shape}")
+        step = int(step)
+        if step < state.last:
+            raise ValueError(f"series {name!r}: steps must not decrease (got {step} after {state.last})")
+        if state.n == len(state.steps):
+            self._spill(state)
+        n = state.n
+        state.values[n] = value
+        state.steps[n] = step
+        state.n = n + 1
+        state.count += 1
+        state.last = step
+        self._appended()
 
     def extend(self, name: str, steps, values) -> None:
         """Append several snapshots at once: ``steps`` (n,), ``values`` (n, *shape)."""
-        if self.closed:
-            raise ValueError(f"series {name!r}: cannot append, the recording is closed")
         steps = np.asarray(steps, dtype=np.int64)
         values = np.asarray(values)
-        if name not in self._specs:
-            self.declare(name, values.dtype, values.shape[1:])
-        spec = self._specs[name]
-        if values.shape[1:] != spec.shape:
-            raise ValueError(f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier {spec.shape}")
-        if len(steps) == 0:
-            return
-        last = self._last_step.get(name)
-        if (last is not None and steps[0] < last) or np.any(np.diff(steps) < 0):
-            raise ValueError(f"series {name!r}: steps must not decrease (got {steps[0]} after {last})")
-        self._last_step[name] = int(steps[-1])
-        spec.count += len(steps)
-        self._write(name, steps, np.ascontiguousarray(values, dtype=spec.dtype))
+        if values.ndim == 0 or len(steps) != len(values):
+            raise ValueError(f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps and values of shape {values.shape}")
+        if np.any(np.diff(steps) < 0):
+            raise ValueError(f"series {name!r}: steps must not decrease within one extend()")
+        for step, value in zip(steps.tolist(), values):
+            self.append(name, step, value)
 
     def update_metadata(self, **items: Any) -> None:
         """Merge JSON-able ``items`` into the metadata."""
         self.metadata.update(to_jsonable(items))
         self._on_metadata()
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of snapshots staged in memory and not yet handed on."""
+        return sum(s.n * s.snapshot_bytes for s in self._series.values())
 
     def __enter__(self):
         return self
@@ -372,38 +479,60 @@ class _SinkBase:
         self.close()
 
     # hooks for subclasses
-    def _on_new_series(self, name: str) -> None: ...
+    def _initial_capacity(self, snapshot_bytes: int) -> int:
+        return 16
+
+    def _spill(self, state: _SeriesState) -> None:
+        """The staging block of ``state`` is full: make room for at least one snapshot."""
+        raise NotImplementedError
+
+    def _appended(self) -> None: ...
+    def _on_new_series(self, state: _SeriesState) -> None: ...
     def _on_metadata(self) -> None: ...
-    def _write(self, name: str, steps: np.ndarray, values: np.ndarray) -> None: ...
     def close(self) -> None: ...
     def recording(self) -> Recording: ...
 
 
 class MemoryWriter(_SinkBase):
-    """Keeps every snapshot in memory; ``recording()`` stacks them. For small runs and tests."""
+    """Keeps every snapshot in memory. For small runs and tests.
+
+    Full staging blocks are kept as they are and a new, twice larger block is started (up
+    to 64 MiB), so a snapshot is copied once when appended; ``recording()`` joins the
+    blocks of a series into one array (once; later calls return views of it).
+    """
+
+    _MAX_BLOCK_BYTES = 64 << 20
 
     def __init__(self, metadata: Mapping[str, Any] | None = None):
         super().__init__(metadata)
-        self._chunks: dict[str, tuple[list, list]] = {}
+        self._full: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
 
-    def _on_new_series(self, name: str) -> None:
-        self._chunks[name] = ([], [])
+    def _on_new_series(self, state: _SeriesState) -> None:
+        self._full[state.name] = []
 
-    def _write(self, name, steps, values) -> None:
-        s, v = self._chunks[name]
-        s.append(steps.copy())
-        v.append(values.copy())
+    def _spill(self, state: _SeriesState) -> None:
+        self._full[state.name].append((state.steps, state.values))
+        capacity = len(state.steps)
+        if 2 * capacity * max(state.snapshot_bytes, 1) <= self._MAX_BLOCK_BYTES:
+            capacity *= 2
+        state.steps = np.empty(capacity, "<i8")
+        state.values = np.empty((capacity, *state.shape), state.dtype)
+        state.n = 0
 
     def close(self) -> None:
         self.closed = True
 
     def recording(self) -> Recording:
         series = {}
-        for name, (s, v) in self._chunks.items():
-            spec = self._specs[name]
-            steps = np.concatenate(s) if s else np.empty(0, np.int64)
-            values = np.concatenate(v) if v else np.empty((0, *spec.shape), spec.dtype)
-            series[name] = Series(steps, values)
+        for name, state in self._series.items():
+            full = self._full[name]
+            if full:  # join everything so far into one block, which becomes the staging block
+                steps = np.concatenate([s for s, _ in full] + [state.steps[: state.n]])
+                values = np.concatenate([v for _, v in full] + [state.values[: state.n]])
+                full.clear()
+                state.steps, state.values, state.n = steps, values, len(steps)
+            # views: rows [:n] are never written again (a full block is replaced, not grown)
+            series[name] = Series(state.steps[: state.n], state.values[: state.n])
         return Recording(series, self.metadata, complete=self.closed)
 
 
@@ -419,10 +548,11 @@ class RecordingWriter(_SinkBase):
     overwrite : bool
         Replace an existing recording at ``path``. Without it, an existing path is an error.
     flush_bytes : int
-        Buffered bytes (all series together) that trigger a flush to disk.
+        Size of each series' staging block: a series is written out once this many bytes
+        of its snapshots are staged (at least one snapshot), with one ``write`` call.
     flush_seconds : float
-        A flush also happens on the first append this long after the previous flush, so a
-        killed run loses at most about this much wall time of snapshots.
+        Every series is also written out on the first append this long after the previous
+        full flush, so a killed run loses at most about this much wall time of snapshots.
     """
 
     def __init__(
@@ -431,7 +561,7 @@ class RecordingWriter(_SinkBase):
         metadata: Mapping[str, Any] | None = None,
         *,
         overwrite: bool = False,
-        flush_bytes: int = 4 << 20,
+        flush_bytes: int = 1 << 20,
         flush_seconds: float = 1.0,
     ):
         super().__init__(metadata)
@@ -450,13 +580,16 @@ class RecordingWriter(_SinkBase):
         self.flush_bytes = int(flush_bytes)
         self.flush_seconds = float(flush_seconds)
         self._files: dict[str, tuple[Any, Any]] = {}
-        self._buffers: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self.buffered_bytes = 0
-        self._last_flush = time.monotonic()
+        self._free: dict[str, queue.SimpleQueue] = {}  # staging blocks the thread has written
+        self._blocks: dict[str, int] = {}  # staging blocks allocated per series
+        self._thread = _WriterThread()
+        # a process that exits without close() still writes what it staged
+        self._finalizer = weakref.finalize(self, _finish_at_exit, self._thread, self._series, self._files)
+        self._next_flush = time.monotonic() + self.flush_seconds
         self._write_manifest()
 
     def _stem(self, name: str) -> str:
-        return f"s{list(self._specs).index(name):04d}"
+        return f"s{self._series[name].index:04d}"
 
     def _write_manifest(self) -> None:
         manifest = {
@@ -465,64 +598,83 @@ class RecordingWriter(_SinkBase):
             "complete": self.closed,
             "metadata": self.metadata,
             "series": {
-                name: {"file": self._stem(name), "dtype": spec.dtype.str, "shape": list(spec.shape)}
-                for name, spec in self._specs.items()
+                name: {"file": self._stem(name), "dtype": s.dtype.str, "shape": list(s.shape)}
+                for name, s in self._series.items()
             },
         }
         if self.closed:
-            manifest["counts"] = {name: spec.count for name, spec in self._specs.items()}
+            manifest["counts"] = {name: s.count for name, s in self._series.items()}
         tmp = self.path / f".{MANIFEST}.tmp"
         tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)  # atomic: readers see the old or the new one
 
-    def _on_new_series(self, name: str) -> None:
-        spec = self._specs[name]
-        stem = self._stem(name)
-        vsize = spec.dtype.itemsize * math.prod(spec.shape)
+    def _initial_capacity(self, snapshot_bytes: int) -> int:
+        return max(1, min(self.flush_bytes // max(snapshot_bytes, 1), 1 << 16))
+
+    def _on_new_series(self, state: _SeriesState) -> None:
+        stem = self._stem(state.name)
         sfile = open(self.path / f"{stem}.steps", "wb")
         vfile = open(self.path / f"{stem}.values", "wb")
         sfile.write(_STEPS_MAGIC + (8).to_bytes(8, "little"))
-        vfile.write(_VALUES_MAGIC + vsize.to_bytes(8, "little"))
+        vfile.write(_VALUES_MAGIC + state.snapshot_bytes.to_bytes(8, "little"))
         sfile.flush()
         vfile.flush()
-        self._files[name] = (sfile, vfile)
-        self._buffers[name] = []
+        self._files[state.name] = (sfile, vfile)
+        self._free[state.name] = queue.SimpleQueue()
+        self._blocks[state.name] = 1
         self._write_manifest()
 
     def _on_metadata(self) -> None:
         self._write_manifest()
 
-    def _write(self, name, steps, values) -> None:
-        self._buffers[name].append((steps.copy(), values.copy()))
-        self.buffered_bytes += steps.nbytes + values.nbytes
-        if self.buffered_bytes >= self.flush_bytes or time.monotonic() - self._last_flush >= self.flush_seconds:
+    def _appended(self) -> None:
+        if time.monotonic() >= self._next_flush:
             self.flush()
 
+    def _spill(self, state: _SeriesState) -> None:
+        """Hand the full staging block of one series to the writer thread; take an empty one.
+
+        The thread writes it (values file first, then steps: the reader trusts steps only
+        up to the values present) while training goes on. At most ``_MAX_BLOCKS`` blocks
+        per series exist, so a writer that falls behind makes this wait: memory stays
+        bounded.
+        """
+        if not state.n:
+            return
+        self._thread.check()
+        free = self._free[state.name]
+        try:
+            block = free.get_nowait()
+        except queue.Empty:
+            if self._blocks[state.name] < _MAX_BLOCKS:
+                self._blocks[state.name] += 1
+                block = (np.empty_like(state.steps), np.empty_like(state.values))
+            else:
+                block = free.get()
+        self._thread.submit(self._files[state.name], state.steps, state.values, state.n, free)
+        state.steps, state.values = block
+        state.n = 0
+
     def flush(self) -> None:
-        """Hand every buffered snapshot to the OS: a process killed after this keeps them."""
-        for name, chunks in self._buffers.items():
-            if not chunks:
-                continue
-            sfile, vfile = self._files[name]
-            for _, values in chunks:  # values first: the reader trusts steps only up to the values present
-                vfile.write(memoryview(values).cast("B"))
-            vfile.flush()
-            for steps, _ in chunks:
-                sfile.write(steps.astype("<i8", copy=False).tobytes())
-            sfile.flush()
-            chunks.clear()
-        self.buffered_bytes = 0
-        self._last_flush = time.monotonic()
+        """Hand every staged snapshot to the OS: a process killed after this keeps them."""
+        for state in self._series.values():
+            self._spill(state)
+        self._thread.wait()
+        self._next_flush = time.monotonic() + self.flush_seconds
 
     def close(self) -> None:
         """Flush, mark the recording complete and close its files (idempotent)."""
         if self.closed:
             return
-        self.flush()
-        for sfile, vfile in self._files.values():
-            sfile.close()
-            vfile.close()
-        self.closed = True
+        try:
+            self.flush()
+        finally:
+            self._finalizer.detach()
+            self._thread.stop()
+            for sfile, vfile in self._files.values():
+                sfile.close()
+                vfile.close()
+            self.closed = True
         self._write_manifest()
 
     def recording(self) -> Recording:

@@ -168,3 +168,65 @@ def test_require_names_missing_series():
     rec = Recording({"a": Series(np.zeros(1, np.int64), np.zeros(1))})
     with pytest.raises(KeyError, match="'positions'"):
         rec.require("a", "positions")
+
+
+def test_memory_writer_across_blocks_and_repeated_reads():
+    w = MemoryWriter()
+    for step in range(100):  # blocks of 16, 32, 64, ...: several full blocks plus a partial one
+        w.append("x", step, np.full(5, step, np.int32))
+    first = w.recording()["x"]
+    for step in range(100, 150):
+        w.append("x", step, np.full(5, step, np.int32))
+    second = w.recording()["x"]
+    np.testing.assert_array_equal(first.values[:, 3], np.arange(100))  # unchanged by later appends
+    np.testing.assert_array_equal(second.steps, np.arange(150))
+    np.testing.assert_array_equal(second.values[:, 0], np.arange(150))
+
+
+def test_appended_value_is_copied_at_once(tmp_path):
+    value = np.zeros(4)
+    for sink in (MemoryWriter(), RecordingWriter(tmp_path / "c.rec")):
+        sink.append("x", 0, value)
+        value[:] = 7  # the caller reuses its buffer (a parameter updated in place)
+        sink.append("x", 1, value)
+        value[:] = 0
+        sink.close()
+        np.testing.assert_array_equal(sink.recording()["x"].values[:, 0], [0, 7])
+
+
+def test_write_error_in_writer_thread_is_raised(tmp_path):
+    w = RecordingWriter(tmp_path / "err.rec")
+    w.append("x", 0, np.zeros(3))
+
+    class Broken:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    w._files["x"] = (Broken(), Broken())
+    with pytest.raises(OSError, match="No space left on device"):
+        w.flush()
+    with pytest.raises(OSError, match="No space left on device"):
+        w.close()  # still reported; the files are closed all the same
+    assert w.closed
+
+
+def test_unclosed_writer_writes_staged_snapshots_at_exit(tmp_path):
+    path = tmp_path / "unclosed.rec"
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from dynamics.recording import RecordingWriter
+        w = RecordingWriter({str(path)!r}, flush_seconds=1e9)
+        for step in range(10):
+            w.append("x", step, np.full(3, step, np.float32))
+        # exits without close(): the 10 snapshots are still staged in memory here
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    rec = load(path)
+    assert not rec.complete
+    np.testing.assert_array_equal(rec["x"].values[:, 1], np.arange(10))
