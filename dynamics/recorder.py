@@ -256,6 +256,14 @@ class Recorder:
                 value = value.detach().item()
             self._sink.append(name, step, np.float64(value))
 
+    def put(self, name: str, value: Any, *, step: int | None = None) -> None:
+        """Record one array (or tensor) snapshot of series ``name`` at ``step`` (default: now).
+
+        For data that is not a parameter or a function of the model, such as the training
+        set a scene draws beside the weights. The value is copied before this returns.
+        """
+        self._emit(name, self.step if step is None else int(step), value)
+
     def _emit(self, name: str, step: int, value: Any) -> None:
         if not isinstance(value, torch.Tensor):
             self._sink.append(name, step, np.asarray(value))

@@ -32,7 +32,7 @@ from dynamics.recording import Recording
 
 from .writers import open_writer
 
-__all__ = ["RenderOptions", "Scene", "QUALITY_PRESETS"]
+__all__ = ["RenderOptions", "Scene", "PanelScene", "QUALITY_PRESETS", "grid_axes"]
 
 # Named presets: draft for tests and quick looks, final for lectures.
 QUALITY_PRESETS = {
@@ -166,10 +166,12 @@ class Scene:
         return ()
 
     def animate(self, *artists: Any) -> None:
-        """Mark artists as moving: excluded from the cached background, redrawn every frame."""
+        """Mark artists as moving: excluded from the cached background, redrawn every frame
+        (in order of their zorder, as a full redraw would)."""
         for artist in artists:
             artist.set_animated(True)
             self._animated.append(artist)
+        self._animated.sort(key=lambda a: a.get_zorder())  # stable: equal zorders keep their order
 
     def stamped(self, *artists: Any) -> None:
         """Mark artists that :meth:`stamp` uses to draw permanent marks into the background."""
@@ -311,6 +313,55 @@ class Scene:
     def with_options(self, **changes: Any) -> "Scene":
         """The same scene with some render options changed."""
         return type(self)(self.recording, self.config, replace(self.options, **changes))
+
+
+class PanelScene(Scene):
+    """A scene composed of panels (see :mod:`scenes.plotting`) that share one timeline.
+
+    Frame ``i`` shows training step ``steps_[frames_[i]]`` (the steps of the
+    ``timeline`` series) in every panel; each panel finds its own snapshot at or before
+    that step, so series recorded on different schedules stay in step. A subclass
+    implements :meth:`build` (make the axes and panels, return the panels) and may
+    override :meth:`caption` (texts that change per frame).
+    """
+
+    def build(self, fig: Figure) -> Sequence[Any]:
+        """Create the axes and panels on ``fig``; return the panels."""
+        raise NotImplementedError
+
+    def caption(self, step: int) -> None:
+        """Update per-frame texts (registered with :meth:`animate`) for training ``step``."""
+
+    def setup(self, fig: Figure) -> None:
+        self.steps_ = np.asarray(self.recording[self.timeline].steps)
+        self.panels_ = list(self.build(fig))
+        for panel in self.panels_:
+            self.animate(*panel.moving())
+            self.stamped(*panel.stamped())
+
+    def frame_step(self, i: int) -> int:
+        """The training step frame ``i`` shows."""
+        return int(self.steps_[self.frames_[i]])
+
+    def draw_frame(self, i: int) -> None:
+        step = self.frame_step(i)
+        for panel in self.panels_:
+            panel.draw(step)
+        self.caption(step)
+
+    def stamp(self, lo: int, hi: int) -> list[Any]:
+        # frames lo..hi-1 cover the steps after frame lo-1 up to frame hi-1 (with --stride,
+        # snapshots between frames are stamped too)
+        step_lo = 0 if lo == 0 else self.frame_step(lo - 1) + 1
+        step_hi = self.frame_step(hi - 1) + 1
+        return [a for panel in self.panels_ for a in panel.stamp(step_lo, step_hi)]
+
+
+def grid_axes(fig: Figure, rows: int, cols: int, *, top: float = 0.86, bottom: float = 0.08, left: float = 0.06,
+              right: float = 0.97, hspace: float = 0.35, wspace: float = 0.25, **gridspec: Any):
+    """A ``rows x cols`` grid spec below a header band (``top`` leaves room for titles)."""
+    return fig.add_gridspec(rows, cols, top=top, bottom=bottom, left=left, right=right,
+                            hspace=hspace, wspace=wspace, **gridspec)
 
 
 def _start_methods() -> list[str]:

@@ -1,17 +1,28 @@
 """Panels shared by scenes: each builds its artists on an axes once and updates them per frame.
 
-A panel works on arrays indexed by snapshot ``t`` (step is the first axis) and never on
-pyplot's global state; a scene maps its frames to snapshots and composes panels.
+Every panel follows one small protocol, so a layout can put several on one figure and
+drive them from one timeline (:class:`scenes.base.PanelScene`):
+
+* ``moving()``: artists redrawn every frame;
+* ``stamped()``: artists that draw permanent marks into the cached background;
+* ``draw(step)``: show training step ``step`` (each panel finds its own latest snapshot
+  at or before it, so series recorded on different schedules stay in step);
+* ``stamp(step_lo, step_hi)``: set the permanent marks of snapshots with steps in
+  ``[step_lo, step_hi)`` and return the artists to draw once.
+
+Panels never touch pyplot's global state.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import Colormap, Normalize
 
-__all__ = ["ParticlePanel", "CurvePanel", "COLORS"]
+__all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "COLORS", "get_cmap", "snapshot_at"]
 
 COLORS = {
     "particle": "#1f5fbf",
@@ -20,15 +31,58 @@ COLORS = {
     "reference": "#d62728",
     "ray": "black",
     "curve": "#1f5fbf",
+    "cursor": "#555555",
+    "grid": "#e6e6e6",
 }
 
 
-class ParticlePanel:
+def snapshot_at(steps: np.ndarray, step: int) -> int:
+    """Index of the last snapshot taken at or before ``step`` (0 if ``step`` precedes all)."""
+    return max(int(np.searchsorted(steps, step, side="right")) - 1, 0)
+
+
+def get_cmap(name: str) -> Colormap:
+    """A colormap by name from matplotlib or seaborn ("hot", "viridis", "rocket", "vlag" ...)."""
+    try:
+        return matplotlib.colormaps[name]
+    except KeyError:
+        pass
+    try:
+        import seaborn  # noqa: F401  (registers rocket, mako, flare, crest, vlag, icefire)
+
+        return matplotlib.colormaps[name]
+    except (ImportError, KeyError):
+        known = ", ".join(sorted(n for n in matplotlib.colormaps if not n.endswith("_r"))[:12])
+        raise ValueError(f"unknown colormap {name!r}; matplotlib and seaborn names work, e.g. {known} ...") from None
+
+
+class Panel:
+    """Base of every panel: no moving parts unless a subclass adds them."""
+
+    def moving(self) -> list[Any]:
+        """Artists redrawn every frame."""
+        return []
+
+    def stamped(self) -> list[Any]:
+        """Artists drawn once into the background per new range of snapshots."""
+        return []
+
+    def draw(self, step: int) -> None:
+        """Show training step ``step``."""
+
+    def stamp(self, step_lo: int, step_hi: int) -> list[Any]:
+        """Permanent marks of the snapshots with steps in ``[step_lo, step_hi)``."""
+        return []
+
+
+class ParticlePanel(Panel):
     """Particles in the plane with their paths, plus reference points with rays from the origin.
 
     Parameters
     ----------
     ax : Axes
+    steps : (T,) int array
+        Training step of each snapshot.
     positions : (T, n, 2) array
         Particle positions at each snapshot (may be a memmap; rows are read on demand).
     references : (k, 2) array, optional
@@ -40,79 +94,113 @@ class ParticlePanel:
         incrementally into the background); k > 0: only the last k positions.
     """
 
-    def __init__(self, ax: Axes, positions: np.ndarray, references: np.ndarray | None = None, *,
+    def __init__(self, ax: Axes, steps: np.ndarray, positions: np.ndarray, references: np.ndarray | None = None, *,
                  limit: float = 2.0, trail: int = 0, particle_size: float = 70, path_size: float = 3,
                  labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$")):
-        self.ax, self.positions, self.limit, self.trail = ax, positions, float(limit), int(trail)
+        self.ax, self.steps, self.positions = ax, np.asarray(steps), positions
+        self.limit, self.trail = float(limit), int(trail)
         self.references = None if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
         n = positions.shape[1]
         ax.set_xlim(-limit, limit)
         ax.set_ylim(-limit, limit)
         ax.set_aspect("equal")
-        ax.grid(True, color="#e6e6e6", linewidth=0.8, zorder=0)
+        ax.grid(True, color=COLORS["grid"], linewidth=0.8, zorder=0)
         ax.axhline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
         ax.axvline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
+        # Rays, teacher dots and legend are redrawn every frame (a few cheap artists), so
+        # the path, stamped into the background as it grows, stays beneath them.
+        self.foreground: list[Any] = []
         if self.references is not None:
             for p in self.references:
                 far = p / max(np.linalg.norm(p), 1e-12) * limit * 1.5  # past the corner of the box
-                ax.plot([0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=1)
-            ax.scatter(self.references[:, 0], self.references[:, 1], s=particle_size * 1.1, color=COLORS["reference"],
-                       edgecolor="black", linewidth=0.8, zorder=5, label=labels[1])
+                self.foreground += ax.plot([0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=3)
+            self.foreground.append(ax.scatter(self.references[:, 0], self.references[:, 1], s=particle_size * 1.1,
+                                              color=COLORS["reference"], edgecolor="black", linewidth=0.8, zorder=4,
+                                              label=labels[1]))
         empty = np.zeros((0, 2))
         self.path = ax.scatter(empty[:, 0], empty[:, 1], s=path_size, color=COLORS["path"], alpha=0.55,
                                linewidths=0, zorder=2)
         self.particles = ax.scatter(np.zeros(n), np.zeros(n), s=particle_size, color=COLORS["particle"],
                                     edgecolor=COLORS["particle_edge"], linewidth=0.8, zorder=6, label=labels[0])
-        ax.legend(loc="upper left", fontsize="small", framealpha=0.9).set_zorder(10)
+        legend = ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+        legend.set_zorder(10)
+        self.foreground.append(legend)
 
     def moving(self) -> list[Any]:
-        """Artists redrawn every frame."""
-        return [self.particles] + ([self.path] if self.trail else [])
+        return ([self.path] if self.trail else []) + self.foreground + [self.particles]
 
     def stamped(self) -> list[Any]:
-        """Artists drawn once into the background per new snapshot range."""
         return [] if self.trail else [self.path]
 
-    def draw(self, t: int) -> None:
-        """Show snapshot ``t``."""
+    def draw(self, step: int) -> None:
+        t = snapshot_at(self.steps, step)
         self.particles.set_offsets(np.asarray(self.positions[t]))
         if self.trail:
             lo = max(0, t - self.trail + 1)
             self.path.set_offsets(np.asarray(self.positions[lo : t + 1]).reshape(-1, 2))
 
-    def stamp(self, t_lo: int, t_hi: int) -> list[Any]:
-        """Put the positions of snapshots ``t_lo..t_hi-1`` on the path artist and return it."""
+    def stamp(self, step_lo: int, step_hi: int) -> list[Any]:
+        """Put the positions of snapshots with steps in ``[step_lo, step_hi)`` on the path."""
+        t_lo, t_hi = np.searchsorted(self.steps, [step_lo, step_hi], side="left")
         if self.trail or t_hi <= t_lo:
             return []
         self.path.set_offsets(np.asarray(self.positions[t_lo:t_hi]).reshape(-1, 2))
         return [self.path]
 
 
-class CurvePanel:
-    """Curves over steps that grow frame by frame, with a dot at the current step.
+class CurvesPanel(Panel):
+    """Curves over steps, optionally grouped into averages, with the current step marked.
 
     Parameters
     ----------
     ax : Axes
     steps : (T,) int array
-    values : (T,) or (T, k) array
-        One curve per column.
+    values : (T,) or (T, ...) array
+        Flattened to one curve per column: ``values[:, j]`` is curve ``j``.
     labels : sequence of str, optional
-        One per curve; a legend is drawn when given.
+        One per curve (ignored when ``groups`` is given); a legend is drawn when given.
+    groups : mapping of str to sequence of int, optional
+        Named groups of columns, drawn as the mean of their members, e.g.
+        ``{"W[0]": [0], "W[1]": [1], "mean of W[2:]": range(2, 15)}``. Each member is
+        also drawn as a thin, faint line of its group's colour when ``members`` is true.
+    members : bool
+        With ``groups``: draw the individual curves faintly behind the averages.
+    reveal : str
+        ``"grow"``: curves are drawn up to the current step; ``"cursor"``: whole curves
+        stay in the background and a vertical cursor moves along them.
     log : bool
         Logarithmic y axis (limits from the positive values).
-    ylabel : str
+    ylabel, xlabel : str
+    colors : sequence of str, optional
+        One per drawn curve (group); default: matplotlib's colour cycle.
+    legend_loc : str
+        Where the legend goes.
     """
 
     def __init__(self, ax: Axes, steps: np.ndarray, values: np.ndarray, *, labels: Sequence[str] | None = None,
-                 log: bool = False, ylabel: str = "", xlabel: str = "step", colors: Sequence[str] | None = None):
-        self.ax = ax
+                 groups: Mapping[str, Sequence[int]] | None = None, members: bool = True, reveal: str = "grow",
+                 log: bool = False, ylabel: str = "", xlabel: str = "step", colors: Sequence[str] | None = None,
+                 legend_loc: str = "best"):
+        if reveal not in ("grow", "cursor"):
+            raise ValueError(f"reveal must be 'grow' or 'cursor', got {reveal!r}")
+        self.ax, self.reveal = ax, reveal
         self.steps = np.asarray(steps)
         values = np.asarray(values, dtype=float)
-        self.values = values.reshape(len(values), -1)
-        k = self.values.shape[1]
-        colors = colors or [COLORS["curve"]] + [f"C{j}" for j in range(1, k)]
-        finite = self.values[np.isfinite(self.values)]
+        values = values.reshape(len(values), -1)
+        if groups is not None:
+            groups = {name: list(cols) for name, cols in groups.items()}
+            bad = [c for cols in groups.values() for c in cols if not 0 <= c < values.shape[1]]
+            if bad or not all(groups.values()):
+                raise ValueError(f"groups name columns {bad or 'none'} but the values have {values.shape[1]} columns")
+            labels = list(groups)
+            curves = np.stack([values[:, cols].mean(axis=1) for cols in groups.values()], axis=1)
+        else:
+            curves = values
+        self.values = curves
+        k = curves.shape[1]
+        colors = list(colors) if colors else [COLORS["curve"]] + [f"C{j}" for j in range(1, k)]
+        shown = values if (groups is not None and members) else curves
+        finite = shown[np.isfinite(shown)]
         if log:
             ax.set_yscale("log")
             finite = finite[finite > 0]
@@ -126,19 +214,115 @@ class CurvePanel:
         ax.set_xlim(self.steps[0], max(self.steps[-1], self.steps[0] + 1))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.grid(True, color="#e6e6e6", linewidth=0.8)
-        self.lines = [ax.plot([], [], color=colors[j], linewidth=1.8, label=None if labels is None else labels[j])[0]
+        ax.grid(True, color=COLORS["grid"], linewidth=0.8)
+        if groups is not None and members:
+            for j, cols in enumerate(groups.values()):
+                for c in cols:
+                    ax.plot(self.steps, values[:, c], color=colors[j], linewidth=0.7, alpha=0.3, zorder=1.5)
+        width = 1.8 if groups is None else 2.4
+        self.lines = [ax.plot(self.steps if reveal == "cursor" else [], curves[:, j] if reveal == "cursor" else [],
+                              color=colors[j], linewidth=width, zorder=2, label=None if labels is None else labels[j])[0]
                       for j in range(k)]
-        self.dots = [ax.plot([], [], "o", color=colors[j], markersize=6)[0] for j in range(k)]
+        self.dots = [ax.plot([], [], "o", color=colors[j], markersize=6, markeredgecolor="white", zorder=4)[0]
+                     for j in range(k)]
+        self.cursor = ax.axvline(self.steps[0], color=COLORS["cursor"], linewidth=1.0, zorder=3) \
+            if reveal == "cursor" else None
         if labels is not None:
-            ax.legend(loc="upper right", fontsize="small")
+            ax.legend(loc=legend_loc, fontsize="small", framealpha=0.9)
 
     def moving(self) -> list[Any]:
-        return [*self.lines, *self.dots]
+        grown = self.lines if self.reveal == "grow" else [self.cursor]
+        return [*grown, *self.dots]
 
-    def draw_until(self, step: int) -> None:
-        """Show the curves up to ``step`` with a dot on the last point."""
-        n = int(np.searchsorted(self.steps, step, side="right"))
+    def draw(self, step: int) -> None:
+        n = snapshot_at(self.steps, step) + 1
         for j, (line, dot) in enumerate(zip(self.lines, self.dots)):
-            line.set_data(self.steps[:n], self.values[:n, j])
+            if self.reveal == "grow":
+                line.set_data(self.steps[:n], self.values[:n, j])
             dot.set_data(self.steps[n - 1 : n], self.values[n - 1 : n, j])
+        if self.cursor is not None:
+            self.cursor.set_xdata([self.steps[n - 1]] * 2)
+
+
+class HeatmapPanel(Panel):
+    """A matrix over time as coloured cells, with colour limits fixed over the whole run.
+
+    Parameters
+    ----------
+    ax : Axes
+    steps : (T,) int array
+    values : (T, rows, cols) or (T, cols) array
+        The matrix at each snapshot (a vector is one row).
+    cmap : str
+        Colormap name (matplotlib or seaborn).
+    vmin, vmax : float, optional
+        Colour limits; default: the minimum and maximum over every snapshot, so a colour
+        means the same value in every frame.
+    row_labels, col_labels : sequence of str, optional
+        Tick labels of rows and columns.
+    col_colors : sequence of str, optional
+        Colour of each column's tick label (to tell kinds of columns apart).
+    annotate : bool
+        Write each cell's value in it (for small matrices).
+    colorbar : str or None
+        Label of a colorbar beside the panel; None for no colorbar.
+    fmt : str
+        Format of annotations.
+    """
+
+    def __init__(self, ax: Axes, steps: np.ndarray, values: np.ndarray, *, cmap: str = "hot",
+                 vmin: float | None = None, vmax: float | None = None, row_labels: Sequence[str] | None = None,
+                 col_labels: Sequence[str] | None = None, col_colors: Sequence[str] | None = None,
+                 annotate: bool = False, colorbar: str | None = "value", fmt: str = "{:+.2f}"):
+        self.ax, self.steps = ax, np.asarray(steps)
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 2:
+            values = values[:, None, :]
+        if values.ndim != 3:
+            raise ValueError(f"heatmap values must be (T, rows, cols) or (T, cols), got shape {values.shape}")
+        self.values = values
+        finite = values[np.isfinite(values)]
+        lo = float(finite.min()) if vmin is None and finite.size else (vmin if vmin is not None else 0.0)
+        hi = float(finite.max()) if vmax is None and finite.size else (vmax if vmax is not None else 1.0)
+        if hi <= lo:
+            hi = lo + 1.0
+        self.norm, self.cmap = Normalize(lo, hi), get_cmap(cmap)
+        rows, cols = values.shape[1:]
+        self.mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, values[0],
+                                  cmap=self.cmap, norm=self.norm, edgecolors="white", linewidth=1.5)
+        ax.set_xlim(-0.5, cols - 0.5)
+        ax.set_ylim(rows - 0.5, -0.5)  # row 0 on top, as a matrix is written
+        ax.set_xticks(range(cols), col_labels if col_labels is not None else [str(c) for c in range(cols)])
+        ax.set_yticks(range(rows), row_labels if row_labels is not None else [str(r) for r in range(rows)])
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if col_colors is not None:
+            for label, color in zip(ax.get_xticklabels(), col_colors):
+                label.set_color(color)
+        if colorbar is not None:
+            bar = ax.figure.colorbar(self.mesh, ax=ax, fraction=0.04, pad=0.02)
+            bar.set_label(colorbar)
+        self.texts = []
+        if annotate:
+            self.fmt = fmt
+            self.texts = [ax.text(c, r, "", ha="center", va="center", fontsize="large", weight="bold")
+                          for r in range(rows) for c in range(cols)]
+
+    def moving(self) -> list[Any]:
+        return [self.mesh, *self.texts]
+
+    def draw(self, step: int) -> None:
+        matrix = self.values[snapshot_at(self.steps, step)]
+        self.mesh.set_array(matrix.ravel())
+        for text, v in zip(self.texts, matrix.ravel()):
+            text.set_text(self.fmt.format(v))
+            # dark text on light cells, light on dark ones
+            r, g, b, _ = self.cmap(self.norm(v))
+            text.set_color("black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+
+    def cell_center(self, row: int, col: int) -> tuple[float, float]:
+        """Pixel position (x from the left, y from the top) of a cell's centre on the canvas."""
+        fig = self.ax.figure
+        x, y = self.ax.transData.transform((col, row))
+        return float(x), float(fig.bbox.height - y)

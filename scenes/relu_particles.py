@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from .base import Scene
+from .base import PanelScene
 from .cli import main, register
-from .plotting import CurvePanel, ParticlePanel
+from .plotting import CurvesPanel, ParticlePanel, snapshot_at
 
 __all__ = ["ReluParticlesScene", "ReluParticlesSceneConfig"]
 
@@ -50,7 +50,7 @@ class ReluParticlesSceneConfig:
     description="Train a two-layer ReLU student on a ReLU teacher and animate each student neuron "
     "as the particle a_i * w_i: do the neurons, started near zero, travel to the teacher's neurons?",
 )
-class ReluParticlesScene(Scene):
+class ReluParticlesScene(PanelScene):
     """Student particles ``a_i w_i`` with their paths, teacher neurons with rays, the loss.
 
     Reads series ``positions`` (T, m, 2) and ``loss`` (T,), and the metadata entries
@@ -61,14 +61,11 @@ class ReluParticlesScene(Scene):
     timeline = "positions"
     Config = ReluParticlesSceneConfig
 
-    def setup(self, fig: Figure) -> None:
+    def build(self, fig: Figure):
         cfg, rec = self.config, self.recording
         meta = rec.metadata
-        positions = rec["positions"]
-        loss = rec["loss"]
-        self.steps_ = positions.steps
-        self.loss_index_ = np.atleast_1d(loss.nearest_index(self.steps_))
-        self.loss_values_ = np.asarray(loss.values, dtype=float)
+        positions, loss = rec["positions"], rec["loss"]
+        self.loss_ = loss
         teacher = (meta.get("teacher") or {}).get("positions")
         fig.patch.set_facecolor("white")
         if cfg.show_loss:
@@ -76,7 +73,7 @@ class ReluParticlesScene(Scene):
             curve_ax = fig.add_axes((0.62, 0.14, 0.35, 0.68))
         else:
             ax = fig.add_axes((0.25, 0.07, 0.5, 0.83))
-        self.panel_ = ParticlePanel(ax, positions.values, teacher, limit=cfg.limit, trail=cfg.trail)
+        panels = [ParticlePanel(ax, positions.steps, positions.values, teacher, limit=cfg.limit, trail=cfg.trail)]
         ax.set_xlabel("first coordinate of $a_i w_i$")
         ax.set_ylabel("second coordinate of $a_i w_i$")
         c = meta.get("config", {})
@@ -91,26 +88,15 @@ class ReluParticlesScene(Scene):
         fig.text(0.035, 0.955, title, fontsize="x-large", weight="bold", va="center")
         fig.text(0.62, 0.955, "\n".join(l for l in lines if l), fontsize="medium", color="#444444", va="center")
         self.label_ = fig.text(0.62, 0.875, "", fontsize="large", family="monospace", va="center")
-        self.animate(*self.panel_.moving(), self.label_)
-        self.stamped(*self.panel_.stamped())
-        self.curve_ = None
+        self.animate(self.label_)
         if cfg.show_loss:
-            self.curve_ = CurvePanel(curve_ax, loss.steps, self.loss_values_, log=True,
-                                     ylabel="loss on held-out samples", xlabel="SGD step")
-            self.animate(*self.curve_.moving())
+            panels.append(CurvesPanel(curve_ax, loss.steps, loss.values, log=True,
+                                      ylabel="loss on held-out samples", xlabel="SGD step"))
+        return panels
 
-    def draw_frame(self, i: int) -> None:
-        t = int(self.frames_[i])
-        self.panel_.draw(t)
-        step = int(self.steps_[t])
-        loss = self.loss_values_[self.loss_index_[t]]
+    def caption(self, step: int) -> None:
+        loss = float(self.loss_.values[snapshot_at(self.loss_.steps, step)])
         self.label_.set_text(f"step {step:>7,d}   loss {loss:.2e}")
-        if self.curve_ is not None:
-            self.curve_.draw_until(step)
-
-    def stamp(self, lo: int, hi: int):
-        t_lo = 0 if lo == 0 else int(self.frames_[lo - 1]) + 1  # include snapshots skipped by --stride
-        return self.panel_.stamp(t_lo, int(self.frames_[hi - 1]) + 1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import imageio.v3 as iio
 
+from dynamics.recording import Recording, Series
+
 import scenes.relu_particles  # noqa: F401  (registers the scene)
 from conftest import make_particle_recording
 from scenes.base import RenderOptions, Scene
@@ -63,7 +65,7 @@ def test_parallel_workers_give_the_same_frames_in_order():
 
 
 def data_to_pixel(scene, xy):
-    ax = scene.panel_.ax
+    ax = scene.panels_[0].ax
     x, y = ax.transData.transform(xy)
     return int(round(scene.options.height - y)), int(round(x))
 
@@ -85,6 +87,20 @@ def test_particle_pixels_and_background():
     # the path: the start of particle 0 stays as a grey dot once it has moved on
     r, c = data_to_pixel(scene, rec["positions"].values[0][0])
     assert np.abs(frame[r, c].astype(int) - 255).max() > 40
+
+
+def test_path_stays_beneath_teacher_dots():
+    # particle 0 starts on a teacher neuron and moves away: its stamped path dot must not
+    # cover the teacher's red dot (the background is drawn before the path is stamped)
+    rec = make_particle_recording()
+    teacher = np.asarray(rec.metadata["teacher"]["positions"][0])
+    positions = np.array(rec["positions"].values)
+    positions[:, 0] = teacher + np.linspace(0, 1, len(positions))[:, None] * [0.6, -0.9]
+    rec = Recording({"positions": Series(rec["positions"].steps, positions), "loss": rec["loss"]}, rec.metadata)
+    scene = scene_for("relu_particles", rec, trail=0)
+    frame = scene.frame(-1)
+    r, c = data_to_pixel(scene, teacher)
+    assert np.abs(frame[r, c].astype(int) - hex_rgb(COLORS["reference"])).max() < 40, frame[r, c]
 
 
 def test_stride_keeps_first_and_last_snapshot():

@@ -8,7 +8,6 @@ on fresh Gaussian inputs. Each neuron is a particle ``a_i * w_i`` in the plane.
 from __future__ import annotations
 
 import math
-import platform
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from ..recorder import Recorder, at_steps
+from .common import library_versions, stream_seed
 from ..recording import Recording
 
 __all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run"]
@@ -201,16 +201,6 @@ def _teacher_ok(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(cos <= math.cos(math.radians(MIN_KINK_ANGLE))))
 
 
-def stream_seed(seed: int, stream: str) -> int:
-    """An independent torch seed for each named random stream of a run.
-
-    Teacher, student and held-out data never share a stream, even when ``teacher_seed ==
-    seed`` (a shared stream would make the student's first neurons copies of the teacher's).
-    """
-    key = [int(seed) & 0xFFFFFFFF, *stream.encode()]
-    return int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
-
-
 def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
     """Draw the teacher's ``(a, w, b)`` from ``teacher_seed`` under the acceptance rules.
 
@@ -230,16 +220,6 @@ def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
 # --------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that a recording notes so a run can be reproduced."""
-    import matplotlib
-
-    from .. import __version__
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "matplotlib": matplotlib.__version__, "nndynamics": __version__}
 
 
 def run(config: ReluParticlesConfig = ReluParticlesConfig(), *, path=None, overwrite: bool = False,

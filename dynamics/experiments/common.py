@@ -1,0 +1,49 @@
+"""Helpers every experiment module shares: seed streams, library versions, data splits."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import torch
+
+__all__ = ["stream_seed", "library_versions", "stratified_split"]
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """An independent torch seed for each named random stream of a run.
+
+    Streams (data, initialisation, split, teacher ...) never share random numbers, even
+    when two seeds are equal: in the ReLU particles run a shared stream made the student's
+    first neurons copies of the teacher's when ``teacher_seed == seed``.
+    """
+    key = [int(seed) & 0xFFFFFFFF, *stream.encode()]
+    return int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that a recording notes so a run can be reproduced."""
+    import matplotlib
+
+    from .. import __version__
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "matplotlib": matplotlib.__version__, "nndynamics": __version__}
+
+
+def stratified_split(labels: torch.Tensor, test_fraction: float, generator: torch.Generator):
+    """Indices ``(train, test)`` that keep each class's share in both parts.
+
+    Each class is shuffled with ``generator`` and its first ``round(test_fraction * n_c)``
+    members go to the test part. Both index tensors are sorted.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    train, test = [], []
+    for c in torch.unique(labels):
+        members = torch.nonzero(labels == c).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        k = round(test_fraction * len(members))
+        test.append(members[:k])
+        train.append(members[k:])
+    return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values
