@@ -210,24 +210,32 @@ class Scene:
             else:
                 canvas.restore_region(self._background)
             if i + 1 > self._stamped_upto:
-                for artist in self.stamp(self._stamped_upto, i + 1):
+                marks = self.stamp(self._stamped_upto, i + 1)
+                for artist in marks:
                     fig.draw_artist(artist)
                 self._stamped_upto = i + 1
-                self._background = canvas.copy_from_bbox(fig.bbox)
+                if marks:  # only a changed background needs caching again
+                    self._background = canvas.copy_from_bbox(fig.bbox)
         self.draw_frame(i)
         for artist in self._animated:
             fig.draw_artist(artist)
-        return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+        return np.array(canvas.buffer_rgba())  # RGBA: a plain copy (RGB would be a slow strided one)
 
     def frame(self, i: int, *, blit: bool = True) -> np.ndarray:
-        """Frame ``i`` as ``(height, width, 3) uint8`` (negative ``i`` counts from the end)."""
+        """Frame ``i`` as ``(height, width, 3) uint8`` RGB (negative ``i`` counts from the end)."""
         i = range(len(self))[i]
         if self._fig is None or self._blit != blit:
             self._build(blit)
-        return self._render_frame(i)
+        return self._render_frame(i)[:, :, :3]
 
-    def iter_frames(self, *, workers: int | None = None, block: int = 8) -> Iterator[np.ndarray]:
-        """Every frame in order; with several workers, blocks of frames render in parallel."""
+    def iter_frames(self, *, workers: int | None = None, block: int = 8, rgba: bool = False) -> Iterator[np.ndarray]:
+        """Every frame in order, ``(height, width, 3)`` RGB (``rgba=True``: 4 channels, as the
+        writers take them fastest); with several workers, blocks of frames render in parallel."""
+        channels = slice(None) if rgba else slice(0, 3)
+        for frame in self._frames(workers, block):
+            yield frame[:, :, channels]
+
+    def _frames(self, workers: int | None, block: int) -> Iterator[np.ndarray]:
         n = len(self)
         workers = self.options.resolved_workers(n) if workers is None else workers
         if workers <= 1 or "fork" not in _start_methods():
@@ -274,7 +282,7 @@ class Scene:
         with writer:
             bar = tqdm(total=len(self), desc=f"rendering {path.name}", unit="frame", disable=not o.progress)
             try:
-                for frame in self.iter_frames(workers=workers):
+                for frame in self.iter_frames(workers=workers, rgba=True):
                     writer.write(frame)
                     bar.update()
             finally:
@@ -286,6 +294,14 @@ class Scene:
         with open_writer(path) as writer:
             writer.write(self.frame(i))
         return writer.path
+
+    def write_figures(self, stem: Path) -> list[Path]:
+        """Write the scene's static companion figures (PNG) named ``<stem>_<what>.png``.
+
+        The command line calls this after rendering the movie (``--no-figures`` skips
+        it). Returns the paths written; the base class has none.
+        """
+        return []
 
     def _encoder_options(self, path: Path) -> dict:
         if path.suffix.lower() == ".mp4":

@@ -147,6 +147,8 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
                     help="also stream the training run into this recording directory, to re-render later")
     io.add_argument("--still", type=Path, default=None,
                     help="also write a PNG still of the last frame to this path")
+    io.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                    help="also write the scene's static figures (PNG) beside the movie, if it has any")
     io.add_argument("--overwrite", action="store_true", help="replace an existing --save-recording directory")
     io.add_argument("--quiet", action="store_true", help="no progress bars")
     render = parser.add_argument_group("rendering")
@@ -208,4 +210,7 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     print(path)
     if args.still:
         print(scene.still(args.still))
+    if args.figures:
+        for figure in scene.write_figures(out.with_suffix("")):
+            print(figure)
     return path

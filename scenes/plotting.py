@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 
-__all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "COLORS", "get_cmap", "snapshot_at"]
+__all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "Readout", "COLORS", "get_cmap", "snapshot_at"]
 
 COLORS = {
     "particle": "#1f5fbf",
@@ -268,12 +268,17 @@ class HeatmapPanel(Panel):
         Label of a colorbar beside the panel; None for no colorbar.
     fmt : str
         Format of annotations.
+    square : bool
+        Square cells (the axes shrink to fit); otherwise cells fill the axes.
+    edgecolor : str
+        Colour of the lines between cells (grey reads against both ends of most maps).
     """
 
     def __init__(self, ax: Axes, steps: np.ndarray, values: np.ndarray, *, cmap: str = "hot",
                  vmin: float | None = None, vmax: float | None = None, row_labels: Sequence[str] | None = None,
                  col_labels: Sequence[str] | None = None, col_colors: Sequence[str] | None = None,
-                 annotate: bool = False, colorbar: str | None = "value", fmt: str = "{:+.2f}"):
+                 annotate: bool = False, colorbar: str | None = "value", fmt: str = "{:+.2f}",
+                 square: bool = False, edgecolor: str = "#8c8c8c"):
         self.ax, self.steps = ax, np.asarray(steps)
         values = np.asarray(values, dtype=float)
         if values.ndim == 2:
@@ -289,20 +294,22 @@ class HeatmapPanel(Panel):
         self.norm, self.cmap = Normalize(lo, hi), get_cmap(cmap)
         rows, cols = values.shape[1:]
         self.mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, values[0],
-                                  cmap=self.cmap, norm=self.norm, edgecolors="white", linewidth=1.5)
+                                  cmap=self.cmap, norm=self.norm, edgecolors=edgecolor, linewidth=1.0)
+        if square:
+            ax.set_box_aspect(rows / cols)
         ax.set_xlim(-0.5, cols - 0.5)
         ax.set_ylim(rows - 0.5, -0.5)  # row 0 on top, as a matrix is written
         ax.set_xticks(range(cols), col_labels if col_labels is not None else [str(c) for c in range(cols)])
         ax.set_yticks(range(rows), row_labels if row_labels is not None else [str(r) for r in range(rows)])
         ax.tick_params(length=0)
         for spine in ax.spines.values():
-            spine.set_visible(False)
+            spine.set_color(edgecolor)
         if col_colors is not None:
             for label, color in zip(ax.get_xticklabels(), col_colors):
                 label.set_color(color)
-        if colorbar is not None:
-            bar = ax.figure.colorbar(self.mesh, ax=ax, fraction=0.04, pad=0.02)
-            bar.set_label(colorbar)
+        if colorbar is not None:  # in an inset, so it follows the axes box (also when square)
+            cax = ax.inset_axes((1.02, 0.0, min(0.06, 0.3 * rows / cols), 1.0))
+            ax.figure.colorbar(self.mesh, cax=cax).set_label(colorbar)
         self.texts = []
         if annotate:
             self.fmt = fmt
@@ -326,3 +333,48 @@ class HeatmapPanel(Panel):
         fig = self.ax.figure
         x, y = self.ax.transData.transform((col, row))
         return float(x), float(fig.bbox.height - y)
+
+
+class Readout:
+    """A one-line monospace readout such as ``step 12,000   loss 0.0123``, cheap per frame.
+
+    The labels are one static text in the cached background; each value is its own
+    small text placed over the blanks left for it, so only the value glyphs are drawn
+    per frame (text rendering dominated frame time when the whole line was redrawn).
+
+    Parameters
+    ----------
+    fig : Figure
+        Must have a canvas (the Scene base class attaches one before ``setup``).
+    xy : (float, float)
+        Anchor in figure coordinates.
+    fields : sequence of (label, format, width)
+        ``("step", "{:,d}", 6)``: each value is formatted and right-aligned in a slot of
+        ``width`` characters after its label.
+    ha : str
+        Horizontal alignment of the whole line at ``xy``.
+    sep : str
+        Blank space between fields.
+    """
+
+    def __init__(self, fig, xy: tuple[float, float], fields: Sequence[tuple[str, str, int]], *,
+                 ha: str = "left", sep: str = "   ", fontsize: str = "large", **text_kw: Any):
+        self.fields = list(fields)
+        line, ends = "", []
+        for k, (label, _, width) in enumerate(self.fields):
+            line += (sep if k else "") + label + " " + " " * width
+            ends.append(len(line))
+        style = dict(fontsize=fontsize, family="monospace", va="center", **text_kw)
+        static = fig.text(*xy, line, ha=ha, **style)
+        box = static.get_window_extent(fig.canvas.get_renderer())
+        char = box.width / len(line)  # monospace: every character is as wide
+        self.texts = [fig.text((box.x0 + end * char) / fig.bbox.width, xy[1], "", ha="right", **style)
+                      for end in ends]
+
+    def moving(self) -> list[Any]:
+        return list(self.texts)
+
+    def update(self, *values: Any) -> None:
+        """Show ``values``, one per field."""
+        for text, (_, fmt, _), value in zip(self.texts, self.fields, values):
+            text.set_text(fmt.format(value))

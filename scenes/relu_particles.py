@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from .base import PanelScene
 from .cli import main, register
-from .plotting import CurvesPanel, ParticlePanel, snapshot_at
+from .plotting import CurvesPanel, ParticlePanel, Readout, snapshot_at
 
 __all__ = ["ReluParticlesScene", "ReluParticlesSceneConfig"]
 
@@ -87,16 +87,16 @@ class ReluParticlesScene(PanelScene):
         ]
         fig.text(0.035, 0.955, title, fontsize="x-large", weight="bold", va="center")
         fig.text(0.62, 0.955, "\n".join(l for l in lines if l), fontsize="medium", color="#444444", va="center")
-        self.label_ = fig.text(0.62, 0.875, "", fontsize="large", family="monospace", va="center")
-        self.animate(self.label_)
+        last = int(positions.steps[-1])
+        self.readout_ = Readout(fig, (0.62, 0.875), [("step", "{:,d}", max(7, len(f"{last:,d}"))), ("loss", "{:.2e}", 8)])
+        self.animate(*self.readout_.moving())
         if cfg.show_loss:
             panels.append(CurvesPanel(curve_ax, loss.steps, loss.values, log=True,
                                       ylabel="loss on held-out samples", xlabel="SGD step"))
         return panels
 
     def caption(self, step: int) -> None:
-        loss = float(self.loss_.values[snapshot_at(self.loss_.steps, step)])
-        self.label_.set_text(f"step {step:>7,d}   loss {loss:.2e}")
+        self.readout_.update(step, float(self.loss_.values[snapshot_at(self.loss_.steps, step)]))
 
 
 if __name__ == "__main__":

@@ -39,18 +39,22 @@ class Writer:
         self.tmp_path = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (height, width)
+        self.channels = 3
         self._done = False
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one frame, ``(height, width, 3) uint8``; every frame has the first one's size."""
+        """Append one frame, ``(height, width, 3)`` RGB or ``(height, width, 4)`` RGBA uint8
+        (alpha is ignored: RGBA straight from a canvas saves a strided copy per frame).
+        Every frame has the first one's size and channels."""
         frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"frames must be (height, width, 3) uint8, got {frame.shape} {frame.dtype}")
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4):
+            raise ValueError(f"frames must be (height, width, 3 or 4) uint8, got {frame.shape} {frame.dtype}")
         if self.size is None:
-            self.size = frame.shape[:2]
+            self.size, self.channels = frame.shape[:2], frame.shape[2]
             self._open(*self.size)
-        elif frame.shape[:2] != self.size:
-            raise ValueError(f"frame {self.frames_written} is {frame.shape[:2]}, earlier frames were {self.size}")
+        elif frame.shape[:2] != self.size or frame.shape[2] != self.channels:
+            raise ValueError(f"frame {self.frames_written} is {frame.shape}, earlier frames were "
+                             f"{(*self.size, self.channels)}")
         self._write(np.ascontiguousarray(frame))
         self.frames_written += 1
 
@@ -118,7 +122,8 @@ class Mp4Writer(Writer):
         if height % 2 or width % 2:
             raise ValueError(f"H.264 with yuv420p needs even frame sizes, got {width}x{height}")
         self._gen = imageio_ffmpeg.write_frames(
-            str(self.tmp_path), (width, height), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+            str(self.tmp_path), (width, height), fps=self.fps, codec="libx264",
+            pix_fmt_in="rgba" if self.channels == 4 else "rgb24",
             pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
             output_params=["-preset", self.preset, "-crf", str(self.crf), "-movflags", "+faststart", "-f", "mp4"],
         )
@@ -154,7 +159,10 @@ class GifWriter(Writer):
     def _write(self, frame):
         from PIL import Image
 
-        self._frames.append(Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+        image = Image.frombuffer("RGBA" if self.channels == 4 else "RGB", frame.shape[1::-1], frame, "raw")
+        if self.channels == 4:
+            image = image.convert("RGB")
+        self._frames.append(image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
 
     def _finish(self):
         first, *rest = self._frames
@@ -177,7 +185,7 @@ class PngWriter(Writer):
             raise ValueError(f"{self.path}: a PNG holds one frame; render a still, not an animation")
         import imageio.v3 as iio
 
-        iio.imwrite(self.tmp_path, frame, extension=".png")
+        iio.imwrite(self.tmp_path, np.ascontiguousarray(frame[:, :, :3]), extension=".png")
 
 
 WRITERS: dict[str, Callable[..., Writer]] = {".mp4": Mp4Writer, ".gif": GifWriter, ".png": PngWriter}

@@ -23,6 +23,34 @@ def make_particle_recording(frames: int = 12, n: int = 5, seed: int = 0) -> Reco
     return Recording({"positions": Series(steps, positions), "loss": Series(steps, loss)}, meta)
 
 
+def make_mass_recording(frames: int = 12, seed: int = 0) -> Recording:
+    """A logistic-regression-like recording: W[0] grows to the largest weight, W[1] shrinks
+    to 0, the noise weights drift apart; scalars on a finer step grid than the weights."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, frames)[:, None]
+    start = rng.uniform(-0.6, 0.6, 15)
+    drift = np.concatenate([[3.0], [-start[1]], rng.uniform(-1.5, 1.5, 13)])
+    weight = (start + t * drift)[:, None, :].astype(np.float32)
+    steps = np.arange(frames, dtype=np.int64) * 40
+    fine = np.arange(4 * (frames - 1) + 1, dtype=np.int64) * 10
+    x = np.concatenate([10 * rng.standard_normal((200, 2)), 0.01 * rng.standard_normal((200, 13))], axis=1)
+    series = {
+        "weight": Series(steps, weight),
+        "train_accuracy": Series(fine, np.linspace(0.5, 1.0, len(fine))),
+        "test_accuracy": Series(fine, np.linspace(0.5, 0.99, len(fine))),
+        "train_loss": Series(fine, np.geomspace(0.7, 0.03, len(fine))),
+        "data/x": Series(np.zeros(1, np.int64), x[None].astype(np.float32)),
+        "data/y": Series(np.zeros(1, np.int64), (x[:, 0] >= 0)[None].astype(np.float32)),
+    }
+    meta = {"inputs": {"label": [0], "signal": [0, 1], "noise": list(range(2, 15))},
+            "config": {"optimizer": "adam"}, "lr": 1e-4, "boundary": "x[0] >= 0"}
+    return Recording(series, meta)
+
+
+# A small recording for every registered scene, so registry-wide tests cover each one.
+SAMPLE_RECORDINGS = {"relu_particles": make_particle_recording, "mass_shuffle": make_mass_recording}
+
+
 @pytest.fixture
 def particle_recording() -> Recording:
     return make_particle_recording()
