@@ -96,8 +96,16 @@ class RenderOptions:
         return cls(**{**QUALITY_PRESETS[quality], **overrides})
 
     def resolved_workers(self, frames: int) -> int:
-        n = self.workers or min(os.cpu_count() or 1, 4)
+        n = self.workers or min(usable_cpus(), 4)
         return max(1, min(n, frames // 8 or 1))  # tiny renders are not worth starting processes
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 # Set in the parent just before worker processes fork; each worker builds its own canvas.

@@ -101,8 +101,8 @@ class MassShuffleScene(PanelScene):
                            height_ratios=[1, 2.6], width_ratios=[1.7, 1])
             heat_ax, curve_ax, avg_ax = fig.add_subplot(gs[0, :]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
         else:
-            gs = grid_axes(fig, 1, 1, top=0.8 if view != "curves" else 0.83, bottom=0.12 if view == "curves" else 0.3,
-                           left=0.08, right=0.95)
+            gs = grid_axes(fig, 1, 1, top=0.8, bottom=0.12 if view == "curves" else 0.3, left=0.08,
+                           right=0.95 if view == "curves" else 0.88)
             heat_ax = curve_ax = avg_ax = fig.add_subplot(gs[0, 0])
         if view in ("all", "heatmap"):
             heat = HeatmapPanel(heat_ax, weight.steps, w, cmap=cfg.cmap, row_labels=["W"],
@@ -135,8 +135,8 @@ class MassShuffleScene(PanelScene):
         x = 0.0
         for kind in ("label", "signal", "noise"):
             if kinds[kind]:
-                t = ax.text(x, -0.32, words[kind], transform=ax.transAxes, color=KIND_COLORS[kind],
-                            fontsize="small", va="top")
+                ax.annotate(words[kind], (x, 0), xycoords="axes fraction", xytext=(0, -22), textcoords="offset points",
+                            color=KIND_COLORS[kind], fontsize="small", va="top")
                 x += 0.34
 
     def _header(self, fig: Figure) -> None:

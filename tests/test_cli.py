@@ -6,19 +6,25 @@ import sys
 import imageio.v3 as iio
 import pytest
 
+import scenes.mass_shuffle  # noqa: F401  (registers the scenes)
 import scenes.relu_particles  # noqa: F401
 from scenes.cli import REGISTRY, main
 
 TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", "--quality", "draft", "--quiet"]
 
 
+SCENE_HELP = {
+    "relu_particles": ["--width", "(default: 20)", "mean-field", "--trail"],
+    "mass_shuffle": ["--view", "--optimizer", "--variant", "--curvature", "--cmap", "(default: 30000)"],
+}
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_help_lists_every_flag_with_its_default(name):
     out = subprocess.run([sys.executable, "-m", f"scenes.{name}", "--help"], capture_output=True, text=True, check=True).stdout
-    for flag in ("--out", "--recording", "--save-recording", "--fps", "--dpi", "--size", "--quality", "--seed"):
+    for flag in ("--out", "--recording", "--save-recording", "--fps", "--dpi", "--size", "--quality", "--seed",
+                 "--no-figures", *SCENE_HELP[name]):
         assert flag in out
-    assert "(default: 20)" in out  # width
-    assert "mean-field" in out
 
 
 @pytest.mark.parametrize("args, message", [
@@ -34,6 +40,29 @@ def test_bad_values_give_one_line_and_exit_2(args, message, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--view", "side"], "view must be one of all, heatmap, curves, averaged, got 'side'"),
+    (["--cmap", "hott"], "unknown colormap 'hott'"),
+    (["--optimizer", "rmsprop"], "optimizer must be one of adam, gd"),
+])
+def test_mass_shuffle_bad_values_give_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main("mass_shuffle", args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_mass_shuffle_writes_the_movie_and_the_scatter(tmp_path):
+    out = tmp_path / "m.mp4"
+    proc = subprocess.run([sys.executable, "-m", "scenes.mass_shuffle", "--steps", "200", "--record-every", "40",
+                           "--view", "heatmap", "--quality", "draft", "--quiet", "--out", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == [str(out), str(tmp_path / "m_scatter.png")]
+    assert iio.imread(out, index=None).shape == (6, 360, 640, 3)  # steps 0, 40, ..., 200
+    assert iio.imread(tmp_path / "m_scatter.png").shape == (360, 640, 3)
 
 
 def test_unwritable_output_folder_and_bad_recording(tmp_path, capsys):
