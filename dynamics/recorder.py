@@ -194,18 +194,22 @@ class Recorder:
         self._handles.clear()
         self.attached = False
 
-    def close(self) -> None:
-        """Detach, finish pending copies and finalize the recording (idempotent)."""
+    def close(self, complete: bool = True) -> None:
+        """Detach, finish pending copies and finalize the recording (idempotent).
+
+        ``complete=False`` (what leaving a ``with`` block by an exception does) keeps
+        everything recorded but marks the recording as cut short.
+        """
         self.detach()
         if not self._sink.closed:
             self._drain()
-            self._sink.close()
+            self._sink.close(complete=complete)
 
     def __enter__(self) -> "Recorder":
         return self.attach()
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(complete=exc_type is None)
 
     @property
     def recording(self) -> Recording:

@@ -410,6 +410,7 @@ class _SinkBase:
         self.metadata: dict[str, Any] = to_jsonable(dict(metadata or {}))
         self._series: dict[str, _SeriesState] = {}
         self.closed = False
+        self.complete = False  # closed after the producer finished (not cut short by an error)
 
     def declare(self, name: str, dtype, shape: tuple[int, ...]) -> None:
         """Fix a series' dtype and per-snapshot shape before its first append (optional)."""
@@ -475,8 +476,8 @@ class _SinkBase:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(complete=exc_type is None)
 
     # hooks for subclasses
     def _initial_capacity(self, snapshot_bytes: int) -> int:
@@ -489,7 +490,7 @@ class _SinkBase:
     def _appended(self) -> None: ...
     def _on_new_series(self, state: _SeriesState) -> None: ...
     def _on_metadata(self) -> None: ...
-    def close(self) -> None: ...
+    def close(self, complete: bool = True) -> None: ...
     def recording(self) -> Recording: ...
 
 
@@ -519,8 +520,9 @@ class MemoryWriter(_SinkBase):
         state.values = np.empty((capacity, *state.shape), state.dtype)
         state.n = 0
 
-    def close(self) -> None:
-        self.closed = True
+    def close(self, complete: bool = True) -> None:
+        """Stop accepting snapshots; ``complete=False`` marks a run that was cut short."""
+        self.closed, self.complete = True, bool(complete)
 
     def recording(self) -> Recording:
         series = {}
@@ -533,7 +535,7 @@ class MemoryWriter(_SinkBase):
                 state.steps, state.values, state.n = steps, values, len(steps)
             # views: rows [:n] are never written again (a full block is replaced, not grown)
             series[name] = Series(state.steps[: state.n], state.values[: state.n])
-        return Recording(series, self.metadata, complete=self.closed)
+        return Recording(series, self.metadata, complete=self.complete)
 
 
 class RecordingWriter(_SinkBase):
@@ -595,7 +597,7 @@ class RecordingWriter(_SinkBase):
         manifest = {
             "format": FORMAT,
             "version": VERSION,
-            "complete": self.closed,
+            "complete": self.complete,
             "metadata": self.metadata,
             "series": {
                 name: {"file": self._stem(name), "dtype": s.dtype.str, "shape": list(s.shape)}
@@ -662,8 +664,13 @@ class RecordingWriter(_SinkBase):
         self._thread.wait()
         self._next_flush = time.monotonic() + self.flush_seconds
 
-    def close(self) -> None:
-        """Flush, mark the recording complete and close its files (idempotent)."""
+    def close(self, complete: bool = True) -> None:
+        """Flush, close the files and mark the recording complete (idempotent).
+
+        ``complete=False`` closes a recording of a run that was cut short (an error, an
+        interrupt): everything written is kept and loads, but ``complete`` stays False,
+        so a sweep knows to run it again.
+        """
         if self.closed:
             return
         try:
@@ -675,6 +682,7 @@ class RecordingWriter(_SinkBase):
                 sfile.close()
                 vfile.close()
             self.closed = True
+        self.complete = bool(complete)
         self._write_manifest()
 
     def recording(self) -> Recording:

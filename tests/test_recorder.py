@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics import Recorder, at_steps, every, log_spaced
+from dynamics import Recorder, at_steps, every, load, log_spaced
 
 
 def make_model(seed=0):
@@ -96,6 +96,21 @@ def test_context_manager_detaches_and_finalizes(tmp_path):
     assert not opt._optimizer_step_post_hooks
     r = rec.recording
     assert r.complete and list(r["loss"].steps) == [1, 2, 3, 4] and list(r["0.weight"].steps) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("to_disk", [True, False])
+def test_an_interrupted_run_keeps_its_recording_marked_incomplete(tmp_path, to_disk):
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(model, opt, path=tmp_path / "cut.rec" if to_disk else None)
+    with pytest.raises(KeyboardInterrupt), rec:
+        for step in range(10):
+            opt.zero_grad(); model(torch.ones(1, 3)).sum().backward(); opt.step()
+            if step == 4:
+                raise KeyboardInterrupt
+    recording = load(tmp_path / "cut.rec") if to_disk else rec.recording
+    assert not recording.complete
+    assert list(recording["weight"].steps) == [0, 1, 2, 3, 4, 5]  # everything up to the interrupt
 
 
 def test_hand_written_loop_with_tick_and_capture():

@@ -290,6 +290,9 @@ def _run(config, path, overwrite, progress) -> Recording:
             err = student(x_eval) - y_eval
             mse = float((err * err).mean())
         recorder.log(loss=0.5 * mse, rel_error=mse / y_power)
+        if not math.isfinite(mse):  # the recording keeps every frame up to here, marked incomplete
+            raise FloatingPointError(f"training diverged: held-out loss is {mse} at step {recorder.step} "
+                                     f"(try a smaller --step)")
 
     with recorder:
         log_eval()
