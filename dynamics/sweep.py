@@ -15,6 +15,7 @@ file system every worker sees.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import itertools
@@ -30,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .recording import Recording, RecordingError, load, to_jsonable
 
-__all__ = ["Sweep", "SweepPoint", "SweepResult", "grid_points", "parse_sweep_values", "usable_cpus"]
+__all__ = ["Sweep", "SweepPoint", "SweepResult", "grid_points", "open_executor", "parse_sweep_values", "usable_cpus"]
 
 INDEX = "sweep.json"
 
@@ -281,15 +282,25 @@ class Sweep:
             self._write_index()
 
 
-def executor_from_url(url: str | None, jobs: int | None = None) -> Executor | None:
-    """``None``/``"local"``: the default process pool; ``"dask://HOST:PORT"``: that Dask
-    scheduler's executor (needs the optional ``distributed`` package)."""
+@contextlib.contextmanager
+def open_executor(url: str | None):
+    """``None``/``"local"``: yields None (the sweep's default process pool);
+    ``"dask://HOST:PORT"``: the executor of that running Dask scheduler (needs the
+    optional ``distributed`` package), closed again afterwards."""
     if url in (None, "", "local"):
-        return None
-    if url.startswith("dask://"):
-        try:
-            from distributed import Client
-        except ImportError:
-            raise ValueError("--executor dask://... needs the optional dependency: pip install 'dask[distributed]'") from None
-        return Client("tcp://" + url[len("dask://"):]).get_executor()
-    raise ValueError(f"unknown executor {url!r}; use 'local' or 'dask://HOST:PORT'")
+        yield None
+        return
+    if not url.startswith("dask://"):
+        raise ValueError(f"unknown executor {url!r}; use 'local' or 'dask://HOST:PORT'")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("--executor dask://... needs the optional dependency: pip install 'dask[distributed]'") from None
+    try:
+        client = Client("tcp://" + url[len("dask://"):], timeout=10)
+    except OSError as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {url}: {exc}") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()

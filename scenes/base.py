@@ -108,6 +108,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def frame_indices(n: int, stride: int) -> np.ndarray:
+    """Every ``stride``-th of ``n`` snapshots, always ending on the last one."""
+    idx = np.arange(0, n, stride)
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return idx
+
+
 # Set in the parent just before worker processes fork; each worker builds its own canvas.
 _WORKER_SCENE: "Scene | None" = None
 
@@ -145,6 +153,8 @@ class Scene:
     timeline: ClassVar[str] = ""
     #: The scene's config dataclass.
     Config: ClassVar[type | None] = None
+    #: Headline of the picture (also of its small multiples).
+    title: ClassVar[str] = ""
 
     def __init__(self, recording: Recording, config: Any = None, options: RenderOptions | None = None):
         recording.require(*self.requires)
@@ -154,10 +164,7 @@ class Scene:
         n = len(recording[self.timeline]) if self.timeline else 1
         if n == 0:
             raise ValueError(f"recording has no snapshots of {self.timeline!r} to draw")
-        idx = np.arange(0, n, self.options.stride)
-        if idx[-1] != n - 1:
-            idx = np.append(idx, n - 1)  # always end on the last snapshot
-        self.frames_ = idx
+        self.frames_ = frame_indices(n, self.options.stride)
         self._fig: Figure | None = None
 
     # -- subclass interface ------------------------------------------------------------
@@ -356,8 +363,12 @@ class PanelScene(Scene):
     def caption(self, step: int) -> None:
         """Update per-frame texts (registered with :meth:`animate`) for training ``step``."""
 
+    def timeline_steps(self) -> np.ndarray:
+        """Training steps that frames are drawn from (``frames_`` indexes them)."""
+        return np.asarray(self.recording[self.timeline].steps)
+
     def setup(self, fig: Figure) -> None:
-        self.steps_ = np.asarray(self.recording[self.timeline].steps)
+        self.steps_ = self.timeline_steps()
         self.panels_ = list(self.build(fig))
         for panel in self.panels_:
             self.animate(*panel.moving())

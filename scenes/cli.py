@@ -151,6 +151,18 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
                     help="also write the scene's static figures (PNG) beside the movie, if it has any")
     io.add_argument("--overwrite", action="store_true", help="replace an existing --save-recording directory")
     io.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep = parser.add_argument_group("sweeps (small multiples: one panel per configuration, one timeline)")
+    sweep.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2,...",
+                       help="run every value of an experiment field, e.g. --sweep radius=0.01,0.1,1; give it twice "
+                            "for a grid (first: rows, second: columns). Finished runs are kept in --sweep-dir and "
+                            "not run again, so repeating the command resumes or re-renders")
+    sweep.add_argument("--jobs", type=int, default=None,
+                       help="local worker processes for a sweep (default: one per usable CPU core; 1: one after another)")
+    sweep.add_argument("--executor", default="local", metavar="URL",
+                       help="where sweep runs go: 'local' (a process pool of --jobs workers) or dask://HOST:PORT "
+                            "(a running Dask scheduler; needs dask[distributed] and a folder every worker sees)")
+    sweep.add_argument("--sweep-dir", type=Path, default=None,
+                       help=f"folder of the sweep's recordings and index (default: outputs/{entry.name}_sweep)")
     render = parser.add_argument_group("rendering")
     render.add_argument("--quality", choices=list(QUALITY_PRESETS), default="final",
                         help="named preset: draft = 640x360 and a fast encoder, final = 1280x720 (default: final)")
@@ -192,7 +204,8 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     from dynamics.recording import load
 
     fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "mp4")
-    out = check_output_path(args.out or Path("outputs") / f"{entry.name}.{fmt}")
+    stem = f"{entry.name}_sweep" if args.sweep else entry.name
+    out = check_output_path(args.out or Path("outputs") / f"{stem}.{fmt}")
     if args.still:
         check_output_path(args.still)
     overrides = {k: getattr(args, k) for k in ("dpi", "fps", "stride", "workers", "preset", "crf") if hasattr(args, k)}
@@ -200,6 +213,8 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
         overrides.update(_parse_size(args.size))
     options = RenderOptions.preset_for(args.quality, progress=not args.quiet, **overrides)
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
+    if args.sweep:
+        return _sweep(entry, args, out, options, scene_config)
     if args.recording:
         recording = load(args.recording)
     else:
@@ -213,4 +228,39 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     if args.figures:
         for figure in scene.write_figures(out.with_suffix("")):
             print(figure)
+    return path
+
+
+def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: RenderOptions, scene_config) -> Path:
+    from dynamics.sweep import Sweep, open_executor, parse_sweep_values
+
+    from .sweep import SweepScene
+
+    if args.recording or args.save_recording:
+        raise ValueError("--recording and --save-recording do not combine with --sweep: the sweep keeps its "
+                         "recordings in --sweep-dir, and repeating the command re-renders them")
+    grid: dict[str, list] = {}
+    for spec in args.sweep:
+        name, values = parse_sweep_values(entry.experiment_config, spec)
+        if name in grid:
+            raise ValueError(f"--sweep {name} is given twice")
+        grid[name] = values
+    if len(grid) > 2:
+        raise ValueError(f"at most two --sweep fields (rows and columns), got {len(grid)}: {', '.join(grid)}")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    base = dataclass_from_args(entry.experiment_config, args)
+    root = args.sweep_dir or Path("outputs") / f"{entry.name}_sweep"
+    sweep = Sweep(entry.experiment, base, grid, root=root)
+    with open_executor(args.executor) as executor:
+        result = sweep.run(executor, jobs=args.jobs, progress=not args.quiet)
+    prog = f"python -m scenes.{entry.name}"
+    for point in result.failed:
+        print(f"{prog}: configuration {point.overrides} failed: {point.error}", file=sys.stderr)
+    scene = SweepScene(entry.scene, result.recordings(), grid, errors=[p.error for p in result.points],
+                       config=scene_config, options=options, title=entry.scene.title)
+    path = scene.render(out)
+    print(path)
+    if args.still:
+        print(scene.still(args.still))
     return path

@@ -79,6 +79,7 @@ class MassShuffleScene(PanelScene):
     requires = ("weight",)
     timeline = "weight"
     Config = MassShuffleSceneConfig
+    title = "Where does the weight mass go?"
 
     # -- layout --------------------------------------------------------------------------
     def build(self, fig: Figure):
@@ -144,7 +145,7 @@ class MassShuffleScene(PanelScene):
         c = meta.get("config", {})
         opt = {"adam": "Adam", "gd": "gradient descent"}.get(c.get("optimizer"), c.get("optimizer", ""))
         lr = meta.get("lr")
-        title = "Where does the weight mass go?"
+        title = self.title
         details = ", ".join(s for s in (
             "logistic regression on 15 inputs",
             f"{opt} lr {lr:g}" if opt and lr else opt,
@@ -162,6 +163,28 @@ class MassShuffleScene(PanelScene):
 
     def caption(self, step: int) -> None:
         self.readout_.update(step, *(float(s.values[snapshot_at(s.steps, step)]) for s in self.scores_.values()))
+
+    # -- small multiples -------------------------------------------------------------------
+    @classmethod
+    def sweep_scales(cls, recordings, config) -> dict:
+        """One colour scale for every run of a sweep: the weights' range over all of them."""
+        lo = min(float(np.min(r["weight"].values)) for r in recordings)
+        hi = max(float(np.max(r["weight"].values)) for r in recordings)
+        return {"vmin": lo, "vmax": hi}
+
+    @classmethod
+    def small_panel(cls, ax, recording, config, shared, cell):
+        """One configuration of a sweep: its weight vector as a row of cells, on the shared scale."""
+        weight = recording["weight"]
+        w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
+        kinds = _inputs(recording.metadata, w.shape[1])
+        col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
+        panel = HeatmapPanel(ax, weight.steps, w, cmap=config.cmap, vmin=shared.get("vmin"), vmax=shared.get("vmax"),
+                             row_labels=["W"], col_labels=[str(c) for c in range(w.shape[1])],
+                             col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
+                             colorbar="weight" if cell[1] == cell[3] - 1 else None, square=True)
+        ax.tick_params(labelsize="x-small")
+        return panel
 
     # -- static figure -------------------------------------------------------------------
     def write_figures(self, stem: Path) -> list[Path]:

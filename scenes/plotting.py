@@ -92,11 +92,18 @@ class ParticlePanel(Panel):
     trail : int
         0: every earlier position stays as a faint dot (the whole path, drawn
         incrementally into the background); k > 0: only the last k positions.
+    particle_size, path_size : float
+        Marker areas (points^2) of particles and path dots.
+    labels : (str, str)
+        Legend entries of particles and references.
+    legend : bool
+        Draw the legend.
     """
 
     def __init__(self, ax: Axes, steps: np.ndarray, positions: np.ndarray, references: np.ndarray | None = None, *,
                  limit: float = 2.0, trail: int = 0, particle_size: float = 70, path_size: float = 3,
-                 labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$")):
+                 labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$"),
+                 legend: bool = True):
         self.ax, self.steps, self.positions = ax, np.asarray(steps), positions
         self.limit, self.trail = float(limit), int(trail)
         self.references = None if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
@@ -122,9 +129,10 @@ class ParticlePanel(Panel):
                                linewidths=0, zorder=2)
         self.particles = ax.scatter(np.zeros(n), np.zeros(n), s=particle_size, color=COLORS["particle"],
                                     edgecolor=COLORS["particle_edge"], linewidth=0.8, zorder=6, label=labels[0])
-        legend = ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
-        legend.set_zorder(10)
-        self.foreground.append(legend)
+        if legend:
+            box = ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+            box.set_zorder(10)
+            self.foreground.append(box)
 
     def moving(self) -> list[Any]:
         return ([self.path] if self.trail else []) + self.foreground + [self.particles]

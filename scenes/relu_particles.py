@@ -60,6 +60,7 @@ class ReluParticlesScene(PanelScene):
     requires = ("positions", "loss")
     timeline = "positions"
     Config = ReluParticlesSceneConfig
+    title = "Student neurons travel to the teacher's neurons"
 
     def build(self, fig: Figure):
         cfg, rec = self.config, self.recording
@@ -77,7 +78,7 @@ class ReluParticlesScene(PanelScene):
         ax.set_xlabel("first coordinate of $a_i w_i$")
         ax.set_ylabel("second coordinate of $a_i w_i$")
         c = meta.get("config", {})
-        title = "Student neurons travel to the teacher's neurons"
+        title = self.title
         lines = [
             ", ".join(s for s in (f"m = {c['width']} students" if "width" in c else "",
                                   f"M = {c['teachers']} teachers" if "teachers" in c else "",
@@ -94,6 +95,18 @@ class ReluParticlesScene(PanelScene):
             panels.append(CurvesPanel(curve_ax, loss.steps, loss.values, log=True,
                                       ylabel="loss on held-out samples", xlabel="SGD step"))
         return panels
+
+    @classmethod
+    def small_panel(cls, ax, recording, config, shared, cell):
+        """One configuration of a sweep: its particles, paths and teacher, on the shared limits."""
+        positions = recording["positions"]
+        teacher = (recording.metadata.get("teacher") or {}).get("positions")
+        rows, cols = cell[2], cell[3]
+        scale = 1 / max(rows, cols)
+        panel = ParticlePanel(ax, positions.steps, positions.values, teacher, limit=config.limit, trail=config.trail,
+                              particle_size=max(12, 70 * scale), path_size=max(1, 3 * scale), legend=False)
+        ax.tick_params(labelsize="x-small")
+        return panel
 
     def caption(self, step: int) -> None:
         self.readout_.update(step, float(self.loss_.values[snapshot_at(self.loss_.steps, step)]))

@@ -1,0 +1,128 @@
+"""Small multiples: one panel per configuration of a sweep, all on one shared timeline.
+
+Any registered scene class that offers ``small_panel`` (and optionally ``sweep_scales``)
+can be drawn as a grid: rows and columns labelled by the swept values, the same training
+step in every panel of a frame, and, where the scene says so, shared axes limits and
+colour scales. ``python -m scenes.<name> --sweep key=v1,v2 --sweep key2=...`` uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dynamics.recording import Recording
+
+from .base import PanelScene, RenderOptions, Scene, frame_indices, grid_axes
+from .plotting import Readout
+
+__all__ = ["SweepScene"]
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+class SweepScene(PanelScene):
+    """A grid of small panels, one per configuration, sharing one timeline.
+
+    Parameters
+    ----------
+    scene_cls : type
+        The single-run scene whose ``small_panel(ax, recording, config, shared, cell)``
+        draws one configuration (``sweep_scales(recordings, config)`` computes what the
+        panels share, e.g. colour limits).
+    recordings : sequence of Recording or None
+        One per configuration, in grid order (the last swept key varies fastest);
+        None where a configuration failed.
+    grid : mapping of str to sequence
+        The swept values: one key gives one row, two keys give rows x columns.
+    errors : sequence of str, optional
+        Why each configuration failed ("" where it did not), shown in its cell.
+    config : dataclass, optional
+        The single-run scene's config (limits, colormap ...), shared by every panel.
+    options : RenderOptions, optional
+    title : str
+        Headline of the figure.
+    """
+
+    Config = None
+
+    def __init__(self, scene_cls: type[Scene], recordings: Sequence[Recording | None], grid: Mapping[str, Sequence[Any]],
+                 *, errors: Sequence[str] = (), config: Any = None, options: RenderOptions | None = None,
+                 title: str = ""):
+        if not hasattr(scene_cls, "small_panel"):
+            raise ValueError(f"{scene_cls.__name__} cannot be drawn as small multiples (no small_panel)")
+        keys = list(grid)
+        if not 1 <= len(keys) <= 2:
+            raise ValueError(f"small multiples take one or two swept fields (rows and columns), got {len(keys)}: {keys}")
+        self.grid = {k: list(v) for k, v in grid.items()}
+        self.shape_ = (len(self.grid[keys[0]]), len(self.grid[keys[1]])) if len(keys) == 2 else (1, len(self.grid[keys[0]]))
+        if self.shape_[0] * self.shape_[1] != len(recordings):
+            raise ValueError(f"{len(recordings)} recordings for a {self.shape_[0]}x{self.shape_[1]} grid")
+        done = [r for r in recordings if r is not None]
+        if not done:
+            raise ValueError("no configuration of the sweep finished; there is nothing to draw")
+        self.scene_cls = scene_cls
+        self.requires, self.timeline = scene_cls.requires, scene_cls.timeline
+        for rec in done:
+            rec.require(*self.requires)
+        self.recordings = list(recordings)
+        self.errors = list(errors) or [""] * len(recordings)
+        self.title = title
+        config = config if config is not None else (scene_cls.Config() if scene_cls.Config else None)
+        super().__init__(done[0], config, options)
+        self.frames_ = frame_indices(len(self.timeline_steps()), self.options.stride)
+
+    def timeline_steps(self) -> np.ndarray:
+        # the union of every run's steps: a frame shows one training step in every panel
+        return np.unique(np.concatenate([np.asarray(r[self.timeline].steps) for r in self.recordings if r is not None]))
+
+    def with_options(self, **changes: Any) -> "SweepScene":
+        from dataclasses import replace
+
+        return SweepScene(self.scene_cls, self.recordings, self.grid, errors=self.errors, config=self.config,
+                          options=replace(self.options, **changes), title=self.title)
+
+    def build(self, fig: Figure):
+        fig.patch.set_facecolor("white")
+        rows, cols = self.shape_
+        keys = list(self.grid)
+        row_values = self.grid[keys[0]] if len(keys) == 2 else [None]
+        col_values = self.grid[keys[-1]]
+        done = [r for r in self.recordings if r is not None]
+        shared = self.scene_cls.sweep_scales(done, self.config) if hasattr(self.scene_cls, "sweep_scales") else {}
+        gs = grid_axes(fig, rows, cols, top=0.82, bottom=0.04, left=0.1 if len(keys) == 2 else 0.04, right=0.97,
+                       hspace=0.3, wspace=0.15)
+        panels = []
+        for k, rec in enumerate(self.recordings):
+            r, c = divmod(k, cols)
+            ax = fig.add_subplot(gs[r, c])
+            if r == 0:
+                ax.set_title(f"{keys[-1]} = {_value(col_values[c])}", fontsize="medium")
+            if c == 0 and len(keys) == 2:
+                ax.annotate(f"{keys[0]} = {_value(row_values[r])}", (0, 0.5), xycoords="axes fraction",
+                            xytext=(-34, 0), textcoords="offset points", rotation=90, ha="right", va="center",
+                            fontsize="medium")
+            if rec is None:
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, "failed:\n" + (self.errors[k] or "no recording"), transform=ax.transAxes,
+                        ha="center", va="center", color="#c0392b", fontsize="small", wrap=True)
+                continue
+            panels.append(self.scene_cls.small_panel(ax, rec, self.config, shared, (r, c, rows, cols)))
+            # shared limits: tick labels on the outer panels are enough
+            ax.tick_params(labelleft=c == 0, labelbottom=r == rows - 1)
+        name = self.title or self.scene_cls.__name__
+        fig.text(0.04, 0.95, name, fontsize="x-large", weight="bold", va="center")
+        fig.text(0.04, 0.895, "sweep over " + " x ".join(f"{k} in {{{', '.join(map(_value, v))}}}"
+                                                          for k, v in self.grid.items()),
+                 fontsize="medium", color="#444444", va="center")
+        last = int(self.steps_[-1])
+        self.readout_ = Readout(fig, (0.97, 0.95), [("step", "{:,d}", len(f"{last:,d}"))], ha="right")
+        self.animate(*self.readout_.moving())
+        return panels
+
+    def caption(self, step: int) -> None:
+        self.readout_.update(step)
