@@ -83,3 +83,71 @@ def test_a_diverging_configuration_is_reported_and_the_others_finish(tmp_path):
     index = json.loads((tmp_path / "sweep.json").read_text())
     assert index["points"][1]["status"] == "failed" and "diverged" in index["points"][1]["error"]
     assert result.recordings()[1] is None
+
+
+# -- small multiples and the command line ---------------------------------------------------
+
+import imageio.v3 as iio  # noqa: E402
+
+from conftest import make_mass_recording, make_particle_recording  # noqa: E402
+from scenes.base import RenderOptions  # noqa: E402
+from scenes.cli import main  # noqa: E402
+from scenes.mass_shuffle import MassShuffleScene  # noqa: E402
+from scenes.relu_particles import ReluParticlesScene  # noqa: E402
+from scenes.sweep import SweepScene  # noqa: E402
+
+DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
+
+
+@pytest.mark.parametrize("scene_cls, make", [(ReluParticlesScene, make_particle_recording),
+                                             (MassShuffleScene, make_mass_recording)])
+def test_small_multiples_share_one_timeline_and_show_failures(scene_cls, make):
+    recs = [make(frames=12, seed=0), make(frames=7, seed=1), None, make(frames=12, seed=3)]
+    grid = {"radius": [0.1, 1.0], "width": [5, 20]}
+    scene = SweepScene(scene_cls, recs, grid, errors=["", "", "FloatingPointError: diverged", ""], options=DRAFT)
+    assert len(scene) == 12  # the union of the runs' steps (the short run's are a subset)
+    frames = [scene.frame(i) for i in (0, 6, 11)]
+    assert {f.shape for f in frames} == {(360, 640, 3)}
+    np.testing.assert_array_equal(frames[1], scene.frame(6, blit=False))
+    assert len(scene.panels_) == 3  # the failed cell has text, not a panel
+    if scene_cls is MassShuffleScene:  # one colour scale for every run
+        lo = min(float(np.min(r["weight"].values)) for r in recs if r is not None)
+        assert {p.norm.vmin for p in scene.panels_} == {lo}
+
+
+def test_small_multiples_refuse_bad_grids():
+    rec = make_particle_recording()
+    with pytest.raises(ValueError, match="one or two swept fields"):
+        SweepScene(ReluParticlesScene, [rec] * 8, {"a": [1, 2], "b": [1, 2], "c": [1, 2]})
+    with pytest.raises(ValueError, match="3 recordings for a 2x2 grid"):
+        SweepScene(ReluParticlesScene, [rec] * 3, {"a": [1, 2], "b": [1, 2]})
+    with pytest.raises(ValueError, match="nothing to draw"):
+        SweepScene(ReluParticlesScene, [None, None], {"a": [1, 2]})
+
+
+def test_sweep_command_renders_a_grid_and_resumes(tmp_path):
+    args = ["--sweep", "radius=0.05,0.5", "--sweep", "width=4,6", "--frames", "3", "--samples-per-frame", "40",
+            "--eval-samples", "100", "--quality", "draft", "--quiet", "--jobs", "1",
+            "--sweep-dir", str(tmp_path / "sw"), "--out", str(tmp_path / "grid.mp4")]
+    assert main("relu_particles", args) == tmp_path / "grid.mp4"
+    assert iio.imread(tmp_path / "grid.mp4", index=None).shape == (4, 360, 640, 3)  # steps 0 + 3 frames
+    recs = sorted((tmp_path / "sw").glob("*.rec"))
+    assert len(recs) == 4
+    stamps = [(r / "manifest.json").stat().st_mtime_ns for r in recs]
+    main("relu_particles", args)  # everything is complete: nothing runs again
+    assert [(r / "manifest.json").stat().st_mtime_ns for r in recs] == stamps
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sweep", "radius=1", "--sweep", "width=2", "--sweep", "seed=1"], "at most two --sweep fields"),
+    (["--sweep", "radius=1", "--sweep", "radius=2"], "--sweep radius is given twice"),
+    (["--sweep", "depth=1,2"], "'depth' is not a field"),
+    (["--sweep", "radius=1", "--recording", "x.rec"], "do not combine with --sweep"),
+    (["--sweep", "radius=1", "--executor", "yarn://x"], "unknown executor"),
+])
+def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main("relu_particles", [*args, "--sweep-dir", str(tmp_path / "sw"), "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -18,7 +18,8 @@ from ..recorder import Recorder, at_steps
 from .common import library_versions, stream_seed
 from ..recording import Recording
 
-__all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run"]
+__all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run",
+           "alignment"]
 
 SCALINGS = ("mean-field", "reference")
 
@@ -306,3 +307,26 @@ def _run(config, path, overwrite, progress) -> Recording:
                 recorder.tick()  # a hand-written update loop: tell the recorder a step passed
             log_eval()
     return recorder.recording
+
+
+def alignment(recording: Recording, *, degrees: float = 10.0, t: int = -1) -> dict[str, float]:
+    """How sparse and teacher-aligned the student is at snapshot ``t`` (default: the last).
+
+    Returns ``rel_error`` (the recorded held-out ``E[(f - f*)^2] / E[f*^2]`` at that
+    step) and ``aligned`` (the share of the student's mass ``sum_i |a_i| ||(w_i, b_i)||``
+    whose direction ``(w_i, b_i)`` lies within ``degrees`` of some teacher neuron's
+    line, either sign): 1.0 when every neuron sits on a teacher ray, lower when mass is
+    spread over directions the teacher does not have.
+    """
+    a, w, b = (np.asarray(recording[k].values[t], dtype=float) for k in ("a", "w", "b"))
+    teacher = recording.metadata["teacher"]
+    theta = np.c_[np.asarray(teacher["w"], dtype=float), np.asarray(teacher["b"], dtype=float)]
+    theta /= np.linalg.norm(theta, axis=1, keepdims=True)
+    u = np.c_[w, b]
+    r = np.linalg.norm(u, axis=1)
+    cos = np.abs((u / np.maximum(r, 1e-300)[:, None]) @ theta.T).max(axis=1)
+    mass = np.abs(a) * r
+    step = int(recording["a"].steps[t])
+    err = recording["rel_error"]
+    return {"rel_error": float(err.values[err.nearest_index(step)]),
+            "aligned": float(mass[cos >= math.cos(math.radians(degrees))].sum() / mass.sum())}
