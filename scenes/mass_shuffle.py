@@ -41,11 +41,16 @@ class MassShuffleSceneConfig:
         "viridis", "rocket", "vlag" ...).
     members : bool
         Draw every individual weight as a faint curve behind the three averages.
+    shared_scale : bool
+        In a sweep (--sweep), one colour scale for every run, so a colour means the same
+        weight everywhere; --no-shared-scale gives each run its own (for runs whose
+        weights differ by orders of magnitude, such as a learning-rate sweep).
     """
 
     view: str = "all"
     cmap: str = "hot"
     members: bool = True
+    shared_scale: bool = True
 
     def __post_init__(self):
         if self.view not in VIEWS:
@@ -168,6 +173,8 @@ class MassShuffleScene(PanelScene):
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:
         """One colour scale for every run of a sweep: the weights' range over all of them."""
+        if not config.shared_scale:
+            return {}
         lo = min(float(np.min(r["weight"].values)) for r in recordings)
         hi = max(float(np.max(r["weight"].values)) for r in recordings)
         return {"vmin": lo, "vmax": hi}
@@ -182,7 +189,8 @@ class MassShuffleScene(PanelScene):
         panel = HeatmapPanel(ax, weight.steps, w, cmap=config.cmap, vmin=shared.get("vmin"), vmax=shared.get("vmax"),
                              row_labels=["W"], col_labels=[str(c) for c in range(w.shape[1])],
                              col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
-                             colorbar="weight" if cell[1] == cell[3] - 1 else None, square=True)
+                             # a shared scale needs one colorbar per row; separate scales one per run
+                             colorbar="weight" if cell[1] == cell[3] - 1 or not shared else None, square=True)
         ax.tick_params(labelsize="x-small")
         return panel
 

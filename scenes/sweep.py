@@ -94,7 +94,7 @@ class SweepScene(PanelScene):
         col_values = self.grid[keys[-1]]
         done = [r for r in self.recordings if r is not None]
         shared = self.scene_cls.sweep_scales(done, self.config) if hasattr(self.scene_cls, "sweep_scales") else {}
-        gs = grid_axes(fig, rows, cols, top=0.82, bottom=0.04, left=0.1 if len(keys) == 2 else 0.04, right=0.97,
+        gs = grid_axes(fig, rows, cols, top=0.82, bottom=0.04, left=0.1 if len(keys) == 2 else 0.04, right=0.93,
                        hspace=0.3, wspace=0.15)
         panels = []
         for k, rec in enumerate(self.recordings):
