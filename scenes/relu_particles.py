@@ -61,6 +61,7 @@ class ReluParticlesScene(PanelScene):
     timeline = "positions"
     Config = ReluParticlesSceneConfig
     title = "Student neurons travel to the teacher's neurons"
+    small_panel_aspect = 1.0  # the particle axes are square
 
     def build(self, fig: Figure):
         cfg, rec = self.config, self.recording

@@ -94,8 +94,17 @@ class SweepScene(PanelScene):
         col_values = self.grid[keys[-1]]
         done = [r for r in self.recordings if r is not None]
         shared = self.scene_cls.sweep_scales(done, self.config) if hasattr(self.scene_cls, "sweep_scales") else {}
-        gs = grid_axes(fig, rows, cols, top=0.82, bottom=0.04, left=0.1 if len(keys) == 2 else 0.04, right=0.93,
-                       hspace=0.3, wspace=0.15)
+        top, bottom, hspace, wspace = 0.82, 0.04, 0.3, 0.15
+        left, right = (0.1 if len(keys) == 2 else 0.04), 0.93
+        aspect = getattr(self.scene_cls, "small_panel_aspect", None)  # width / height of one panel
+        if aspect:  # narrow the grid so panels of that shape fill the height, and centre it
+            w, h = fig.get_size_inches()
+            cell_h = (top - bottom) * h / (rows + hspace * (rows - 1))
+            need = cell_h * aspect * (cols + wspace * (cols - 1)) / w
+            if need < right - left:
+                pad = (right - left - need) / 2
+                left, right = left + pad, right - pad
+        gs = grid_axes(fig, rows, cols, top=top, bottom=bottom, left=left, right=right, hspace=hspace, wspace=wspace)
         panels = []
         for k, rec in enumerate(self.recordings):
             r, c = divmod(k, cols)
