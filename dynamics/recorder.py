@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .recording import MemoryWriter, Recording, RecordingWriter
+from .summaries import Summarizer
 
 __all__ = ["Recorder", "Schedule", "every", "log_spaced", "at_steps"]
 
@@ -77,6 +78,10 @@ def log_spaced(n: int, last: int) -> Schedule:
 # --------------------------------------------------------------------------------------
 
 
+def _patterns(spec: str | Sequence[str] | None) -> list[str]:
+    return [] if spec is None else [spec] if isinstance(spec, str) else list(spec)
+
+
 def _match(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -117,6 +122,20 @@ class Recorder:
         Replace an existing recording at ``path``.
     capture_initial : bool
         Capture step 0 on attach if the schedule contains it.
+    summaries : str or sequence of str or None
+        Patterns over parameter names whose *summaries* are recorded on the schedule
+        (computed on the tensor's device, see :mod:`dynamics.summaries`): series
+        ``stats/<name>`` (4,) float64 = mean, std, min, max; ``hist/<name>`` (bins,)
+        int64 counts; and, with adaptive bins, ``edges/<name>`` (bins + 1,).
+    summary_grads : bool
+        Also summarise the gradients of those parameters (``stats/grad/<name>`` ...).
+    activations : str or sequence of str or None
+        Patterns over module names (``model.named_modules()``) whose outputs are
+        summarised by forward hooks (``stats/act/<module>`` ...): a Linear or Conv
+        module's output is a pre-activation, a ReLU module's output an activation. The
+        first forward pass after a scheduled step is recorded under that step.
+    summarizer : Summarizer, optional
+        Bins and range of the histograms (default: 30 adaptive bins).
 
     Examples
     --------
@@ -140,21 +159,42 @@ class Recorder:
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         capture_initial: bool = True,
+        summaries: str | Sequence[str] | None = None,
+        summary_grads: bool = False,
+        activations: str | Sequence[str] | None = None,
+        summarizer: Summarizer | None = None,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Recorder needs a torch.nn.Module, got {type(model).__name__}")
         self._model = weakref.ref(model)
         self._optimizer = weakref.ref(optimizer) if optimizer is not None else None
-        patterns = [] if params is None else [params] if isinstance(params, str) else list(params)
+        patterns = _patterns(params)
         self._param_names = [n for n, _ in model.named_parameters() if _match(n, patterns)]
         if patterns and not self._param_names:
             raise ValueError(f"Recorder: no parameter matches {patterns}; the model has {[n for n, _ in model.named_parameters()]}")
+        all_params = [n for n, _ in model.named_parameters()]
+        spatterns = _patterns(summaries)
+        self._summary_names = [n for n in all_params if _match(n, spatterns)]
+        if spatterns and not self._summary_names:
+            raise ValueError(f"Recorder: no parameter matches summaries={spatterns}; the model has {all_params}")
+        apatterns = _patterns(activations)
+        self._activation_names = [n for n, _ in model.named_modules() if n and _match(n, apatterns)]
+        if apatterns and not self._activation_names:
+            raise ValueError(f"Recorder: no module matches activations={apatterns}; "
+                             f"the model has {[n for n, _ in model.named_modules() if n]}")
+        self.summary_grads = bool(summary_grads)
+        self.summarizer = summarizer or Summarizer()
+        self._activation_last: dict[str, int] = {}
         self.grads = bool(grads)
         self.derived = dict(derived or {})
         self.schedule = Schedule.coerce(schedule)
         self.capture_initial = capture_initial
         meta = dict(metadata or {})
-        meta.setdefault("recorder", {"params": self._param_names, "grads": self.grads, "derived": list(self.derived), "schedule": self.schedule.description})
+        meta.setdefault("recorder", {"params": self._param_names, "grads": self.grads, "derived": list(self.derived),
+                                     "schedule": self.schedule.description})
+        if self._summary_names or self._activation_names:
+            meta["recorder"]["summaries"] = {**self.summarizer.describe(), "params": self._summary_names,
+                                             "grads": self.summary_grads, "activations": self._activation_names}
         self._sink = RecordingWriter(path, meta, overwrite=overwrite) if path is not None else MemoryWriter(meta)
         self.step = 0
         self._handles: list[Any] = []
@@ -170,6 +210,26 @@ class Recorder:
         if model is not None:
             named = dict(model.named_parameters())
             self._params = [(name, named[name]) for name in self._param_names if name in named]
+            self._summary_params = [(name, named[name]) for name in self._summary_names if name in named]
+
+    def _activation_hook(self, name: str):
+        def hook(module, inputs, output) -> None:
+            step = self.step
+            if self._activation_last.get(name) == step or step not in self.schedule:
+                return
+            self._activation_last[name] = step
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            if isinstance(out, torch.Tensor):
+                self._summarize(f"act/{name}", step, out)
+
+        return hook
+
+    def _summarize(self, name: str, step: int, tensor: torch.Tensor) -> None:
+        stats, counts, edges = self.summarizer(tensor)
+        self._emit(f"stats/{name}", step, stats)
+        self._emit(f"hist/{name}", step, counts)
+        if self.summarizer.adaptive:
+            self._emit(f"edges/{name}", step, edges)
 
     # -- lifecycle ---------------------------------------------------------------------
     def attach(self) -> "Recorder":
@@ -181,6 +241,11 @@ class Recorder:
         opt = self._optimizer() if self._optimizer else None
         if opt is not None:
             self._handles.append(opt.register_step_post_hook(self._after_optimizer_step))
+        model = self._model()
+        if model is not None and self._activation_names:
+            modules = dict(model.named_modules())
+            for name in self._activation_names:
+                self._handles.append(modules[name].register_forward_hook(self._activation_hook(name)))
         self._resolve_params()
         self.attached = True
         if self.capture_initial and self.step in self.schedule:
@@ -248,6 +313,10 @@ class Recorder:
                     self._emit(f"grad/{name}", step, param.grad)
         for name, fn in self.derived.items():
             self._emit(name, step, fn(model))
+        for name, param in self._summary_params:
+            self._summarize(name, step, param)
+            if self.summary_grads and param.grad is not None:
+                self._summarize(f"grad/{name}", step, param.grad)
 
     def log(self, step: int | None = None, **scalars: Any) -> None:
         """Record scalar series at ``step`` (default: the current step), e.g. ``log(loss=l)``.

@@ -1,0 +1,102 @@
+"""Per-tensor summaries: equal to numpy's on the same values; recorded for parameters,
+gradients and module outputs on the recorder's schedule."""
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics import Recorder, load
+from dynamics.summaries import Summarizer
+
+
+def numpy_summary(x, bins, range_=None):
+    x = np.asarray(x, dtype=np.float64).ravel()
+    stats = [x.mean(), x.std(), x.min(), x.max()]
+    counts, edges = np.histogram(x, bins=bins, range=range_)
+    return np.array(stats), counts, edges
+
+
+CASES = {
+    "normal float32": lambda g: torch.randn(64, 33, generator=g),
+    "heavy tails float64": lambda g: torch.randn(5000, generator=g, dtype=torch.float64) ** 3,
+    "on the edges": lambda g: torch.linspace(-1, 1, 301),  # many values exactly on bin edges
+    "integers as floats": lambda g: torch.randint(-3, 4, (1000,), generator=g).float(),
+    "constant": lambda g: torch.full((10,), 2.5),
+    "conv kernel": lambda g: torch.randn(32, 1, 5, 5, generator=g) * 0.1,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("range_", [None, (-1.0, 1.0)])
+def test_summary_equals_numpy(case, range_):
+    t = CASES[case](torch.Generator().manual_seed(0))
+    summ = Summarizer(bins=17, range=range_)
+    stats, counts, edges = summ(t)
+    want_stats, want_counts, want_edges = numpy_summary(t.numpy(), 17, range_)
+    np.testing.assert_allclose(stats.numpy(), want_stats, rtol=1e-13, atol=1e-300)
+    assert stats.numpy()[2] == want_stats[2] and stats.numpy()[3] == want_stats[3]  # min, max exactly
+    np.testing.assert_array_equal(counts.numpy(), want_counts)  # counts exactly
+    np.testing.assert_array_equal(edges.numpy(), want_edges)
+
+
+def test_summarizer_validates_and_describes_itself():
+    with pytest.raises(ValueError, match="bins must be >= 1"):
+        Summarizer(bins=0)
+    with pytest.raises(ValueError, match="lo < hi"):
+        Summarizer(range=(1.0, 1.0))
+    d = Summarizer(bins=4, range=(0.0, 2.0)).describe()
+    assert d["edges"] == [0.0, 0.5, 1.0, 1.5, 2.0] and not d["adaptive"]
+
+
+class SmallCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.relu = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.conv(x)).flatten(1))
+
+
+def test_recorder_summarises_parameters_gradients_and_activations(tmp_path):
+    torch.manual_seed(0)
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    seen = {}  # what the tensors were at each recorded step, to compare with
+    with Recorder(model, opt, params=None, summaries="*", summary_grads=True, activations=["conv", "relu"],
+                  schedule=2, path=tmp_path / "s.rec") as rec:
+        for step in range(5):
+            opt.zero_grad()
+            pre = model.conv(x)
+            if step % 2 == 0:
+                seen[step] = (model.conv.weight.detach().clone(), pre.detach().clone())
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    r = load(tmp_path / "s.rec")
+    names = set(r)
+    for base in ("conv.weight", "conv.bias", "fc.weight", "fc.bias", "grad/conv.weight", "act/conv", "act/relu"):
+        assert {f"stats/{base}", f"hist/{base}", f"edges/{base}"} <= names, base
+    assert "conv.weight" not in names  # params=None: no full copies
+    np.testing.assert_array_equal(r["stats/conv.weight"].steps, [0, 2, 4])
+    np.testing.assert_array_equal(r["stats/act/conv"].steps, [0, 2, 4])
+    for step, (weight, pre) in seen.items():
+        for name, tensor in (("conv.weight", weight), ("act/conv", pre)):
+            i = list(r[f"stats/{name}"].steps).index(step)
+            want_stats, want_counts, _ = numpy_summary(tensor.numpy(), 30)
+            np.testing.assert_allclose(r[f"stats/{name}"].values[i], want_stats, rtol=1e-12)
+            np.testing.assert_array_equal(r[f"hist/{name}"].values[i], want_counts)
+    assert r["hist/act/relu"].values.dtype == np.int64 and r["hist/act/relu"].values[0].sum() == 16 * 4 * 6 * 6
+    assert r.metadata["recorder"]["summaries"]["activations"] == ["conv", "relu"]
+    # detaching removed the forward hooks too
+    assert not model.conv._forward_hooks and not model.relu._forward_hooks
+
+
+def test_bad_summary_patterns_are_named():
+    model = SmallCNN()
+    with pytest.raises(ValueError, match="no module matches activations=\\['conv9'\\]"):
+        Recorder(model, activations="conv9")
+    with pytest.raises(ValueError, match="no parameter matches summaries"):
+        Recorder(model, summaries="nothing*")
