@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import weakref
@@ -185,6 +186,7 @@ class Recorder:
         self.summary_grads = bool(summary_grads)
         self.summarizer = summarizer or Summarizer()
         self._activation_last: dict[str, int] = {}
+        self._quiet = False
         self.grads = bool(grads)
         self.derived = dict(derived or {})
         self.schedule = Schedule.coerce(schedule)
@@ -215,7 +217,7 @@ class Recorder:
     def _activation_hook(self, name: str):
         def hook(module, inputs, output) -> None:
             step = self.step
-            if self._activation_last.get(name) == step or step not in self.schedule:
+            if self._quiet or self._activation_last.get(name) == step or step not in self.schedule:
                 return
             self._activation_last[name] = step
             out = output[0] if isinstance(output, (tuple, list)) else output
@@ -223,6 +225,16 @@ class Recorder:
                 self._summarize(f"act/{name}", step, out)
 
         return hook
+
+    @contextlib.contextmanager
+    def quiet(self):
+        """Forward passes inside this block are not summarised (e.g. an evaluation on
+        held-out data between training steps, whose activations are another population)."""
+        self._quiet, before = True, self._quiet
+        try:
+            yield self
+        finally:
+            self._quiet = before
 
     def _summarize(self, name: str, step: int, tensor: torch.Tensor) -> None:
         stats, counts, edges = self.summarizer(tensor)
