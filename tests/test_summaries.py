@@ -100,3 +100,35 @@ def test_bad_summary_patterns_are_named():
         Recorder(model, activations="conv9")
     with pytest.raises(ValueError, match="no parameter matches summaries"):
         Recorder(model, summaries="nothing*")
+
+
+def test_export_to_tensorboard_round_trip(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dynamics.export import to_tensorboard
+
+    torch.manual_seed(0)
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    with Recorder(model, opt, params=None, summaries="conv.weight", activations="relu", schedule=1) as rec:
+        for _ in range(4):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+    r = rec.recording
+    written = to_tensorboard(r, tmp_path / "tb")
+    assert written == {"scalars": 4, "histograms": 5 + 4}  # weights at steps 0-4, activations at 0-3
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3, 4]
+    np.testing.assert_allclose([e.value for e in acc.Scalars("loss")], r["loss"].values, rtol=1e-6)
+    hist = acc.Histograms("conv.weight")
+    assert [h.step for h in hist] == [0, 1, 2, 3, 4]
+    h = hist[2].histogram_value
+    np.testing.assert_array_equal(h.bucket, r["hist/conv.weight"].values[2])
+    assert h.num == model.conv.weight.numel()
+    assert h.min == pytest.approx(float(r["stats/conv.weight"].values[2][2]))

@@ -1,0 +1,82 @@
+"""Export a recording to TensorBoard event files, to open our runs in the tool users know.
+
+Scalar series become TensorBoard scalars; each summarised tensor (``stats/<name>`` with
+``hist/<name>`` and its edges) becomes a TensorBoard histogram at every recorded step, all
+of them (TensorBoard's own logging keeps a random 500 per tag). Needs the optional
+``tensorboard`` package (``pip install tensorboard``).
+
+Command line: ``python -m dynamics.export RUN.rec LOGDIR`` then ``tensorboard --logdir LOGDIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .recording import Recording, load
+
+__all__ = ["to_tensorboard"]
+
+
+def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.PathLike) -> dict[str, int]:
+    """Write ``recording``'s scalars and histograms as TensorBoard events under ``logdir``.
+
+    Returns how many scalar and histogram events were written.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ImportError("exporting to TensorBoard needs the optional package: pip install tensorboard") from exc
+    rec = recording if isinstance(recording, Recording) else load(recording)
+    fixed = ((rec.metadata.get("recorder") or {}).get("summaries") or {}).get("edges")
+    written = {"scalars": 0, "histograms": 0}
+    writer = SummaryWriter(log_dir=str(logdir))
+    try:
+        for name, series in rec.items():
+            if series.shape == () and not name.startswith(("stats/", "hist/", "edges/")):
+                for step, value in zip(series.steps.tolist(), np.asarray(series.values, dtype=float).tolist()):
+                    writer.add_scalar(name, value, step)
+                    written["scalars"] += 1
+            elif name.startswith("hist/"):
+                base = name[len("hist/"):]
+                stats, edges = rec[f"stats/{base}"], rec[f"edges/{base}"] if f"edges/{base}" in rec else None
+                if edges is None and fixed is None:
+                    continue  # counts without edges cannot be placed
+                for i, step in enumerate(series.steps.tolist()):
+                    j = stats.nearest_index(step)
+                    mean, std, lo, hi = (float(v) for v in stats.values[j])
+                    counts = np.asarray(series.values[i], dtype=float)
+                    e = np.asarray(edges.values[edges.nearest_index(step)] if edges is not None else fixed, dtype=float)
+                    num = float(counts.sum())
+                    if not (num > 0 and np.isfinite(e).all()):
+                        continue
+                    writer.add_histogram_raw(base, min=lo, max=hi, num=num, sum=mean * num,
+                                             sum_squares=(std * std + mean * mean) * num,
+                                             bucket_limits=e[1:].tolist(), bucket_counts=counts.tolist(),
+                                             global_step=step)
+                    written["histograms"] += 1
+    finally:
+        writer.close()
+    return written
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dynamics.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("recording", type=Path, help="a recording directory (*.rec)")
+    parser.add_argument("logdir", type=Path, help="TensorBoard log directory to write into")
+    args = parser.parse_args(argv)
+    try:
+        written = to_tensorboard(args.recording, args.logdir)
+    except (ImportError, ValueError, FileNotFoundError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"{args.logdir}: {written['scalars']} scalar and {written['histograms']} histogram events; "
+          f"open with: tensorboard --logdir {args.logdir}")
+
+
+if __name__ == "__main__":
+    main()
