@@ -34,6 +34,7 @@ class SceneEntry:
     scene: type[Scene]
     experiment: str
     description: str
+    default_sweep: tuple[str, ...] = ()  # --sweep specs used when none (and no --recording) is given
 
     @property
     def module(self):
@@ -50,7 +51,7 @@ class SceneEntry:
 REGISTRY: dict[str, SceneEntry] = {}
 
 
-def register(name: str, *, experiment: str, description: str):
+def register(name: str, *, experiment: str, description: str, default_sweep: Sequence[str] = ()):
     """Class decorator: make a Scene runnable as ``python -m scenes.<name>`` and known to tests.
 
     ``experiment`` names a module with a config dataclass ``Config`` and
@@ -58,7 +59,7 @@ def register(name: str, *, experiment: str, description: str):
     """
 
     def deco(cls: type[Scene]) -> type[Scene]:
-        REGISTRY[name] = SceneEntry(name, cls, experiment, description)
+        REGISTRY[name] = SceneEntry(name, cls, experiment, description, tuple(default_sweep))
         return cls
 
     return deco
@@ -203,6 +204,8 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
 def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     from dynamics.recording import load
 
+    if entry.default_sweep and not args.sweep and not args.recording and not getattr(args, "single", False):
+        args.sweep = list(entry.default_sweep)  # this scene's default is a comparison of runs
     fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "mp4")
     stem = f"{entry.name}_sweep" if args.sweep else entry.name
     out = check_output_path(args.out or Path("outputs") / f"{stem}.{fmt}")
@@ -263,4 +266,7 @@ def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: Rend
     print(path)
     if args.still:
         print(scene.still(args.still))
+    if args.figures:
+        for figure in scene.write_figures(out.with_suffix("")):
+            print(figure)
     return path

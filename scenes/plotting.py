@@ -22,7 +22,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 
-__all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "Readout", "COLORS", "get_cmap", "snapshot_at"]
+__all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "DistributionPanel", "HistogramPanel", "Readout",
+           "COLORS", "get_cmap", "histogram_percentiles", "snapshot_at"]
 
 COLORS = {
     "particle": "#1f5fbf",
@@ -386,3 +387,114 @@ class Readout:
         """Show ``values``, one per field."""
         for text, (_, fmt, _), value in zip(self.texts, self.fields, values):
             text.set_text(fmt.format(value))
+
+
+def histogram_percentiles(counts: np.ndarray, edges: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Percentiles ``qs`` (0-100) of the values behind histograms, by linear interpolation
+    inside bins (what TensorBoard's distributions view draws).
+
+    ``counts`` (T, bins) and ``edges`` (T, bins + 1) or (bins + 1,); returns (T, len(qs)),
+    NaN where a histogram is empty.
+    """
+    counts = np.asarray(counts, dtype=float)
+    edges = np.broadcast_to(np.asarray(edges, dtype=float), (len(counts), counts.shape[1] + 1))
+    out = np.full((len(counts), len(qs)), np.nan)
+    cum = np.cumsum(counts, axis=1)
+    for t in range(len(counts)):
+        total = cum[t, -1]
+        if total > 0:
+            cdf = np.concatenate([[0.0], cum[t] / total])
+            out[t] = np.interp(np.asarray(qs, dtype=float) / 100, cdf, edges[t])
+    return out
+
+
+class DistributionPanel(Panel):
+    """Percentile bands of a tensor's values over steps (TensorBoard's distributions view),
+    drawn whole in the background, with a cursor at the current step.
+
+    Parameters
+    ----------
+    ax : Axes
+    steps : (T,) int array
+    counts : (T, bins) array
+        Histogram counts at each step.
+    edges : (T, bins + 1) or (bins + 1,) array
+        Bin edges at each step (adaptive bins) or shared by all steps.
+    color : str
+        Colour of the bands; the median is drawn darkest.
+    ylim : (float, float), optional
+        Value axis limits (default: the 0th to 100th percentile over the run, padded).
+    """
+
+    BANDS = ((0, 100), (7, 93), (16, 84), (31, 69))
+
+    def __init__(self, ax: Axes, steps: np.ndarray, counts: np.ndarray, edges: np.ndarray, *,
+                 color: str = "#e6550d", ylim: tuple[float, float] | None = None, xlabel: str = "step",
+                 ylabel: str = "value"):
+        self.ax, self.steps = ax, np.asarray(steps)
+        qs = [q for band in self.BANDS for q in band] + [50]
+        p = histogram_percentiles(counts, edges, qs)
+        for k, alpha in zip(range(len(self.BANDS)), (0.15, 0.25, 0.35, 0.45)):
+            ax.fill_between(self.steps, p[:, 2 * k], p[:, 2 * k + 1], color=color, alpha=alpha, linewidth=0)
+        ax.plot(self.steps, p[:, -1], color=color, linewidth=1.4)
+        finite = p[np.isfinite(p)]
+        if ylim is None and finite.size:
+            lo, hi = finite.min(), finite.max()
+            pad = 0.05 * (hi - lo or 1)
+            ylim = (lo - pad, hi + pad)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_xlim(self.steps[0], max(self.steps[-1], self.steps[0] + 1))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, color=COLORS["grid"], linewidth=0.8)
+        self.cursor = ax.axvline(self.steps[0], color=COLORS["cursor"], linewidth=1.0, zorder=3)
+
+    def moving(self) -> list[Any]:
+        return [self.cursor]
+
+    def draw(self, step: int) -> None:
+        self.cursor.set_xdata([self.steps[snapshot_at(self.steps, step)]] * 2)
+
+
+class HistogramPanel(Panel):
+    """The histogram of a tensor's values at the current step, as a filled step outline.
+
+    Densities (count / total / bin width) are drawn, so adaptive bins of different widths
+    compare; the axes limits are fixed over the whole run.
+
+    Parameters
+    ----------
+    ax : Axes
+    steps : (T,) int array
+    counts : (T, bins) array
+    edges : (T, bins + 1) or (bins + 1,) array
+    color : str
+    """
+
+    def __init__(self, ax: Axes, steps: np.ndarray, counts: np.ndarray, edges: np.ndarray, *,
+                 color: str = "#e6550d", xlabel: str = "value", ylabel: str = "density"):
+        self.ax, self.steps = ax, np.asarray(steps)
+        counts = np.asarray(counts, dtype=float)
+        self.edges = np.broadcast_to(np.asarray(edges, dtype=float), (len(counts), counts.shape[1] + 1))
+        total = counts.sum(axis=1, keepdims=True)
+        width = np.diff(self.edges, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.density = np.where(total > 0, counts / np.maximum(total, 1) / np.where(width > 0, width, np.inf), 0.0)
+        finite = np.isfinite(self.edges)
+        lo, hi = self.edges[finite].min(), self.edges[finite].max()
+        ax.set_xlim(lo, hi if hi > lo else lo + 1)
+        top = float(np.nanmax(self.density)) if np.isfinite(self.density).any() else 1.0
+        ax.set_ylim(0, 1.05 * top if top > 0 else 1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, color=COLORS["grid"], linewidth=0.8)
+        (self.line,) = ax.plot([], [], color=color, linewidth=1.6, drawstyle="steps-post")
+
+    def moving(self) -> list[Any]:
+        return [self.line]
+
+    def draw(self, step: int) -> None:
+        t = snapshot_at(self.steps, step)
+        e, d = self.edges[t], self.density[t]
+        self.line.set_data(e, np.append(d, d[-1:]))

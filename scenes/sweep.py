@@ -94,7 +94,7 @@ class SweepScene(PanelScene):
         col_values = self.grid[keys[-1]]
         done = [r for r in self.recordings if r is not None]
         shared = self.scene_cls.sweep_scales(done, self.config) if hasattr(self.scene_cls, "sweep_scales") else {}
-        top, bottom, hspace, wspace = 0.82, 0.04, 0.3, 0.15
+        top, bottom, hspace, wspace = 0.82, 0.08, 0.3, 0.15
         left, right = (0.1 if len(keys) == 2 else 0.04), 0.93
         aspect = getattr(self.scene_cls, "small_panel_aspect", None)  # width / height of one panel
         if aspect:  # narrow the grid so panels of that shape fill the height, and centre it
@@ -135,3 +135,16 @@ class SweepScene(PanelScene):
 
     def caption(self, step: int) -> None:
         self.readout_.update(step)
+
+    def labels(self) -> list[str]:
+        """``"radius=0.1, width=20"`` for each configuration, in grid order."""
+        keys = list(self.grid)
+        rows = self.grid[keys[0]] if len(keys) == 2 else [None]
+        return [", ".join(f"{k}={_value(v)}" for k, v in zip(keys, combo if len(keys) == 2 else combo[1:]))
+                for combo in ((r, c) for r in rows for c in self.grid[keys[-1]])]
+
+    def write_figures(self, stem):
+        """The single-run scene's static figures for every run, if it has a ``sweep_figures``."""
+        if not hasattr(self.scene_cls, "sweep_figures"):
+            return []
+        return self.scene_cls.sweep_figures(self.recordings, self.labels(), self.config, self.options, stem)

@@ -47,8 +47,35 @@ def make_mass_recording(frames: int = 12, seed: int = 0) -> Recording:
     return Recording(series, meta)
 
 
+def make_distributions_recording(frames: int = 12, seed: int = 0) -> Recording:
+    """Summaries of three tensors whose spread shrinks over training, loss and accuracy."""
+    from dynamics.summaries import Summarizer
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(frames, dtype=np.int64) * 10
+    summ = Summarizer(bins=20)
+    series = {"loss": Series(steps, np.geomspace(2.3, 0.3, frames)),
+              "test_accuracy": Series(steps[::3], np.linspace(0.1, 0.9, len(steps[::3])))}
+    import torch
+
+    for name, scale in (("act/fc1", 3.0), ("act/act3", 1.0), ("conv2.weight", 0.1)):
+        stats, hist, edges = [], [], []
+        for t in range(frames):
+            values = rng.normal(0, scale * (1 - 0.5 * t / frames), 2000)
+            if name == "act/act3":
+                values = np.maximum(values, 0)
+            s, h, e = summ(torch.from_numpy(values))
+            stats.append(s.numpy()), hist.append(h.numpy()), edges.append(e.numpy())
+        series[f"stats/{name}"] = Series(steps, np.array(stats))
+        series[f"hist/{name}"] = Series(steps, np.array(hist))
+        series[f"edges/{name}"] = Series(steps, np.array(edges))
+    meta = {"config": {"optimizer": "adam", "lr": 1e-4, "activation": "relu", "init": "truncnormal"}}
+    return Recording(series, meta)
+
+
 # A small recording for every registered scene, so registry-wide tests cover each one.
-SAMPLE_RECORDINGS = {"relu_particles": make_particle_recording, "mass_shuffle": make_mass_recording}
+SAMPLE_RECORDINGS = {"relu_particles": make_particle_recording, "mass_shuffle": make_mass_recording,
+                     "distributions": make_distributions_recording}
 
 
 @pytest.fixture

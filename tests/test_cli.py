@@ -6,7 +6,8 @@ import sys
 import imageio.v3 as iio
 import pytest
 
-import scenes.mass_shuffle  # noqa: F401  (registers the scenes)
+import scenes.distributions  # noqa: F401  (registers the scenes)
+import scenes.mass_shuffle  # noqa: F401
 import scenes.relu_particles  # noqa: F401
 from scenes.cli import REGISTRY, main
 
@@ -16,6 +17,7 @@ TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", 
 SCENE_HELP = {
     "relu_particles": ["--width", "(default: 20)", "mean-field", "--trail"],
     "mass_shuffle": ["--view", "--optimizer", "--variant", "--curvature", "--cmap", "(default: 30000)"],
+    "distributions": ["--single", "--tensors", "--activation", "--init", "--optimizer", "(default: 600)"],
 }
 
 

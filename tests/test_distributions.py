@@ -56,3 +56,48 @@ def test_adam_beats_gradient_descent_after_the_same_steps():
     for name in ("act/conv1", "act/act3"):  # the training forward pass after each scheduled step
         np.testing.assert_array_equal(adam[f"stats/{name}"].steps, [0, 50, 100, 150])
     assert len(adam["loss"]) == 200 and adam["test_accuracy"].steps.tolist() == [0, 100, 200]
+
+
+# -- the scene --------------------------------------------------------------------------------
+
+import imageio.v3 as iio  # noqa: E402
+
+from conftest import make_distributions_recording  # noqa: E402
+from scenes.base import RenderOptions  # noqa: E402
+from scenes.cli import main  # noqa: E402
+from scenes.distributions import DistributionsScene, DistributionsSceneConfig  # noqa: E402
+from scenes.plotting import histogram_percentiles  # noqa: E402
+from scenes.sweep import SweepScene  # noqa: E402
+
+DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
+
+
+def test_percentiles_from_histograms_match_the_values():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=100_000)
+    counts, edges = np.histogram(values, bins=200)
+    got = histogram_percentiles(counts[None], edges, [0, 7, 50, 93, 100])[0]
+    np.testing.assert_allclose(got, np.percentile(values, [0, 7, 50, 93, 100]), atol=0.02)
+
+
+def test_dashboard_and_comparison_render():
+    rec = make_distributions_recording()
+    scene = DistributionsScene(rec, DistributionsSceneConfig(), DRAFT)
+    assert scene.frame(-1).shape == (360, 640, 3) and len(scene.panels_) == 9
+    grid = SweepScene(DistributionsScene, [rec, make_distributions_recording(seed=1)], {"optimizer": ["adam", "gd"]},
+                      options=DRAFT)
+    assert grid.frame(5).shape == (360, 640, 3)
+    with pytest.raises(KeyError, match="nothing"):
+        DistributionsScene(rec, DistributionsSceneConfig(tensors="act/nothing"), DRAFT)
+
+
+def test_default_command_compares_four_runs_and_writes_ridge_plots(tmp_path):
+    args = ["--steps", "3", "--train-size", "60", "--test-size", "20", "--batch", "10", "--record-every", "1",
+            "--eval-every", "1", "--quality", "draft", "--quiet", "--jobs", "1", "--sweep-dir", str(tmp_path / "sw"),
+            "--out", str(tmp_path / "d.mp4")]
+    main("distributions", args)
+    assert len(list((tmp_path / "sw").glob("*.rec"))) == 4  # optimizer x activation
+    assert iio.imread(tmp_path / "d.mp4", index=None).shape == (3, 360, 640, 3)  # loss at steps 1-3
+    assert iio.imread(tmp_path / "d_ridge.png").shape[:2] == (360, 640)
+    main("distributions", [*args, "--single", "--out", str(tmp_path / "one.gif")])
+    assert not (tmp_path / "one.rec").exists() and (tmp_path / "one_ridge.png").exists()

@@ -6,7 +6,8 @@ import imageio.v3 as iio
 
 from dynamics.recording import Recording, Series
 
-import scenes.mass_shuffle  # noqa: F401  (registers the scene)
+import scenes.distributions  # noqa: F401  (registers the scenes)
+import scenes.mass_shuffle  # noqa: F401
 import scenes.relu_particles  # noqa: F401
 from conftest import SAMPLE_RECORDINGS, make_particle_recording
 from scenes.base import RenderOptions, Scene

@@ -73,7 +73,7 @@ class DistributionsConfig:
     lr: float = 1e-4
     activation: str = "relu"
     init: str = "truncnormal"
-    steps: int = 1000
+    steps: int = 600
     batch: int = 50
     train_size: int = 6000
     test_size: int = 1000
