@@ -8,6 +8,7 @@ import pytest
 
 import scenes.mass_shuffle  # noqa: F401  (registers the scenes)
 import scenes.relu_particles  # noqa: F401
+import scenes.spiral  # noqa: F401
 from scenes.cli import REGISTRY, main
 
 TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", "--quality", "draft", "--quiet"]
@@ -16,6 +17,7 @@ TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", 
 SCENE_HELP = {
     "relu_particles": ["--width", "(default: 20)", "mean-field", "--trail"],
     "mass_shuffle": ["--view", "--optimizer", "--variant", "--curvature", "--cmap", "(default: 30000)"],
+    "spiral": ["--activation", "--hidden", "--field-every", "--grid", "--no-markers", "--cmap", "(default: 3000)"],
 }
 
 
