@@ -424,7 +424,7 @@ class DecisionFieldPanel(Panel):
                 self.points.append(ax.scatter(pts[:, 0], pts[:, 1], s=marker_size, zorder=4, label=label, **style))
         if self.points:  # above the axes: inside, the moving image would cover it
             ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False,
-                      borderaxespad=0.2, handletextpad=0.3, columnspacing=1.2)
+                      borderaxespad=0.2, handletextpad=0.5, columnspacing=1.2)
         if colorbar is not None:
             from matplotlib.cm import ScalarMappable
 

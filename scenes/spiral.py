@@ -162,7 +162,7 @@ class SpiralScene(PanelScene):
         titles = ("ground truth", f"predicted classes (accuracy {accuracy:.3f})", "decision boundary p = 0.5")
         line = level_lines(panel_xs, panel_ys, last)
         for j, (title, labels) in enumerate(zip(titles, (y, predicted, y))):
-            ax = fig.add_axes((0.045 + j * 0.325, 0.07, 0.29, 0.75))
+            ax = fig.add_axes((0.045 + j * 0.325, 0.05, 0.29, 0.76), anchor="N")
             if j == 2:
                 ax.imshow(last, extent=extent, origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
                           alpha=0.35)
@@ -180,7 +180,7 @@ class SpiralScene(PanelScene):
             if j == 0:
                 ax.set_ylabel("$x_2$")
             ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False,
-                      borderaxespad=0.2, handletextpad=0.2, columnspacing=1.0)
+                      borderaxespad=0.2, handletextpad=0.5, columnspacing=1.0)
         fig.text(0.045, 0.95, f"The network after {step:,d} steps", fontsize="large", weight="bold", va="center")
         fig.text(0.045, 0.905, _describe(rec.metadata), fontsize="medium", color="#444444", va="center")
         fig.canvas.draw()
