@@ -80,9 +80,36 @@ def make_spiral_recording(frames: int = 12, grid: int = 40, n: int = 60, seed: i
     return Recording(series, meta)
 
 
+def make_classifier_recording(frames: int = 12, grid: int = 30, n: int = 40, seed: int = 0) -> Recording:
+    """The spiral field on a small lattice, two blobs of train/test points, scores at the
+    field's steps and a gradient-check error at every iteration."""
+    rng = np.random.default_rng(seed)
+    spiral = make_spiral_recording(frames, grid)
+    x = np.concatenate([rng.normal(-1.5, 0.5, (n // 2, 2)), rng.normal(1.5, 0.5, (n // 2, 2))]).astype(np.float32)
+    y = np.repeat([0.0, 1.0], n // 2).astype(np.float32)
+    test = np.zeros(n, bool)
+    test[::5] = True
+    steps = spiral["field"].steps
+    fine = np.arange(steps[-1] + 1, dtype=np.int64)
+    once = np.zeros(1, np.int64)
+    series = {
+        "field": spiral["field"],
+        "train_loss": Series(steps, np.geomspace(0.7, 0.1, frames)),
+        "test_loss": Series(steps, np.geomspace(0.7, 0.2, frames)),
+        "train_accuracy": Series(steps, np.linspace(0.5, 1.0, frames)),
+        "test_accuracy": Series(steps, np.linspace(0.5, 0.9, frames)),
+        "grad_error": Series(fine, 10.0 ** rng.uniform(-11, -8, len(fine))),
+        "data/x": Series(once, x[None]), "data/y": Series(once, y[None]), "data/test": Series(once, test[None]),
+    }
+    meta = {"grid": spiral.metadata["grid"], "lr": 0.1,
+            "config": {"dataset": "blobs", "model": "mlp", "hidden": 10, "depth": 1, "activation": "relu",
+                       "optimizer": "sgd", "l2": 0.0}}
+    return Recording(series, meta)
+
+
 # A small recording for every registered scene, so registry-wide tests cover each one.
 SAMPLE_RECORDINGS = {"relu_particles": make_particle_recording, "mass_shuffle": make_mass_recording,
-                     "spiral": make_spiral_recording}
+                     "spiral": make_spiral_recording, "classifiers": make_classifier_recording}
 
 
 @pytest.fixture

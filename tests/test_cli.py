@@ -9,6 +9,7 @@ import pytest
 import scenes.mass_shuffle  # noqa: F401  (registers the scenes)
 import scenes.relu_particles  # noqa: F401
 import scenes.spiral  # noqa: F401
+import scenes.classifiers  # noqa: F401
 from scenes.cli import REGISTRY, main
 
 TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", "--quality", "draft", "--quiet"]
@@ -17,6 +18,7 @@ TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", 
 SCENE_HELP = {
     "relu_particles": ["--width", "(default: 20)", "mean-field", "--trail"],
     "mass_shuffle": ["--view", "--optimizer", "--variant", "--curvature", "--cmap", "(default: 30000)"],
+    "classifiers": ["--dataset", "--model", "--hidden", "--optimizer", "--grad-check", "(default: 1000)"],
     "spiral": ["--activation", "--hidden", "--field-every", "--grid", "--no-markers", "--cmap", "(default: 3000)"],
 }
 
