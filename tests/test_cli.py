@@ -9,6 +9,8 @@ import pytest
 import scenes.distributions  # noqa: F401  (registers the scenes)
 import scenes.mass_shuffle  # noqa: F401
 import scenes.relu_particles  # noqa: F401
+import scenes.spiral  # noqa: F401
+import scenes.classifiers  # noqa: F401
 from scenes.cli import REGISTRY, main
 
 TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", "--quality", "draft", "--quiet"]
@@ -18,6 +20,8 @@ SCENE_HELP = {
     "relu_particles": ["--width", "(default: 20)", "mean-field", "--trail"],
     "mass_shuffle": ["--view", "--optimizer", "--variant", "--curvature", "--cmap", "(default: 30000)"],
     "distributions": ["--single", "--tensors", "--activation", "--init", "--optimizer", "(default: 600)"],
+    "classifiers": ["--dataset", "--model", "--hidden", "--optimizer", "--grad-check", "(default: 1000)"],
+    "spiral": ["--activation", "--hidden", "--field-every", "--grid", "--no-markers", "--cmap", "(default: 3000)"],
 }
 
 

@@ -9,6 +9,8 @@ from dynamics.recording import Recording, Series
 import scenes.distributions  # noqa: F401  (registers the scenes)
 import scenes.mass_shuffle  # noqa: F401
 import scenes.relu_particles  # noqa: F401
+import scenes.spiral  # noqa: F401
+import scenes.classifiers  # noqa: F401
 from conftest import SAMPLE_RECORDINGS, make_particle_recording
 from scenes.base import RenderOptions, Scene
 from scenes.cli import REGISTRY
