@@ -239,6 +239,12 @@ class Sweep:
             if on_done is not None:
                 on_done(point)
 
+        # Longest first, when the experiment can estimate a run's cost: the executor still
+        # decides where runs go, but a long run submitted last would leave the other
+        # workers idle at the end (measured: 1.54x -> see README, "Sweeps").
+        cost = getattr(importlib.import_module(self.experiment), "cost", None)
+        if cost is not None:
+            todo.sort(key=lambda p: -cost(self.config(p)))
         jobs = usable_cpus() if jobs is None else int(jobs)
         if jobs < 1:
             raise ValueError(f"jobs must be >= 1, got {jobs}")

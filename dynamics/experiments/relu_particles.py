@@ -19,7 +19,7 @@ from .common import library_versions, stream_seed
 from ..recording import Recording
 
 __all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run",
-           "alignment"]
+           "alignment", "cost"]
 
 SCALINGS = ("mean-field", "reference")
 
@@ -307,6 +307,12 @@ def _run(config, path, overwrite, progress) -> Recording:
                 recorder.tick()  # a hand-written update loop: tell the recorder a step passed
             log_eval()
     return recorder.recording
+
+
+def cost(config: ReluParticlesConfig) -> float:
+    """A relative estimate of a run's compute (steps x width), so a sweep can start the
+    longest runs first."""
+    return float(frame_steps(config)[-1]) * (config.width + 10)
 
 
 def alignment(recording: Recording, *, degrees: float = 10.0, t: int = -1) -> dict[str, float]:
