@@ -116,3 +116,17 @@ def test_scene_draws_only_training_points_and_the_command_line_runs(tmp_path):
     assert main("classifiers", ["--iterations", "20", "--record-every", "10", "--grid", "10", "--quality", "draft",
                                 "--quiet", "--out", str(out)]) == out
     assert iio.imread(out, index=None).shape == (3, 360, 640, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_on_moons_a_16_unit_network_reaches_095_and_the_perceptron_stays_5_points_below(seed):
+    # full-batch gradient descent for both, 3000 iterations, on the same data and split
+    common = dict(dataset="moons", optimizer="gd", iterations=3000, grad_check=False, grid=8, record_every=1000,
+                  seed=seed)
+    mlp = cl.run(cl.Config(model="mlp", hidden=16, **common))
+    perceptron = cl.run(cl.Config(model="perceptron", **common))
+    np.testing.assert_array_equal(mlp["data/test"].values[0], perceptron["data/test"].values[0])  # same split
+    acc_mlp, acc_p = float(mlp["test_accuracy"].values[-1]), float(perceptron["test_accuracy"].values[-1])
+    assert acc_mlp >= 0.95, acc_mlp
+    assert acc_p <= acc_mlp - 0.05, (acc_p, acc_mlp)
