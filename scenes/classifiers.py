@@ -75,6 +75,29 @@ class ClassifiersScene(PanelScene):
     requires = ("field",)
     timeline = "field"
     Config = ClassifiersSceneConfig
+    title = "Decision function of a small classifier"
+
+    small_panel_aspect = 1.0  # the field is drawn with equal axes
+
+    @classmethod
+    def small_panel(cls, ax, recording, config, shared, cell):
+        """One configuration of a sweep (``--sweep hidden=2,5,10,15,20,50``): its probability
+        field, 0.5 boundary and training points, with the final test accuracy."""
+        field, meta = recording["field"], recording.metadata
+        extent = tuple(float(v) for v in (meta.get("grid") or {}).get("extent", ()))
+        x = y = None
+        if config.markers and "data/x" in recording and "data/y" in recording:
+            x = np.asarray(recording["data/x"].values[0], dtype=float)
+            y = np.asarray(recording["data/y"].values[0])
+            if "data/test" in recording:
+                keep = ~np.asarray(recording["data/test"].values[0], dtype=bool)
+                x, y = x[keep], y[keep]
+        panel = DecisionFieldPanel(ax, field.steps, field.values, extent, x=x, y=y, cmap=config.cmap,
+                                   marker_size=max(3, config.marker_size / 3), colorbar=None, legend=False)
+        if "test_accuracy" in recording:
+            ax.set_xlabel(f"test accuracy {float(recording['test_accuracy'].values[-1]):.3f}", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        return panel
 
     def build(self, fig: Figure):
         cfg, rec, meta = self.config, self.recording, self.recording.metadata
@@ -113,7 +136,7 @@ class ClassifiersScene(PanelScene):
                                       legend_loc="upper right" if label == "loss" else "lower right"))
             if names == ["grad_error"]:
                 cax.set_title("autograd vs finite differences (h = 1e-4)", fontsize="small", loc="left")
-        fig.text(0.04, 0.955, "Decision function of a small classifier", fontsize="x-large", weight="bold",
+        fig.text(0.04, 0.955, self.title, fontsize="x-large", weight="bold",
                  va="center")
         fig.text(0.04, 0.905, _describe(meta), fontsize="medium", color="#444444", va="center")
         self.scores_ = {n: rec[n] for n in ("train_loss", "test_accuracy") if n in rec}

@@ -406,7 +406,7 @@ class DecisionFieldPanel(Panel):
                  x: np.ndarray | None = None, y: np.ndarray | None = None, cmap: str = "RdBu_r",
                  vmin: float = 0.0, vmax: float = 1.0, level: float = 0.5, colorbar: str | None = "p(class 1)",
                  class_labels: tuple[str, str] = ("class 0", "class 1"), marker_size: float = 14,
-                 contour_color: str = "black"):
+                 contour_color: str = "black", legend: bool = True):
         self.ax, self.steps, self.fields, self.level = ax, np.asarray(steps), fields, float(level)
         if fields.ndim != 3:
             raise ValueError(f"fields must be (T, ny, nx), got shape {fields.shape}")
@@ -431,7 +431,7 @@ class DecisionFieldPanel(Panel):
             for cls, (style, label) in enumerate(zip(CLASS_MARKERS, class_labels)):
                 pts = x[y == cls]
                 self.points.append(ax.scatter(pts[:, 0], pts[:, 1], s=marker_size, zorder=4, label=label, **style))
-        if self.points:  # above the axes: inside, the moving image would cover it
+        if self.points and legend:  # above the axes: inside, the moving image would cover it
             ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False,
                       borderaxespad=0.2, handletextpad=0.5, columnspacing=1.2)
         if colorbar is not None:

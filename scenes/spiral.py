@@ -75,6 +75,7 @@ class SpiralScene(PanelScene):
     requires = ("field",)
     timeline = "field"
     Config = SpiralSceneConfig
+    title = "Two spirals: a deep ReLU network carves a boundary"
 
     def build(self, fig: Figure):
         cfg, rec, meta = self.config, self.recording, self.recording.metadata
@@ -105,7 +106,7 @@ class SpiralScene(PanelScene):
             panels.append(CurvesPanel(acc_ax, acc.steps, acc.values, ylabel="train accuracy", xlabel="Adam step"))
             acc_ax.set_ylim(min(0.4, float(np.min(acc.values)) - 0.02), 1.02)
             self.scores_["train_accuracy"] = acc
-        fig.text(0.04, 0.955, "Two spirals: a deep ReLU network carves a boundary", fontsize="x-large",
+        fig.text(0.04, 0.955, self.title, fontsize="x-large",
                  weight="bold", va="center")
         fig.text(0.04, 0.905, _describe(meta), fontsize="medium", color="#444444", va="center")
         last = int(field.steps[-1])

@@ -92,7 +92,8 @@ def test_a_diverging_configuration_is_reported_and_the_others_finish(tmp_path):
 
 import imageio.v3 as iio  # noqa: E402
 
-from conftest import make_mass_recording, make_particle_recording  # noqa: E402
+from conftest import make_classifier_recording, make_mass_recording, make_particle_recording  # noqa: E402
+from scenes.classifiers import ClassifiersScene  # noqa: E402
 from scenes.base import RenderOptions  # noqa: E402
 from scenes.cli import main  # noqa: E402
 from scenes.mass_shuffle import MassShuffleScene  # noqa: E402
@@ -103,7 +104,8 @@ DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
 
 
 @pytest.mark.parametrize("scene_cls, make", [(ReluParticlesScene, make_particle_recording),
-                                             (MassShuffleScene, make_mass_recording)])
+                                             (MassShuffleScene, make_mass_recording),
+                                             (ClassifiersScene, make_classifier_recording)])
 def test_small_multiples_share_one_timeline_and_show_failures(scene_cls, make):
     recs = [make(frames=12, seed=0), make(frames=7, seed=1), None, make(frames=12, seed=3)]
     grid = {"radius": [0.1, 1.0], "width": [5, 20]}
