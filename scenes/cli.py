@@ -242,6 +242,8 @@ def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: Rend
     if args.recording or args.save_recording:
         raise ValueError("--recording and --save-recording do not combine with --sweep: the sweep keeps its "
                          "recordings in --sweep-dir, and repeating the command re-renders them")
+    if not hasattr(entry.scene, "small_panel"):  # say so before training anything
+        raise ValueError(f"scenes.{entry.name} cannot draw a sweep yet (its scene has no small panel)")
     grid: dict[str, list] = {}
     for spec in args.sweep:
         name, values = parse_sweep_values(entry.experiment_config, spec)

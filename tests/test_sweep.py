@@ -156,3 +156,12 @@ def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_a_scene_without_small_panels_refuses_a_sweep_before_training(capsys, tmp_path):
+    import scenes.spiral  # noqa: F401
+
+    with pytest.raises(SystemExit) as exc:
+        main("spiral", ["--sweep", "seed=0,1", "--sweep-dir", str(tmp_path / "sw"), "--quiet"])
+    assert exc.value.code == 2 and "cannot draw a sweep yet" in capsys.readouterr().err
+    assert not (tmp_path / "sw").exists()  # nothing ran
