@@ -83,40 +83,15 @@ class ClassifiersScene(PanelScene):
     def small_panel(cls, ax, recording, config, shared, cell):
         """One configuration of a sweep (``--sweep hidden=2,5,10,15,20,50``): its probability
         field, 0.5 boundary and training points, with the final test accuracy."""
-        field, meta = recording["field"], recording.metadata
-        extent = tuple(float(v) for v in (meta.get("grid") or {}).get("extent", ()))
-        x = y = None
-        if config.markers and "data/x" in recording and "data/y" in recording:
-            x = np.asarray(recording["data/x"].values[0], dtype=float)
-            y = np.asarray(recording["data/y"].values[0])
-            if "data/test" in recording:
-                keep = ~np.asarray(recording["data/test"].values[0], dtype=bool)
-                x, y = x[keep], y[keep]
-        panel = DecisionFieldPanel(ax, field.steps, field.values, extent, x=x, y=y, cmap=config.cmap,
-                                   marker_size=max(3, config.marker_size / 3), colorbar=None, legend=False)
-        if "test_accuracy" in recording:
-            ax.set_xlabel(f"test accuracy {float(recording['test_accuracy'].values[-1]):.3f}", fontsize="small")
-        ax.tick_params(labelsize="x-small")
-        return panel
+        return DecisionFieldPanel.small(ax, recording, config)
 
     def build(self, fig: Figure):
         cfg, rec, meta = self.config, self.recording, self.recording.metadata
-        field = rec["field"]
-        extent = tuple(float(v) for v in (meta.get("grid") or {}).get("extent", ()))
-        if len(extent) != 4:
-            raise KeyError("recording metadata has no grid extent ('grid': {'extent': [x0, x1, y0, y1]})")
-        x = y = None
-        if cfg.markers and "data/x" in rec and "data/y" in rec:
-            x = np.asarray(rec["data/x"].values[0], dtype=float)
-            y = np.asarray(rec["data/y"].values[0])
-            if "data/test" in rec:
-                keep = ~np.asarray(rec["data/test"].values[0], dtype=bool)
-                x, y = x[keep], y[keep]
         fig.patch.set_facecolor("white")
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))
-        panels = [DecisionFieldPanel(ax, field.steps, field.values, extent, x=x, y=y, cmap=cfg.cmap,
-                                     marker_size=cfg.marker_size,
-                                     class_labels=("class 0 (train)", "class 1 (train)"))]
+        panels = [DecisionFieldPanel.from_recording(ax, rec, markers=cfg.markers, cmap=cfg.cmap,
+                                                    marker_size=cfg.marker_size,
+                                                    class_labels=("class 0 (train)", "class 1 (train)"))]
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
         rows = [("loss", ("train_loss", "test_loss"), False), ("accuracy", ("train_accuracy", "test_accuracy"), False)]
@@ -140,7 +115,7 @@ class ClassifiersScene(PanelScene):
                  va="center")
         fig.text(0.04, 0.905, _describe(meta), fontsize="medium", color="#444444", va="center")
         self.scores_ = {n: rec[n] for n in ("train_loss", "test_accuracy") if n in rec}
-        last = int(field.steps[-1])
+        last = int(rec["field"].steps[-1])
         fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
         fields += [f for n, f in (("train_loss", ("loss", "{:.4f}", 6)), ("test_accuracy", ("test acc", "{:.3f}", 5)))
                    if n in self.scores_]

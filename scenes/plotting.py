@@ -402,6 +402,36 @@ class DecisionFieldPanel(Panel):
     contour_color : str
     """
 
+    @classmethod
+    def from_recording(cls, ax: Axes, recording, *, markers: bool = True, **kwargs: Any) -> "DecisionFieldPanel":
+        """The panel of a recording's ``field`` series (grid extent from its metadata), with
+        its training points (``data/x``, ``data/y`` less ``data/test``) when ``markers``."""
+        field = recording["field"]
+        extent = tuple(float(v) for v in (recording.metadata.get("grid") or {}).get("extent", ()))
+        if len(extent) != 4:
+            raise KeyError("recording metadata has no grid extent ('grid': {'extent': [x0, x1, y0, y1]})")
+        x = y = None
+        if markers and "data/x" in recording and "data/y" in recording:
+            x = np.asarray(recording["data/x"].values[0], dtype=float)
+            y = np.asarray(recording["data/y"].values[0])
+            if "data/test" in recording:
+                keep = ~np.asarray(recording["data/test"].values[0], dtype=bool)
+                x, y = x[keep], y[keep]
+        return cls(ax, field.steps, field.values, extent, x=x, y=y, **kwargs)
+
+    @classmethod
+    def small(cls, ax: Axes, recording, config) -> "DecisionFieldPanel":
+        """A small-multiples cell (no legend, no colorbar, small markers), labelled with the
+        run's final accuracy; ``config`` has ``cmap``, ``markers`` and ``marker_size``."""
+        panel = cls.from_recording(ax, recording, markers=config.markers, cmap=config.cmap, colorbar=None,
+                                   legend=False, marker_size=max(3, config.marker_size / 3))
+        for name, label in (("test_accuracy", "test"), ("train_accuracy", "train")):
+            if name in recording:
+                ax.set_xlabel(f"{label} accuracy {float(recording[name].values[-1]):.3f}", fontsize="small")
+                break
+        ax.tick_params(labelsize="x-small")
+        return panel
+
     def __init__(self, ax: Axes, steps: np.ndarray, fields: np.ndarray, extent: Sequence[float], *,
                  x: np.ndarray | None = None, y: np.ndarray | None = None, cmap: str = "RdBu_r",
                  vmin: float = 0.0, vmax: float = 1.0, level: float = 0.5, colorbar: str | None = "p(class 1)",

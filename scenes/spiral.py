@@ -77,6 +77,14 @@ class SpiralScene(PanelScene):
     Config = SpiralSceneConfig
     title = "Two spirals: a deep ReLU network carves a boundary"
 
+    small_panel_aspect = 1.0  # the field is drawn with equal axes
+
+    @classmethod
+    def small_panel(cls, ax, recording, config, shared, cell):
+        """One configuration of a sweep (``--sweep activation=relu,none``): its probability
+        field, boundary and points, with the final training accuracy."""
+        return DecisionFieldPanel.small(ax, recording, config)
+
     def build(self, fig: Figure):
         cfg, rec, meta = self.config, self.recording, self.recording.metadata
         field = rec["field"]

@@ -92,8 +92,10 @@ def test_a_diverging_configuration_is_reported_and_the_others_finish(tmp_path):
 
 import imageio.v3 as iio  # noqa: E402
 
-from conftest import make_classifier_recording, make_mass_recording, make_particle_recording  # noqa: E402
+from conftest import (make_classifier_recording, make_mass_recording, make_particle_recording,  # noqa: E402
+                      make_spiral_recording)
 from scenes.classifiers import ClassifiersScene  # noqa: E402
+from scenes.spiral import SpiralScene  # noqa: E402
 from scenes.base import RenderOptions  # noqa: E402
 from scenes.cli import main  # noqa: E402
 from scenes.mass_shuffle import MassShuffleScene  # noqa: E402
@@ -105,7 +107,8 @@ DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
 
 @pytest.mark.parametrize("scene_cls, make", [(ReluParticlesScene, make_particle_recording),
                                              (MassShuffleScene, make_mass_recording),
-                                             (ClassifiersScene, make_classifier_recording)])
+                                             (ClassifiersScene, make_classifier_recording),
+                                             (SpiralScene, make_spiral_recording)])
 def test_small_multiples_share_one_timeline_and_show_failures(scene_cls, make):
     recs = [make(frames=12, seed=0), make(frames=7, seed=1), None, make(frames=12, seed=3)]
     grid = {"radius": [0.1, 1.0], "width": [5, 20]}
@@ -158,9 +161,10 @@ def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
     assert message in err and "\n" not in err
 
 
-def test_a_scene_without_small_panels_refuses_a_sweep_before_training(capsys, tmp_path):
-    import scenes.spiral  # noqa: F401
+def test_a_scene_without_small_panels_refuses_a_sweep_before_training(capsys, tmp_path, monkeypatch):
+    from scenes.cli import REGISTRY
 
+    monkeypatch.delattr(REGISTRY["spiral"].scene, "small_panel")
     with pytest.raises(SystemExit) as exc:
         main("spiral", ["--sweep", "seed=0,1", "--sweep-dir", str(tmp_path / "sw"), "--quiet"])
     assert exc.value.code == 2 and "cannot draw a sweep yet" in capsys.readouterr().err
