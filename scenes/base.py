@@ -29,6 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dynamics.recording import Recording
+from dynamics.sweep import usable_cpus
 
 from .writers import open_writer
 
@@ -98,14 +99,6 @@ class RenderOptions:
     def resolved_workers(self, frames: int) -> int:
         n = self.workers or min(usable_cpus(), 4)
         return max(1, min(n, frames // 8 or 1))  # tiny renders are not worth starting processes
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def frame_indices(n: int, stride: int) -> np.ndarray:

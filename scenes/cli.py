@@ -224,14 +224,7 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
         config = dataclass_from_args(entry.experiment_config, args)
         recording = entry.run(config, path=args.save_recording, overwrite=args.overwrite, progress=not args.quiet)
     scene = entry.scene(recording, scene_config, options)
-    path = scene.render(out)
-    print(path)
-    if args.still:
-        print(scene.still(args.still))
-    if args.figures:
-        for figure in scene.write_figures(out.with_suffix("")):
-            print(figure)
-    return path
+    return _render_outputs(scene, out, args)
 
 
 def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: RenderOptions, scene_config) -> Path:
@@ -264,6 +257,11 @@ def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: Rend
         print(f"{prog}: configuration {point.overrides} failed: {point.error}", file=sys.stderr)
     scene = SweepScene(entry.scene, result.recordings(), grid, errors=[p.error for p in result.points],
                        config=scene_config, options=options, title=entry.scene.title)
+    return _render_outputs(scene, out, args)
+
+
+def _render_outputs(scene: Scene, out: Path, args: argparse.Namespace) -> Path:
+    """Render the movie, then the optional still and static figures; print each path."""
     path = scene.render(out)
     print(path)
     if args.still:

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .base import PanelScene, grid_axes
+from .base import PanelScene, frame_indices, grid_axes
 from .cli import main, register
 from .plotting import CurvesPanel, DistributionPanel, HistogramPanel, Readout, histogram_percentiles, snapshot_at
 from .writers import open_writer
@@ -106,8 +106,6 @@ class DistributionsScene(PanelScene):
         recording.require(*(f"{p}/{n}" for n in names for p in ("hist", "stats")))
         # frames follow the summaries' schedule, not every logged loss
         self.summary_steps_ = np.asarray(recording[f"hist/{names[0]}"].steps)
-        from .base import frame_indices
-
         self.frames_ = frame_indices(len(self.summary_steps_), self.options.stride)
 
     def timeline_steps(self) -> np.ndarray:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import library_versions, stratified_split, stream_seed
+from .common import library_versions, one_torch_thread, stratified_split, stream_seed
 from .spiral import grid_extent, grid_points
 
 __all__ = ["Config", "ClassifiersConfig", "Classifier", "make_data", "objective", "gradient_check", "run"]
@@ -251,12 +251,8 @@ def run(config: ClassifiersConfig = ClassifiersConfig(), *, path=None, overwrite
         ``data/test`` at step 0. Metadata: ``experiment``, ``config``, ``seed``, ``lr``,
         ``widths``, ``versions``, ``grid`` (``size``, ``extent``).
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _run(config, path, overwrite, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Recording:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 
 import numpy as np
 import torch
 
-__all__ = ["stream_seed", "library_versions", "stratified_split"]
+__all__ = ["stream_seed", "library_versions", "stratified_split", "one_torch_thread"]
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -47,3 +48,19 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, generator: torc
         test.append(members[:k])
         train.append(members[k:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run the block on one torch thread, then restore the previous count.
+
+    The experiments' ops are small: on a shared 2-core machine a second thread mostly
+    adds contention (PERFORMANCE.md: 9x slower steps with another busy process), and
+    sweeps run one experiment per core.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -22,7 +22,7 @@ from torch import nn
 from ..recorder import Recorder, every
 from ..recording import Recording
 from ..summaries import Summarizer
-from .common import library_versions, stream_seed
+from .common import library_versions, one_torch_thread, stream_seed
 from .digits import make_digits
 
 __all__ = ["Config", "DistributionsConfig", "DigitsCNN", "run", "ACTIVATION_MODULES"]
@@ -164,12 +164,8 @@ def run(config: DistributionsConfig = DistributionsConfig(), *, path=None, overw
         ``test_accuracy`` every ``eval_every`` steps. Metadata: ``experiment``, ``config``,
         ``seed``, ``versions``, ``data``, ``summaries``.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # runs are compared side by side: one core each
-    try:
+    with one_torch_thread():
         return _run(config, path, overwrite, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> Recording:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import library_versions, stratified_split, stream_seed
+from .common import library_versions, one_torch_thread, stratified_split, stream_seed
 
 __all__ = ["Config", "MassShuffleConfig", "LogisticRegression", "make_data", "default_lr", "run"]
 
@@ -194,12 +194,8 @@ def run(config: MassShuffleConfig = MassShuffleConfig(), *, path=None, overwrite
         ``config``, ``seed``, ``lr``, ``versions``, ``inputs`` (which coordinate carries
         the label, which are signal-scale and which noise), ``boundary``.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 800 x 15: extra threads only add contention
-    try:
+    with one_torch_thread():
         return _run(config, path, overwrite, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: MassShuffleConfig, path, overwrite: bool, progress: bool) -> Recording:

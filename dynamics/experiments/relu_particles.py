@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..recorder import Recorder, at_steps
-from .common import library_versions, stream_seed
+from .common import library_versions, one_torch_thread, stream_seed
 from ..recording import Recording
 
 __all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run",
@@ -245,12 +245,8 @@ def run(config: ReluParticlesConfig = ReluParticlesConfig(), *, path=None, overw
         end of every frame. Metadata: ``experiment``, ``config``, ``seed``, ``versions``,
         ``teacher`` ({a, w, b, positions}), ``frame_steps``.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: extra threads only add contention (PERFORMANCE.md)
-    try:
+    with one_torch_thread():
         return _run(config, path, overwrite, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config, path, overwrite, progress) -> Recording:

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import library_versions, stream_seed
+from .common import library_versions, one_torch_thread, stream_seed
 
 __all__ = ["Config", "SpiralConfig", "SpiralMLP", "make_data", "grid_extent", "grid_points", "objective", "run"]
 
@@ -235,12 +235,8 @@ def run(config: SpiralConfig = SpiralConfig(), *, path=None, overwrite: bool = F
         ``parameters``, ``grid`` (``size``, ``extent`` [x0, x1, y0, y1], cell centres,
         origin lower) and ``timing`` (seconds spent training and evaluating the field).
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # rendering and other work share a small machine; see PERFORMANCE.md
-    try:
+    with one_torch_thread():
         return _run(config, path, overwrite, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recording:
