@@ -32,33 +32,30 @@ def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.Pa
     except ImportError as exc:
         raise ImportError("exporting to TensorBoard needs the optional package: pip install tensorboard") from exc
     rec = recording if isinstance(recording, Recording) else load(recording)
-    fixed = ((rec.metadata.get("recorder") or {}).get("summaries") or {}).get("edges")
     written = {"scalars": 0, "histograms": 0}
     writer = SummaryWriter(log_dir=str(logdir))
     try:
         for name, series in rec.items():
-            if series.shape == () and not name.startswith(("stats/", "hist/", "edges/")):
+            # a scalar by kind; a series that says nothing of itself, by its shape
+            if series.kind == "scalar" or (not series.kind and series.shape == ()):
                 for step, value in zip(series.steps.tolist(), np.asarray(series.values, dtype=float).tolist()):
                     writer.add_scalar(name, value, step)
                     written["scalars"] += 1
-            elif name.startswith("hist/"):
-                base = name[len("hist/"):]
-                stats, edges = rec[f"stats/{base}"], rec[f"edges/{base}"] if f"edges/{base}" in rec else None
-                if edges is None and fixed is None:
-                    continue  # counts without edges cannot be placed
-                for i, step in enumerate(series.steps.tolist()):
-                    j = stats.nearest_index(step)
-                    mean, std, lo, hi = (float(v) for v in stats.values[j])
-                    counts = np.asarray(series.values[i], dtype=float)
-                    e = np.asarray(edges.values[edges.nearest_index(step)] if edges is not None else fixed, dtype=float)
-                    num = float(counts.sum())
-                    if not (num > 0 and np.isfinite(e).all()):
-                        continue
-                    writer.add_histogram_raw(base, min=lo, max=hi, num=num, sum=mean * num,
-                                             sum_squares=(std * std + mean * mean) * num,
-                                             bucket_limits=e[1:].tolist(), bucket_counts=counts.tolist(),
-                                             global_step=step)
-                    written["histograms"] += 1
+        for summary in rec.summaries().values():
+            stats = rec[summary.stats]
+            steps, counts, edges = summary.read(rec)
+            edges = np.broadcast_to(edges, (len(counts), counts.shape[1] + 1))
+            tag = {"gradient": "grad/", "activation": "act/"}.get(summary.of, "") + summary.source
+            for i, step in enumerate(steps.tolist()):
+                mean, std, lo, hi = (float(v) for v in stats.values[stats.nearest_index(step)])
+                num = float(counts[i].sum())
+                if not (num > 0 and np.isfinite(edges[i]).all()):
+                    continue
+                writer.add_histogram_raw(tag, min=lo, max=hi, num=num, sum=mean * num,
+                                         sum_squares=(std * std + mean * mean) * num,
+                                         bucket_limits=edges[i][1:].tolist(), bucket_counts=counts[i].tolist(),
+                                         global_step=step)
+                written["histograms"] += 1
     finally:
         writer.close()
     return written

@@ -200,7 +200,8 @@ class Recorder:
         self._sink = RecordingWriter(path, meta, overwrite=overwrite) if path is not None else MemoryWriter(meta)
         self.step = 0
         self._handles: list[Any] = []
-        self._pending: list[tuple[str, int, torch.Tensor, Any]] = []  # device->host copies in flight
+        self._pending: list[tuple[str, int, torch.Tensor, Any, tuple]] = []  # device->host copies in flight
+        self._declared: set[str] = set()
         self._params: list[tuple[str, torch.nn.Parameter]] = []
         self._resolve_params()
         self.attached = False
@@ -222,7 +223,7 @@ class Recorder:
             self._activation_last[name] = step
             out = output[0] if isinstance(output, (tuple, list)) else output
             if isinstance(out, torch.Tensor):
-                self._summarize(f"act/{name}", step, out)
+                self._summarize(f"act/{name}", step, out, "activation", name)
 
         return hook
 
@@ -236,12 +237,12 @@ class Recorder:
         finally:
             self._quiet = before
 
-    def _summarize(self, name: str, step: int, tensor: torch.Tensor) -> None:
+    def _summarize(self, name: str, step: int, tensor: torch.Tensor, of: str, source: str) -> None:
         stats, counts, edges = self.summarizer(tensor)
-        self._emit(f"stats/{name}", step, stats)
-        self._emit(f"hist/{name}", step, counts)
+        self._emit(f"stats/{name}", step, stats, "stats", source, of)
+        self._emit(f"hist/{name}", step, counts, "histogram", source, of)
         if self.summarizer.adaptive:
-            self._emit(f"edges/{name}", step, edges)
+            self._emit(f"edges/{name}", step, edges, "edges", source, of)
 
     # -- lifecycle ---------------------------------------------------------------------
     def attach(self) -> "Recorder":
@@ -318,17 +319,17 @@ class Recorder:
         if self._pending:
             self._drain()
         for name, param in self._params:
-            self._emit(name, step, param)
+            self._emit(name, step, param, "parameter", name)
         if self.grads:
             for name, param in self._params:
                 if param.grad is not None:
-                    self._emit(f"grad/{name}", step, param.grad)
+                    self._emit(f"grad/{name}", step, param.grad, "gradient", name)
         for name, fn in self.derived.items():
-            self._emit(name, step, fn(model))
+            self._emit(name, step, fn(model), "derived")
         for name, param in self._summary_params:
-            self._summarize(name, step, param)
+            self._summarize(name, step, param, "parameter", name)
             if self.summary_grads and param.grad is not None:
-                self._summarize(f"grad/{name}", step, param.grad)
+                self._summarize(f"grad/{name}", step, param.grad, "gradient", name)
 
     def log(self, step: int | None = None, **scalars: Any) -> None:
         """Record scalar series at ``step`` (default: the current step), e.g. ``log(loss=l)``.
@@ -339,7 +340,7 @@ class Recorder:
         for name, value in scalars.items():
             if isinstance(value, torch.Tensor):
                 value = value.detach().item()
-            self._sink.append(name, step, np.float64(value))
+            self._append(name, step, np.float64(value), "scalar")
 
     def put(self, name: str, value: Any, *, step: int | None = None) -> None:
         """Record one array (or tensor) snapshot of series ``name`` at ``step`` (default: now).
@@ -347,32 +348,40 @@ class Recorder:
         For data that is not a parameter or a function of the model, such as the training
         set a scene draws beside the weights. The value is copied before this returns.
         """
-        self._emit(name, self.step if step is None else int(step), value)
+        self._emit(name, self.step if step is None else int(step), value, "data")
 
-    def _emit(self, name: str, step: int, value: Any) -> None:
+    def _append(self, name: str, step: int, value: np.ndarray, kind: str = "", source: str = "", of: str = "") -> None:
+        # the first snapshot of a series declares what it holds (written into the manifest)
+        if name not in self._declared:
+            value = np.asarray(value)
+            self._sink.declare(name, value.dtype, value.shape, kind=kind, source=source, of=of)
+            self._declared.add(name)
+        self._sink.append(name, step, value)
+
+    def _emit(self, name: str, step: int, value: Any, kind: str, source: str = "", of: str = "") -> None:
         if not isinstance(value, torch.Tensor):
-            self._sink.append(name, step, np.asarray(value))
+            self._append(name, step, np.asarray(value), kind, source, of)
             return
         value = value.detach()
         if value.dtype is torch.bfloat16:
             value = value.float()  # numpy has no bfloat16
         if value.is_cpu:
             # no copy here: every sink copies what it keeps before this returns
-            self._sink.append(name, step, value.numpy())
+            self._append(name, step, value.numpy(), kind, source, of)
             return
         # Accelerator tensor: start an asynchronous copy into pinned memory and collect it
         # at the next capture, so the training step is not stalled waiting for the copy.
         if value.device.type != "cuda":  # other accelerators: a plain blocking copy
-            self._sink.append(name, step, value.cpu().numpy())
+            self._append(name, step, value.cpu().numpy(), kind, source, of)
             return
         host = torch.empty(value.shape, dtype=value.dtype, device="cpu", pin_memory=True)
         host.copy_(value, non_blocking=True)
         event = torch.cuda.Event()
         event.record()
-        self._pending.append((name, step, host, event))
+        self._pending.append((name, step, host, event, (kind, source, of)))
 
     def _drain(self) -> None:
-        for name, step, host, event in self._pending:
+        for name, step, host, event, info in self._pending:
             event.synchronize()
-            self._sink.append(name, step, host.numpy())
+            self._append(name, step, host.numpy(), *info)
         self._pending.clear()

@@ -47,14 +47,35 @@ _STEPS_MAGIC = b"NNDYNSTP"
 _VALUES_MAGIC = b"NNDYNVAL"
 
 __all__ = [
+    "KINDS",
     "Recording",
     "RecordingError",
     "RecordingWriter",
     "MemoryWriter",
     "Series",
+    "Summary",
     "load",
     "to_jsonable",
 ]
+
+
+#: What a series holds, written by the recorder into the manifest so that renderers and
+#: exporters read roles instead of parsing names. ``""`` is "not said" (a series appended
+#: by hand); readers then go by shape alone.
+KINDS = {
+    "parameter": "a model parameter (source: its name in named_parameters())",
+    "gradient": "the gradient of a parameter (source: the parameter's name)",
+    "buffer": "a module buffer such as BatchNorm's running_mean (source: its name)",
+    "derived": "a function of the model given to Recorder(derived=...)",
+    "scalar": "a number logged with Recorder.log()",
+    "stats": "mean, std, min, max of a tensor (source: the tensor; of: what it is)",
+    "histogram": "histogram counts of a tensor (source, of: as for stats)",
+    "edges": "bin edges of those counts, when the bins adapt per step",
+    "activation": "the output of a module (source: the module's name)",
+    "data": "data recorded beside the run with Recorder.put() (a training set)",
+}
+#: What a summarised tensor is (the ``of`` of stats, histogram and edges series).
+SUMMARISED = ("parameter", "gradient", "activation")
 
 
 class RecordingError(ValueError):
@@ -96,10 +117,31 @@ class Series:
     values : (T, *shape) array
         Snapshot values; step is always the first axis. A ``numpy.memmap`` for recordings
         loaded from disk, so only the rows that are indexed are read.
+    kind : str
+        What the series holds, one of :data:`KINDS` (``""``: not said).
+    source : str
+        The parameter, buffer or module it comes from (``""`` when not applicable).
+    of : str
+        For ``stats``, ``histogram`` and ``edges``: what was summarised (``parameter``,
+        ``gradient`` or ``activation``).
     """
 
     steps: np.ndarray
     values: np.ndarray
+    kind: str = ""
+    source: str = ""
+    of: str = ""
+
+    def __post_init__(self):
+        if self.kind and self.kind not in KINDS:
+            raise ValueError(f"series kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.of and self.of not in SUMMARISED:
+            raise ValueError(f"a summary's 'of' must be one of {', '.join(SUMMARISED)}, got {self.of!r}")
+
+    @property
+    def info(self) -> dict[str, str]:
+        """``kind``, ``source`` and ``of``, only those that are set (as in the manifest)."""
+        return {k: v for k, v in (("kind", self.kind), ("source", self.source), ("of", self.of)) if v}
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -128,12 +170,12 @@ class Series:
         """Snapshots with ``start <= step < stop`` (either bound may be None)."""
         lo = 0 if start is None else int(np.searchsorted(self.steps, start, side="left"))
         hi = len(self.steps) if stop is None else int(np.searchsorted(self.steps, stop, side="left"))
-        return Series(self.steps[lo:hi], self.values[lo:hi])
+        return Series(self.steps[lo:hi], self.values[lo:hi], **self.info)
 
     def resample(self, steps: Iterable[int]) -> "Series":
         """The snapshot nearest to each of ``steps`` (values are read, not interpolated)."""
         idx = np.atleast_1d(self.nearest_index(np.asarray(list(steps), dtype=np.int64)))
-        return Series(self.steps[idx], np.asarray(self.values[idx]))
+        return Series(self.steps[idx], np.asarray(self.values[idx]), **self.info)
 
 
 class Recording:
@@ -190,6 +232,30 @@ class Recording:
         """Series whose names match any of the shell-style ``patterns`` (``"grad/*"``)."""
         return {k: s for k, s in self._series.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
+    def of_kind(self, *kinds: str) -> dict[str, Series]:
+        """Series whose kind is one of ``kinds`` (``of_kind("scalar")``), in recording order."""
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown series kind {unknown[0]!r}; kinds are {', '.join(KINDS)}")
+        return {k: s for k, s in self._series.items() if s.kind in kinds}
+
+    def summaries(self) -> dict[str, "Summary"]:
+        """Every summarised tensor: its ``stats``, ``histogram`` and (adaptive bins) ``edges``
+        series, paired by their ``of`` and ``source`` as the recorder wrote them (not by name).
+        Keys are labels such as ``"conv1.weight"``, ``"gradient of conv1.weight"``,
+        ``"activation conv1"``."""
+        parts: dict[tuple[str, str], dict[str, str]] = {}
+        for name, s in self._series.items():
+            if s.kind in ("stats", "histogram", "edges"):
+                parts.setdefault((s.of, s.source), {})[s.kind] = name
+        fixed = ((self.metadata.get("recorder") or {}).get("summaries") or {}).get("edges")
+        out = {}
+        for (of, source), names in parts.items():
+            if "stats" in names and "histogram" in names and ("edges" in names or fixed is not None):
+                summary = Summary(of, source, names["stats"], names["histogram"], names.get("edges"), fixed)
+                out[summary.label] = summary
+        return out
+
     def require(self, *names: str) -> None:
         """Raise KeyError naming every one of ``names`` that this recording lacks."""
         missing = [n for n in names if n not in self._series]
@@ -215,10 +281,47 @@ class Recording:
         """Write this recording to ``path`` (a directory), ``chunk`` snapshots at a time."""
         with RecordingWriter(path, self.metadata, overwrite=overwrite) as writer:
             for name, s in self._series.items():
-                writer.declare(name, s.values.dtype, s.shape)
+                writer.declare(name, s.values.dtype, s.shape, **s.info)
                 for lo in range(0, len(s), chunk):
                     writer.extend(name, s.steps[lo : lo + chunk], np.asarray(s.values[lo : lo + chunk]))
         return Path(path)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The series that summarise one tensor (see :meth:`Recording.summaries`).
+
+    Attributes
+    ----------
+    of : str
+        ``parameter``, ``gradient`` or ``activation``.
+    source : str
+        The parameter or module name.
+    stats, histogram : str
+        Names of the ``(4,)`` mean/std/min/max series and of the counts series.
+    edges : str or None
+        Name of the per-step bin edges series (adaptive bins), else None.
+    fixed_edges : list of float or None
+        The bins shared by every step when ``edges`` is None.
+    """
+
+    of: str
+    source: str
+    stats: str
+    histogram: str
+    edges: str | None = None
+    fixed_edges: list | None = None
+
+    @property
+    def label(self) -> str:
+        return {"parameter": self.source, "gradient": f"gradient of {self.source}",
+                "activation": f"activation {self.source}"}.get(self.of, self.source)
+
+    def read(self, recording: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``steps (T,)``, ``counts (T, bins)`` and ``edges`` (``(T, bins + 1)`` or ``(bins + 1,)``)."""
+        hist = recording[self.histogram]
+        edges = recording[self.edges].values if self.edges else self.fixed_edges
+        return np.asarray(hist.steps), np.asarray(hist.values), np.asarray(edges, dtype=float)
 
 
 def _read_manifest(root: Path) -> dict:
@@ -274,6 +377,8 @@ def load(path: str | os.PathLike) -> Recording:
             dtype = np.dtype(spec["dtype"])
             shape = tuple(int(n) for n in spec["shape"])
             stem = str(spec["file"])
+            info = {k: str(spec[k]) for k in ("kind", "source", "of") if k in spec}
+            Series(np.empty(0, np.int64), np.empty(0), **info)  # validates kind and of
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordingError(f"{root / MANIFEST}: series {name!r} has a malformed entry ({exc})") from None
         if dtype.hasobject or "/" in stem or stem.startswith("."):
@@ -302,7 +407,7 @@ def load(path: str | os.PathLike) -> Recording:
         steps = np.asarray(steps)  # int64[T] is small; keep the values lazy
         if n > 1 and np.any(np.diff(steps) < 0):
             raise RecordingError(f"{spath}: steps are not in increasing order")
-        series[name] = Series(steps, values)
+        series[name] = Series(steps, values, **info)
     return Recording(series, manifest.get("metadata", {}), complete=complete, path=root)
 
 
@@ -383,10 +488,11 @@ def _finish_at_exit(thread: _WriterThread, series: dict, files: dict) -> None:
 class _SeriesState:
     """One series being written: its fixed dtype/shape and a staging block of snapshots."""
 
-    __slots__ = ("name", "index", "dtype", "shape", "count", "last", "steps", "values", "n")
+    __slots__ = ("name", "index", "dtype", "shape", "info", "count", "last", "steps", "values", "n")
 
-    def __init__(self, name: str, index: int, dtype: np.dtype, shape: tuple[int, ...], capacity: int):
-        self.name, self.index, self.dtype, self.shape = name, index, dtype, shape
+    def __init__(self, name: str, index: int, dtype: np.dtype, shape: tuple[int, ...], capacity: int,
+                 info: dict[str, str]):
+        self.name, self.index, self.dtype, self.shape, self.info = name, index, dtype, shape, info
         self.count = 0  # snapshots appended so far
         self.last = -1  # last step appended (steps never decrease)
         self.steps = np.empty(capacity, "<i8")
@@ -412,8 +518,11 @@ class _SinkBase:
         self.closed = False
         self.complete = False  # closed after the producer finished (not cut short by an error)
 
-    def declare(self, name: str, dtype, shape: tuple[int, ...]) -> None:
-        """Fix a series' dtype and per-snapshot shape before its first append (optional)."""
+    def declare(self, name: str, dtype, shape: tuple[int, ...], *, kind: str = "", source: str = "",
+                of: str = "") -> None:
+        """Fix a series' dtype, per-snapshot shape and what it holds (``kind``, ``source``,
+        ``of``: see :class:`Series`) before its first append (optional)."""
+        info = Series(np.empty(0, np.int64), np.empty(0), kind, source, of).info  # validates
         dtype = np.dtype(dtype)
         if dtype.hasobject:
             raise TypeError(f"series {name!r}: object arrays cannot be recorded")
@@ -422,7 +531,7 @@ class _SinkBase:
         if state is None:
             dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
             capacity = self._initial_capacity(dtype.itemsize * math.prod(shape))
-            self._series[name] = _SeriesState(name, len(self._series), dtype, shape, capacity)
+            self._series[name] = _SeriesState(name, len(self._series), dtype, shape, capacity, info)
             self._on_new_series(self._series[name])
         elif state.shape != shape:
             raise ValueError(f"series {name!r}: snapshot shape {shape} differs from earlier {state.shape}")
@@ -534,7 +643,7 @@ class MemoryWriter(_SinkBase):
                 full.clear()
                 state.steps, state.values, state.n = steps, values, len(steps)
             # views: rows [:n] are never written again (a full block is replaced, not grown)
-            series[name] = Series(state.steps[: state.n], state.values[: state.n])
+            series[name] = Series(state.steps[: state.n], state.values[: state.n], **state.info)
         return Recording(series, self.metadata, complete=self.complete)
 
 
@@ -600,7 +709,7 @@ class RecordingWriter(_SinkBase):
             "complete": self.complete,
             "metadata": self.metadata,
             "series": {
-                name: {"file": self._stem(name), "dtype": s.dtype.str, "shape": list(s.shape)}
+                name: {"file": self._stem(name), "dtype": s.dtype.str, "shape": list(s.shape), **s.info}
                 for name, s in self._series.items()
             },
         }
