@@ -1,18 +1,36 @@
-"""Scene base class: owns the figure, the frame loop, blitting, worker processes and writers.
+"""Scene base classes: the frame engine (:class:`Scene`) and the scene contract (:class:`PanelScene`).
 
-A scene subclass declares the recording keys it needs and implements three methods:
+:class:`Scene` owns the figure, the frame loop, blitting, worker processes and the hand-off
+to a writer. It calls three hooks:
 
 * ``setup(fig)`` builds every artist once; artists that change between frames are passed
   to :meth:`Scene.animate` and are left out of the cached background;
 * ``draw_frame(i)`` updates the animated artists for frame ``i`` (``set_offsets``,
   ``set_data``, ``set_text``), nothing else;
-* optionally ``stamp(lo, hi)``: permanent marks (a particle's path) for frames
-  ``lo..hi-1``, drawn once into the background and kept for every later frame, so a
-  whole path costs one draw per frame, not one per past position.
+* ``stamp(lo, hi)``: permanent marks (a particle's path) for frames ``lo..hi-1``, drawn
+  once into the background and kept for every later frame, so a whole path costs one draw
+  per frame, not one per past position.
 
-The base class draws the static background once, then per frame restores it, draws
-only the animated artists and hands the canvas buffer to the writer. Frames are split
-into blocks rendered by worker processes, and encoded in order by the parent.
+It draws the static background once, then per frame restores it, draws only the animated
+artists and hands the canvas buffer to the writer. Frames are split into blocks rendered
+by worker processes, and encoded in order by the parent.
+
+:class:`PanelScene` is what every registered scene subclasses. A subclass *declares* what
+it reads and shows, and builds panels; the base class acts on the declarations:
+
+* ``requires`` (series names) or :meth:`PanelScene.check` (anything else): checked before
+  anything is drawn, with an error naming what is missing and what is there;
+* :meth:`PanelScene.timeline`: the one source of the training steps that frames show;
+* ``title`` (or :meth:`PanelScene.heading`), the subtitle (the recording's
+  ``metadata["caption"]``, written by the experiment that knows its config) and ``readout``
+  (series shown as numbers beside the step): drawn and updated by the base class;
+* ``small_multiples``: the scene can draw one run as a cell of a sweep's grid
+  (:meth:`PanelScene.small_panel`, given a :class:`Cell`); ``sweep_scales`` and
+  ``sweep_figures`` refine it;
+* :meth:`PanelScene.example`: a small recording the scene draws, for its conformance test.
+
+A subclass never overrides ``__init__``, never picks a codec and never parses an
+experiment's config.
 """
 
 from __future__ import annotations
@@ -31,20 +49,21 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording
 from dynamics.sweep import usable_cpus
 
-from .writers import open_writer
+from .writers import Writer, open_writer
 
-__all__ = ["RenderOptions", "Scene", "PanelScene", "QUALITY_PRESETS", "grid_axes"]
+__all__ = ["RenderOptions", "Scene", "PanelScene", "Cell", "Field", "QUALITY_PRESETS", "grid_axes", "new_figure"]
 
-# Named presets: draft for tests and quick looks, final for lectures.
+# Named presets of what a frame is: draft for tests and quick looks, final for lectures.
+# (Each writer has its own presets of the same names for its encoder, see scenes.writers.)
 QUALITY_PRESETS = {
-    "draft": {"width": 640, "height": 360, "dpi": 50, "preset": "ultrafast", "crf": 26},
-    "final": {"width": 1280, "height": 720, "dpi": 100, "preset": "medium", "crf": 20},
+    "draft": {"width": 640, "height": 360, "dpi": 50},
+    "final": {"width": 1280, "height": 720, "dpi": 100},
 }
 
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """How frames are made and encoded (independent of what a scene draws).
+    """How frames are made (independent of what a scene draws and of how it is encoded).
 
     Attributes
     ----------
@@ -59,10 +78,6 @@ class RenderOptions:
         Render every ``stride``-th snapshot (a faster, shorter movie).
     workers : int
         Processes that render frames (0: one per CPU core, at most 4; 1: in this process).
-    preset : str
-        x264 preset for MP4 ("ultrafast" ... "veryslow").
-    crf : int
-        x264 quality (lower is better; 18 is visually lossless).
     progress : bool
         Show a progress bar over frames.
     """
@@ -73,8 +88,6 @@ class RenderOptions:
     fps: float = 30
     stride: int = 1
     workers: int = 0
-    preset: str = "medium"
-    crf: int = 20
     progress: bool = True
 
     def __post_init__(self):
@@ -101,12 +114,67 @@ class RenderOptions:
         return max(1, min(n, frames // 8 or 1))  # tiny renders are not worth starting processes
 
 
+@dataclass(frozen=True)
+class Cell:
+    """Where a small panel sits in a sweep's grid (row and column from 0, of rows x cols)."""
+
+    row: int
+    col: int
+    rows: int
+    cols: int
+
+    @property
+    def last_row(self) -> bool:
+        return self.row == self.rows - 1
+
+    @property
+    def first_col(self) -> bool:
+        return self.col == 0
+
+    @property
+    def last_col(self) -> bool:
+        return self.col == self.cols - 1
+
+    @property
+    def scale(self) -> float:
+        """1 for a single panel, smaller for a denser grid (for marker sizes)."""
+        return 1 / max(self.rows, self.cols)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value of a scene's readout: ``Field("loss", "loss", "{:.2e}")`` shows the latest
+    snapshot of series ``loss`` at or before each frame's step. A field whose series the
+    recording lacks is left out."""
+
+    series: str
+    label: str
+    fmt: str = "{:.4g}"
+
+
 def frame_indices(n: int, stride: int) -> np.ndarray:
     """Every ``stride``-th of ``n`` snapshots, always ending on the last one."""
     idx = np.arange(0, n, stride)
     if idx[-1] != n - 1:
         idx = np.append(idx, n - 1)
     return idx
+
+
+def new_figure(options: RenderOptions) -> Figure:
+    """A figure with an Agg canvas of exactly ``options.width x options.height`` pixels."""
+    # +0.01 px: the canvas truncates width*dpi, and 1366/96*96 can land a hair under 1366
+    fig = Figure(figsize=((options.width + 0.01) / options.dpi, (options.height + 0.01) / options.dpi),
+                 dpi=options.dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_to_png(fig: Figure, path: str | os.PathLike) -> Path:
+    """Draw ``fig`` and write it as a PNG (whole, or not at all). Returns the path."""
+    fig.canvas.draw()
+    with open_writer(path) as writer:
+        writer.write(np.asarray(fig.canvas.buffer_rgba()))
+    return writer.path
 
 
 # Set in the parent just before worker processes fork; each worker builds its own canvas.
@@ -122,7 +190,7 @@ def _worker_render(frames: Sequence[int]) -> np.ndarray:
 
 
 class Scene:
-    """Base class of every scene: a Recording in, uint8 RGB frames out.
+    """The frame engine: a Recording in, uint8 RGB frames out (see the module docstring).
 
     Parameters
     ----------
@@ -131,34 +199,37 @@ class Scene:
     config : dataclass, optional
         The scene's frozen config (``Config`` class attribute gives the default).
     options : RenderOptions, optional
-        Frame size, fps, encoder settings, workers.
+        Frame size, dpi, fps, stride, workers.
 
     Attributes
     ----------
+    steps_ : ndarray of int
+        The training steps of the timeline (:meth:`timeline`).
     frames_ : ndarray of int
-        Snapshot index of each frame (set by the subclass in ``__init__`` or by default all
-        snapshots of ``self.timeline``).
+        Index into ``steps_`` of each frame (every ``stride``-th, always ending on the last).
     """
 
-    #: Recording series the scene reads; checked before anything is drawn.
-    requires: ClassVar[tuple[str, ...]] = ()
-    #: Series whose snapshots define the frames.
-    timeline: ClassVar[str] = ""
     #: The scene's config dataclass.
     Config: ClassVar[type | None] = None
-    #: Headline of the picture (also of its small multiples).
-    title: ClassVar[str] = ""
 
     def __init__(self, recording: Recording, config: Any = None, options: RenderOptions | None = None):
-        recording.require(*self.requires)
         self.recording = recording
         self.config = config if config is not None else (self.Config() if self.Config else None)
         self.options = options or RenderOptions()
-        n = len(recording[self.timeline]) if self.timeline else 1
-        if n == 0:
-            raise ValueError(f"recording has no snapshots of {self.timeline!r} to draw")
-        self.frames_ = frame_indices(n, self.options.stride)
+        self.check()
+        self.steps_ = np.asarray(self.timeline(), dtype=np.int64)
+        if len(self.steps_) == 0:
+            raise ValueError("the recording has no snapshots to draw")
+        self.frames_ = frame_indices(len(self.steps_), self.options.stride)
         self._fig: Figure | None = None
+
+    def check(self) -> None:
+        """Raise (KeyError or ValueError, naming what is missing) if the recording cannot be drawn."""
+
+    def timeline(self) -> np.ndarray:
+        """The training steps that frames are drawn from, increasing (one frame each, before
+        ``stride``)."""
+        return np.zeros(1, np.int64)
 
     # -- subclass interface ------------------------------------------------------------
     def setup(self, fig: Figure) -> None:
@@ -192,9 +263,7 @@ class Scene:
 
     def _build(self, blit: bool = True) -> None:
         o = self.options
-        # +0.01 px: the canvas truncates width*dpi, and 1366/96*96 can land a hair under 1366
-        fig = Figure(figsize=((o.width + 0.01) / o.dpi, (o.height + 0.01) / o.dpi), dpi=o.dpi)
-        FigureCanvasAgg(fig)
+        fig = new_figure(o)
         self._animated: list[Any] = []
         self.setup(fig)
         fig.canvas.draw()
@@ -275,20 +344,21 @@ class Scene:
             _WORKER_SCENE = None
 
     # -- output ------------------------------------------------------------------------
-    def render(self, path: str | os.PathLike, *, workers: int | None = None, writer=None) -> Path:
-        """Render every frame into ``path`` (.mp4, .gif) or, for .png, the last frame.
-
-        The file appears at ``path`` only once complete. Returns the path written.
-        """
-        path = Path(path)
-        if path.suffix.lower() == ".png" and writer is None:
-            return self.still(path)
+    def render(self, target: Writer | str | os.PathLike, *, workers: int | None = None) -> Path:
+        """Render into ``target``: a :class:`~scenes.writers.Writer` built by the caller, or a
+        path (its writer is made with default encoder settings). A movie writer gets every
+        frame; a still writer (PNG) gets the last one. The file appears only once complete.
+        Returns the path written."""
+        writer = target if isinstance(target, Writer) else open_writer(target, self.options.fps)
+        if not writer.animated:
+            with writer:
+                writer.write(self.frame(-1))
+            return writer.path
         from tqdm.auto import tqdm
 
-        o = self.options
-        writer = writer or open_writer(path, o.fps, **self._encoder_options(path))
         with writer:
-            bar = tqdm(total=len(self), desc=f"rendering {path.name}", unit="frame", disable=not o.progress)
+            bar = tqdm(total=len(self), desc=f"rendering {writer.path.name}", unit="frame",
+                       disable=not self.options.progress)
             try:
                 for frame in self.iter_frames(workers=workers, rgba=True):
                     writer.write(frame)
@@ -311,11 +381,6 @@ class Scene:
         """
         return []
 
-    def _encoder_options(self, path: Path) -> dict:
-        if path.suffix.lower() == ".mp4":
-            return {"preset": self.options.preset, "crf": self.options.crf}
-        return {}
-
     def close(self) -> None:
         """Release the figure."""
         self._fig = None
@@ -324,7 +389,7 @@ class Scene:
     def to_html(self, fmt: str = "mp4") -> str:
         """Render into memory and return HTML that plays inline (``<video>`` or ``<img>``)."""
         with tempfile.TemporaryDirectory() as tmp:
-            out = self.render(Path(tmp) / f"scene.{fmt}")
+            out = self.render(open_writer(Path(tmp) / f"scene.{fmt}", self.options.fps))
             data = base64.b64encode(out.read_bytes()).decode("ascii")
         if fmt == "gif":
             return f'<img src="data:image/gif;base64,{data}"/>'
@@ -340,32 +405,115 @@ class Scene:
 
 
 class PanelScene(Scene):
-    """A scene composed of panels (see :mod:`scenes.plotting`) that share one timeline.
+    """The scene contract: panels (see :mod:`scenes.plotting`) on one timeline, under a header.
 
-    Frame ``i`` shows training step ``steps_[frames_[i]]`` (the steps of the
-    ``timeline`` series) in every panel; each panel finds its own snapshot at or before
-    that step, so series recorded on different schedules stay in step. A subclass
-    implements :meth:`build` (make the axes and panels, return the panels) and may
-    override :meth:`caption` (texts that change per frame).
+    Frame ``i`` shows training step ``steps_[frames_[i]]`` in every panel; each panel finds
+    its own snapshot at or before that step, so series recorded on different schedules stay
+    in step. A subclass declares the class attributes below and implements :meth:`build`
+    (make the axes and panels below the header, return the panels).
     """
 
+    #: Recording series the scene reads; checked before anything is drawn.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: Headline of the picture (also of its small multiples); see :meth:`heading`.
+    title: ClassVar[str] = ""
+    #: Series shown as numbers beside the step in the header (those present).
+    readout: ClassVar[tuple[Field, ...]] = ()
+    #: The scene can draw one run as a cell of a sweep (:meth:`small_panel`).
+    small_multiples: ClassVar[bool] = False
+    #: Width / height of one small panel, when its axes have a fixed shape (equal axes).
+    small_panel_aspect: ClassVar[float | None] = None
+    #: Left edge of the header texts, in figure fractions.
+    header_left: ClassVar[float] = 0.04
+    #: The header band ends here (figure fraction from the bottom): panels go below it.
+    header_bottom: ClassVar[float] = 0.86
+
+    # -- declared contract ---------------------------------------------------------------
+    def check(self) -> None:
+        """Require the series named in ``requires``; a subclass may check more."""
+        self.recording.require(*self.requires)
+
+    def timeline(self) -> np.ndarray:
+        """The steps of the first required series (override to draw another schedule)."""
+        if not self.requires:
+            raise NotImplementedError(f"{type(self).__name__} must declare requires or define timeline()")
+        return np.asarray(self.recording[self.requires[0]].steps)
+
+    def heading(self) -> str:
+        """The title drawn in the header (default: ``title``)."""
+        return self.title
+
+    def subtitle(self) -> str:
+        """The line under the title: the recording's ``metadata["caption"]``, which the
+        experiment that made it writes (it knows its config)."""
+        return str(self.recording.metadata.get("caption", ""))
+
+    def readout_fields(self) -> Sequence[Field]:
+        """The readout's fields (default: ``readout``; a scene that draws series chosen at
+        run time may return those)."""
+        return self.readout
+
+    @classmethod
+    def example(cls) -> Recording:
+        """A small recording this scene draws (numpy only), for its conformance test and docs."""
+        raise NotImplementedError(f"{cls.__name__} has no example recording")
+
     def build(self, fig: Figure) -> Sequence[Any]:
-        """Create the axes and panels on ``fig``; return the panels."""
+        """Create the axes and panels on ``fig`` below ``header_bottom``; return the panels."""
         raise NotImplementedError
 
-    def caption(self, step: int) -> None:
-        """Update per-frame texts (registered with :meth:`animate`) for training ``step``."""
+    # -- small multiples -----------------------------------------------------------------
+    @classmethod
+    def small_panel(cls, ax, recording: Recording, config: Any, shared: dict, cell: Cell):
+        """One run of a sweep drawn on ``ax`` (``shared``: what :meth:`sweep_scales` computed);
+        returns its panel. Only for scenes that declare ``small_multiples``."""
+        raise NotImplementedError(f"{cls.__name__} cannot be drawn as small multiples")
 
-    def timeline_steps(self) -> np.ndarray:
-        """Training steps that frames are drawn from (``frames_`` indexes them)."""
-        return np.asarray(self.recording[self.timeline].steps)
+    @classmethod
+    def sweep_scales(cls, recordings: Sequence[Recording], config: Any) -> dict:
+        """What every cell of a sweep shares (axes limits, colour scales); default nothing."""
+        return {}
 
+    @classmethod
+    def sweep_figures(cls, recordings: Sequence[Recording | None], labels: Sequence[str], config: Any,
+                      options: RenderOptions, stem: Path) -> list[Path]:
+        """Static figures of a whole sweep (``labels``: one per run); default none."""
+        return []
+
+    # -- what the base class does with it --------------------------------------------------
     def setup(self, fig: Figure) -> None:
-        self.steps_ = self.timeline_steps()
+        fig.patch.set_facecolor("white")
         self.panels_ = list(self.build(fig))
+        self._header(fig)
         for panel in self.panels_:
             self.animate(*panel.moving())
             self.stamped(*panel.stamped())
+
+    def _header(self, fig: Figure) -> None:
+        from .plotting import Readout
+
+        left = self.header_left
+        fig.text(left, 0.955, self.heading(), fontsize="x-large", weight="bold", va="center")
+        subtitle = self.subtitle()
+        if subtitle:
+            fig.text(left, 0.905, subtitle, fontsize="medium", color="#444444", va="center")
+        self._readout_series = [(f, self.recording[f.series]) for f in self.readout_fields()
+                                if f.series in self.recording]
+        last = int(self.steps_[-1])
+        fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
+        for f, series in self._readout_series:
+            at = np.searchsorted(series.steps, self.steps_[self.frames_], side="right") - 1
+            shown = np.asarray(series.values[np.unique(np.maximum(at, 0))], dtype=float)
+            width = max(len(f.fmt.format(v)) for v in shown) if len(shown) else 6
+            fields.append((f.label, f.fmt, width))
+        self.readout_ = Readout(fig, (0.97, 0.955), fields, ha="right")
+        self.animate(*self.readout_.moving())
+
+    @staticmethod
+    def _snapshot(series, step: int) -> int:
+        from .plotting import snapshot_at
+
+        return snapshot_at(series.steps, step)
 
     def frame_step(self, i: int) -> int:
         """The training step frame ``i`` shows."""
@@ -375,7 +523,7 @@ class PanelScene(Scene):
         step = self.frame_step(i)
         for panel in self.panels_:
             panel.draw(step)
-        self.caption(step)
+        self.readout_.update(step, *(float(s.values[self._snapshot(s, step)]) for _, s in self._readout_series))
 
     def stamp(self, lo: int, hi: int) -> list[Any]:
         # frames lo..hi-1 cover the steps after frame lo-1 up to frame hi-1 (with --stride,

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from .base import PanelScene
-from .cli import main, register
-from .plotting import CurvesPanel, DecisionFieldPanel, Readout, get_cmap, snapshot_at
+from dynamics.recording import Recording, Series
+
+from .base import Cell, Field, PanelScene
+from .plotting import CurvesPanel, DecisionFieldPanel, get_cmap
+from .registry import register
 
 __all__ = ["ClassifiersScene", "ClassifiersSceneConfig"]
 
@@ -44,20 +46,6 @@ class ClassifiersSceneConfig:
             raise ValueError(f"marker_size must be positive, got {self.marker_size}")
 
 
-def _describe(meta: dict) -> str:
-    c = meta.get("config", {})
-    if not c:
-        return ""
-    if c.get("model") == "perceptron":
-        model = "softmax perceptron"
-    else:
-        model = f"{c.get('depth', 1)} hidden layer(s) of {c.get('hidden')} {c.get('activation')} units"
-    opt = "SGD, one sample per step" if c.get("optimizer") == "sgd" else "full-batch gradient descent"
-    lr = meta.get("lr")
-    return f"{c.get('dataset')}, {model}, {opt}" + (f", lr {lr:g}" if lr else "") + \
-        (f", L2 {c['l2']:g}" if c.get("l2") else "")
-
-
 @register(
     "classifiers",
     experiment="dynamics.experiments.classifiers",
@@ -69,25 +57,24 @@ class ClassifiersScene(PanelScene):
 
     Reads series ``field`` and, when present, ``train_loss``, ``test_loss``,
     ``train_accuracy``, ``test_accuracy``, ``grad_error``, ``data/x``, ``data/y``,
-    ``data/test``, and the metadata entries ``grid.extent``, ``config``, ``lr``.
+    ``data/test``, and the metadata entries ``grid.extent`` and ``caption``.
     """
 
     requires = ("field",)
-    timeline = "field"
     Config = ClassifiersSceneConfig
     title = "Decision function of a small classifier"
-
+    readout = (Field("train_loss", "loss", "{:.4f}"), Field("test_accuracy", "test acc", "{:.3f}"))
+    small_multiples = True
     small_panel_aspect = 1.0  # the field is drawn with equal axes
 
     @classmethod
-    def small_panel(cls, ax, recording, config, shared, cell):
+    def small_panel(cls, ax, recording, config, shared, cell: Cell):
         """One configuration of a sweep (``--sweep hidden=2,5,10,15,20,50``): its probability
         field, 0.5 boundary and training points, with the final test accuracy."""
         return DecisionFieldPanel.small(ax, recording, config)
 
     def build(self, fig: Figure):
-        cfg, rec, meta = self.config, self.recording, self.recording.metadata
-        fig.patch.set_facecolor("white")
+        cfg, rec = self.config, self.recording
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))
         panels = [DecisionFieldPanel.from_recording(ax, rec, markers=cfg.markers, cmap=cfg.cmap,
                                                     marker_size=cfg.marker_size,
@@ -111,21 +98,39 @@ class ClassifiersScene(PanelScene):
                                       legend_loc="upper right" if label == "loss" else "lower right"))
             if names == ["grad_error"]:
                 cax.set_title("autograd vs finite differences (h = 1e-4)", fontsize="small", loc="left")
-        fig.text(0.04, 0.955, self.title, fontsize="x-large", weight="bold",
-                 va="center")
-        fig.text(0.04, 0.905, _describe(meta), fontsize="medium", color="#444444", va="center")
-        self.scores_ = {n: rec[n] for n in ("train_loss", "test_accuracy") if n in rec}
-        last = int(rec["field"].steps[-1])
-        fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
-        fields += [f for n, f in (("train_loss", ("loss", "{:.4f}", 6)), ("test_accuracy", ("test acc", "{:.3f}", 5)))
-                   if n in self.scores_]
-        self.readout_ = Readout(fig, (0.97, 0.955), fields, ha="right")
-        self.animate(*self.readout_.moving())
         return panels
 
-    def caption(self, step: int) -> None:
-        self.readout_.update(step, *(float(s.values[snapshot_at(s.steps, step)]) for s in self.scores_.values()))
+    @classmethod
+    def example(cls, frames: int = 12, grid: int = 30, n: int = 40, seed: int = 0) -> Recording:
+        """The spiral example's field on a small lattice, two blobs of train/test points,
+        scores at the field's steps and a gradient-check error at every iteration."""
+        from .spiral import SpiralScene
+
+        rng = np.random.default_rng(seed)
+        spiral = SpiralScene.example(frames, grid)
+        x = np.concatenate([rng.normal(-1.5, 0.5, (n // 2, 2)), rng.normal(1.5, 0.5, (n // 2, 2))]).astype(np.float32)
+        y = np.repeat([0.0, 1.0], n // 2).astype(np.float32)
+        test = np.zeros(n, bool)
+        test[::5] = True
+        steps = spiral["field"].steps
+        fine = np.arange(steps[-1] + 1, dtype=np.int64)
+        once = np.zeros(1, np.int64)
+        series = {
+            "field": spiral["field"],
+            "train_loss": Series(steps, np.geomspace(0.7, 0.1, frames), kind="scalar"),
+            "test_loss": Series(steps, np.geomspace(0.7, 0.2, frames), kind="scalar"),
+            "train_accuracy": Series(steps, np.linspace(0.5, 1.0, frames), kind="scalar"),
+            "test_accuracy": Series(steps, np.linspace(0.5, 0.9, frames), kind="scalar"),
+            "grad_error": Series(fine, 10.0 ** rng.uniform(-11, -8, len(fine)), kind="scalar"),
+            "data/x": Series(once, x[None], kind="data"), "data/y": Series(once, y[None], kind="data"),
+            "data/test": Series(once, test[None], kind="data"),
+        }
+        meta = {"grid": spiral.metadata["grid"],
+                "caption": "blobs, 1 hidden layer(s) of 10 relu units, SGD, lr 0.1 (an example recording)"}
+        return Recording(series, meta)
 
 
 if __name__ == "__main__":
+    from .cli import main
+
     main("classifiers")

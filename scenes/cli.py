@@ -1,68 +1,31 @@
-"""Shared command line for scene modules: flags are generated from the config dataclasses.
+"""Shared command line of the scene modules: flags are generated from dataclasses.
 
 Defaults and help texts are written once, in each dataclass (its numpy-style
-``Attributes`` section); this module turns them into ``argparse`` flags.
+``Attributes`` section): :class:`~scenes.base.RenderOptions` (the frame),
+:class:`~scenes.writers.Mp4Options` (the encoder), the experiment's config and the scene's
+config. This module turns them into ``argparse`` flags, so a new field gets a working
+flag with no edit here, and no scene's field is special-cased.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import inspect
 import re
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .base import QUALITY_PRESETS, RenderOptions, Scene
-from .writers import check_output_path
+from .registry import SceneEntry, get
+from .writers import Mp4Options, Mp4Writer, check_output_path, open_writer, output_path
 
-__all__ = ["SceneEntry", "register", "REGISTRY", "main", "add_dataclass_arguments", "dataclass_from_args"]
+__all__ = ["main", "build_parser", "add_dataclass_arguments", "dataclass_from_args", "field_docs"]
 
-
-@dataclasses.dataclass(frozen=True)
-class SceneEntry:
-    """A runnable scene: the scene class and the experiment module that trains its recording.
-
-    The experiment module (which imports torch) is imported only when the command line
-    needs it, so a scene class renders a saved recording without torch.
-    """
-
-    name: str
-    scene: type[Scene]
-    experiment: str
-    description: str
-    default_sweep: tuple[str, ...] = ()  # --sweep specs used when none (and no --recording) is given
-
-    @property
-    def module(self):
-        return importlib.import_module(self.experiment)
-
-    @property
-    def experiment_config(self) -> type:
-        return self.module.Config
-
-    def run(self, *args, **kwargs):
-        return self.module.run(*args, **kwargs)
-
-
-REGISTRY: dict[str, SceneEntry] = {}
-
-
-def register(name: str, *, experiment: str, description: str, default_sweep: Sequence[str] = ()):
-    """Class decorator: make a Scene runnable as ``python -m scenes.<name>`` and known to tests.
-
-    ``experiment`` names a module with a config dataclass ``Config`` and
-    ``run(config, path=..., overwrite=..., progress=...) -> Recording``.
-    """
-
-    def deco(cls: type[Scene]) -> type[Scene]:
-        REGISTRY[name] = SceneEntry(name, cls, experiment, description, tuple(default_sweep))
-        return cls
-
-    return deco
+# RenderOptions fields that have flags of another shape (--size) or none (--quiet)
+_RENDER_SKIP = ("width", "height", "progress")
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -125,11 +88,10 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any):
     return cls(**{**values, **extra})
 
 
-class _OneLineError(Exception):
-    pass
-
-
 def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
+    """The parser of ``python -m scenes.<name>``: input and output, sweeps (for scenes that
+    train and draw small multiples), rendering and encoding, the experiment, the picture."""
+    trains = entry.experiment is not None
     parser = argparse.ArgumentParser(
         prog=f"python -m scenes.{entry.name}",
         description=entry.description,
@@ -137,42 +99,56 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     io = parser.add_argument_group("input and output")
+    io.add_argument("recording_arg", nargs="?", type=Path, default=None, metavar="RECORDING",
+                    help="a saved recording (a .rec directory) to draw" +
+                         (" instead of training (same as --recording)" if trains else " (required)"))
     io.add_argument("--out", type=Path, default=None,
                     help="output file; its extension (.mp4, .gif, .png) picks the format "
                          f"(default: outputs/{entry.name}.<format>)")
     io.add_argument("--format", choices=["mp4", "gif", "png"], default=None,
                     help="output format when --out is not given; png writes a still of the last frame (default: mp4)")
     io.add_argument("--recording", type=Path, default=None,
-                    help="re-render a saved recording (a .rec directory) instead of training")
-    io.add_argument("--save-recording", type=Path, default=None,
-                    help="also stream the training run into this recording directory, to re-render later")
+                    help="re-render a saved recording (a .rec directory) instead of training" if trains
+                    else "the saved recording to draw (same as RECORDING)")
+    if trains:
+        io.add_argument("--save-recording", type=Path, default=None,
+                        help="also stream the training run into this recording directory, to re-render later")
+        io.add_argument("--overwrite", action="store_true", help="replace an existing --save-recording directory")
     io.add_argument("--still", type=Path, default=None,
                     help="also write a PNG still of the last frame to this path")
     io.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                     help="also write the scene's static figures (PNG) beside the movie, if it has any")
-    io.add_argument("--overwrite", action="store_true", help="replace an existing --save-recording directory")
     io.add_argument("--quiet", action="store_true", help="no progress bars")
-    sweep = parser.add_argument_group("sweeps (small multiples: one panel per configuration, one timeline)")
-    sweep.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2,...",
-                       help="run every value of an experiment field, e.g. --sweep radius=0.01,0.1,1; give it twice "
-                            "for a grid (first: rows, second: columns). Finished runs are kept in --sweep-dir and "
-                            "not run again, so repeating the command resumes or re-renders")
-    sweep.add_argument("--jobs", type=int, default=None,
-                       help="local worker processes for a sweep (default: one per usable CPU core; 1: one after another)")
-    sweep.add_argument("--executor", default="local", metavar="URL",
-                       help="where sweep runs go: 'local' (a process pool of --jobs workers) or dask://HOST:PORT "
-                            "(a running Dask scheduler; needs dask[distributed] and a folder every worker sees)")
-    sweep.add_argument("--sweep-dir", type=Path, default=None,
-                       help=f"folder of the sweep's recordings and index (default: outputs/{entry.name}_sweep)")
+    if trains and entry.scene.small_multiples:
+        sweep = parser.add_argument_group("sweeps (small multiples: one panel per configuration, one timeline)")
+        sweep.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2,...",
+                           help="run every value of an experiment field, e.g. --sweep radius=0.01,0.1,1; give it "
+                                "twice for a grid (first: rows, second: columns). Finished runs are kept in "
+                                "--sweep-dir and not run again, so repeating the command resumes or re-renders")
+        if entry.default_sweep:
+            sweep.add_argument("--single", action="store_true",
+                               help="train and draw one run with the given flags, instead of the default "
+                                    "comparison (" + " x ".join(entry.default_sweep) + ")")
+        sweep.add_argument("--jobs", type=int, default=None,
+                           help="local worker processes for a sweep (default: one per usable CPU core; 1: one "
+                                "after another)")
+        sweep.add_argument("--executor", default="local", metavar="URL",
+                           help="where sweep runs go: 'local' (a process pool of --jobs workers) or "
+                                "dask://HOST:PORT (a running Dask scheduler; needs dask[distributed] and a folder "
+                                "every worker sees)")
+        sweep.add_argument("--sweep-dir", type=Path, default=None,
+                           help=f"folder of the sweep's recordings and index (default: outputs/{entry.name}_sweep)")
     render = parser.add_argument_group("rendering")
     render.add_argument("--quality", choices=list(QUALITY_PRESETS), default="final",
                         help="named preset: draft = 640x360 and a fast encoder, final = 1280x720 (default: final)")
     render.add_argument("--size", default=None, metavar="WxH",
                         help="frame size in pixels, both even, overriding the preset (e.g. 1920x1080)")
     add_dataclass_arguments(parser, RenderOptions, "rendering (override the --quality preset)",
-                            skip=("width", "height", "progress"), suppress_defaults=True,
-                            defaults=QUALITY_PRESETS["final"])
-    add_dataclass_arguments(parser, entry.experiment_config, "experiment")
+                            skip=_RENDER_SKIP, suppress_defaults=True, defaults=QUALITY_PRESETS["final"])
+    add_dataclass_arguments(parser, Mp4Options, "MP4 encoding (override the --quality preset)",
+                            suppress_defaults=True, defaults=Mp4Writer.QUALITY["final"])
+    if trains:
+        add_dataclass_arguments(parser, entry.experiment_config, "experiment")
     if entry.scene.Config is not None:
         add_dataclass_arguments(parser, entry.scene.Config, "picture")
     return parser
@@ -185,14 +161,19 @@ def _parse_size(text: str) -> dict[str, int]:
     return {"width": int(m.group(1)), "height": int(m.group(2))}
 
 
+def _given(cls: type, args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` that were given as flags."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip and hasattr(args, f.name)}
+
+
 def main(name: str, argv: Sequence[str] | None = None) -> Path:
-    """Entry point of ``python -m scenes.<name>``: train or load, render, print the path."""
-    entry = REGISTRY[name]
+    """Entry point of ``python -m scenes.<name>``: train or load, render, print the paths."""
+    entry = get(name)
     parser = build_parser(entry)
     args = parser.parse_args(argv)
     try:
         return _main(entry, args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError) as exc:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, PermissionError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"{parser.prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -204,41 +185,50 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
 def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     from dynamics.recording import load
 
-    if entry.default_sweep and not args.sweep and not args.recording and not getattr(args, "single", False):
-        args.sweep = list(entry.default_sweep)  # this scene's default is a comparison of runs
-    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "mp4")
-    stem = f"{entry.name}_sweep" if args.sweep else entry.name
-    out = check_output_path(args.out or Path("outputs") / f"{stem}.{fmt}")
+    if args.recording_arg and args.recording and args.recording_arg != args.recording:
+        raise ValueError("give the recording once: as RECORDING or as --recording")
+    recording_path = args.recording or args.recording_arg
+    if entry.experiment is None and recording_path is None:
+        raise ValueError(f"scenes.{entry.name} draws a saved recording: give its path "
+                         f"(python -m scenes.{entry.name} RUN.rec)")
+    sweep = getattr(args, "sweep", None)
+    if entry.default_sweep and not sweep and not recording_path and not args.single:
+        sweep = list(entry.default_sweep)  # this scene's default is a comparison of runs
+    out = output_path(args.out, args.format, f"{entry.name}_sweep" if sweep else entry.name)
     if args.still:
         check_output_path(args.still)
-    overrides = {k: getattr(args, k) for k in ("dpi", "fps", "stride", "workers", "preset", "crf") if hasattr(args, k)}
+    overrides = _given(RenderOptions, args, _RENDER_SKIP)
     if args.size:
         overrides.update(_parse_size(args.size))
     options = RenderOptions.preset_for(args.quality, progress=not args.quiet, **overrides)
+    encoder = _given(Mp4Options, args)
+    Mp4Options(**{**Mp4Writer.QUALITY[args.quality], **encoder})  # bad settings fail before any work
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
-    if args.sweep:
-        return _sweep(entry, args, out, options, scene_config)
-    if args.recording:
-        recording = load(args.recording)
+    if sweep:
+        scene = _sweep(entry, args, sweep, options, scene_config)
     else:
-        config = dataclass_from_args(entry.experiment_config, args)
-        recording = entry.run(config, path=args.save_recording, overwrite=args.overwrite, progress=not args.quiet)
-    scene = entry.scene(recording, scene_config, options)
-    return _render_outputs(scene, out, args)
+        if recording_path:
+            recording = load(recording_path)
+        else:
+            config = dataclass_from_args(entry.experiment_config, args)
+            recording = entry.run(config, path=args.save_recording, overwrite=args.overwrite,
+                                  progress=not args.quiet)
+        scene = entry.scene(recording, scene_config, options)
+    writer = open_writer(out, options.fps, quality=args.quality, **encoder)
+    return _render_outputs(scene, writer, args)
 
 
-def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: RenderOptions, scene_config) -> Path:
+def _sweep(entry: SceneEntry, args: argparse.Namespace, specs: Sequence[str], options: RenderOptions,
+           scene_config) -> Scene:
     from dynamics.sweep import Sweep, open_executor, parse_sweep_values
 
     from .sweep import SweepScene
 
-    if args.recording or args.save_recording:
-        raise ValueError("--recording and --save-recording do not combine with --sweep: the sweep keeps its "
-                         "recordings in --sweep-dir, and repeating the command re-renders them")
-    if not hasattr(entry.scene, "small_panel"):  # say so before training anything
-        raise ValueError(f"scenes.{entry.name} cannot draw a sweep yet (its scene has no small panel)")
+    if args.recording or args.recording_arg or args.save_recording:
+        raise ValueError("a recording (RECORDING, --recording, --save-recording) does not combine with --sweep: "
+                         "the sweep keeps its recordings in --sweep-dir, and repeating the command re-renders them")
     grid: dict[str, list] = {}
-    for spec in args.sweep:
+    for spec in specs:
         name, values = parse_sweep_values(entry.experiment_config, spec)
         if name in grid:
             raise ValueError(f"--sweep {name} is given twice")
@@ -255,18 +245,17 @@ def _sweep(entry: SceneEntry, args: argparse.Namespace, out: Path, options: Rend
     prog = f"python -m scenes.{entry.name}"
     for point in result.failed:
         print(f"{prog}: configuration {point.overrides} failed: {point.error}", file=sys.stderr)
-    scene = SweepScene(entry.scene, result.recordings(), grid, errors=[p.error for p in result.points],
-                       config=scene_config, options=options, title=entry.scene.title)
-    return _render_outputs(scene, out, args)
+    return SweepScene(entry.scene, result.recordings(), grid, errors=[p.error for p in result.points],
+                      config=scene_config, options=options)
 
 
-def _render_outputs(scene: Scene, out: Path, args: argparse.Namespace) -> Path:
+def _render_outputs(scene: Scene, writer, args: argparse.Namespace) -> Path:
     """Render the movie, then the optional still and static figures; print each path."""
-    path = scene.render(out)
+    path = scene.render(writer)
     print(path)
     if args.still:
         print(scene.still(args.still))
     if args.figures:
-        for figure in scene.write_figures(out.with_suffix("")):
+        for figure in scene.write_figures(path.with_suffix("")):
             print(figure)
     return path

@@ -16,37 +16,54 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .base import PanelScene, frame_indices, grid_axes
-from .cli import main, register
-from .plotting import CurvesPanel, DistributionPanel, HistogramPanel, Readout, histogram_percentiles, snapshot_at
-from .writers import open_writer
+from dynamics.recording import Recording, Series, Summary
+
+from .base import Cell, Field, PanelScene, figure_to_png, grid_axes, new_figure
+from .plotting import CurvesPanel, DistributionPanel, HistogramPanel, histogram_percentiles
+from .registry import register
 
 __all__ = ["DistributionsScene", "DistributionsSceneConfig"]
 
-KIND_COLORS = {"weight": "#1f5fbf", "activation": "#e6550d", "pre-activation": "#7b3294", "gradient": "#2ca02c"}
+ROLE_COLORS = {"parameter": "#1f5fbf", "activation": "#e6550d", "pre-activation": "#7b3294", "gradient": "#2ca02c"}
 
 
-def _kind(name: str) -> str:
-    if name.startswith("grad/"):
-        return "gradient"
-    if name.startswith("act/"):
-        return "activation" if name[4:].startswith("act") else "pre-activation"
-    return "weight"
+def _role(recording: Recording, summary: Summary) -> str:
+    """What a summarised tensor is: parameter, gradient, or a module output whose role
+    (activation, pre-activation) the experiment wrote into ``metadata["roles"]``."""
+    if summary.of != "activation":
+        return summary.of
+    return str((recording.metadata.get("roles") or {}).get(summary.source, "activation"))
 
 
-def _label(name: str) -> str:
-    return {"weight": f"{name}", "gradient": f"gradient of {name[5:]}",
-            "activation": f"activation {name[4:]}", "pre-activation": f"pre-activation {name[4:]}"}[_kind(name)]
+def _label(recording: Recording, summary: Summary) -> str:
+    role = _role(recording, summary)
+    if role == "parameter":
+        return summary.source
+    if role == "gradient":
+        return f"gradient of {summary.source}"
+    return f"{role} {summary.source}"
 
 
-def _hist(recording, name: str):
-    """steps, counts, edges of a summarised tensor (edges per step, or fixed from metadata)."""
-    hist = recording[f"hist/{name}"]
-    if f"edges/{name}" in recording:
-        edges = np.asarray(recording[f"edges/{name}"].values)
-    else:
-        edges = np.asarray(recording.metadata["recorder"]["summaries"]["edges"])
-    return np.asarray(hist.steps), np.asarray(hist.values), edges
+def chosen(recording: Recording, config) -> list[Summary]:
+    """The summaries a scene draws: ``config.tensors`` (labels such as ``conv2.weight``,
+    ``gradient of fc1.weight``, ``activation fc1`` or, with roles, ``pre-activation fc1``),
+    else the experiment's ``metadata["show"]``, else the first and last module output and
+    the first parameter."""
+    summaries = recording.summaries()
+    if not summaries:
+        raise KeyError(f"recording has no summarised tensors (stats and histogram series); it has: "
+                       f"{', '.join(recording.keys()) or 'none'}")
+    by_name = {**{s.label: s for s in summaries.values()}, **{_label(recording, s): s for s in summaries.values()}}
+    wanted = config.names or [n for n in recording.metadata.get("show") or [] if n in by_name]
+    if not wanted:
+        outputs = [s for s in summaries.values() if s.of == "activation"]
+        params = [s for s in summaries.values() if s.of == "parameter"]
+        picks = outputs[:1] + outputs[-1:] + params[:1] or list(summaries.values())[:3]
+        return list(dict.fromkeys(picks))
+    missing = [n for n in wanted if n not in by_name]
+    if missing:
+        raise KeyError(f"recording has no summary {missing[0]!r}; it has: {', '.join(sorted(by_name))}")
+    return [by_name[n] for n in wanted]
 
 
 @dataclass(frozen=True)
@@ -56,26 +73,18 @@ class DistributionsSceneConfig:
     Attributes
     ----------
     tensors : str
-        Comma-separated summarised tensors, one row each in a single run's dashboard
-        (``conv1.weight``, ``grad/fc1.weight``, ``act/conv1`` for a pre-activation,
-        ``act/act1`` for an activation ...); in a comparison the first one is drawn.
-    single : bool
-        Train and draw only the configured run (a dashboard), instead of the default
-        comparison of Adam vs gradient descent and ReLU vs tanh.
+        Comma-separated summarised tensors, one row each in a single run's dashboard:
+        ``conv2.weight``, ``gradient of conv2.weight``, ``activation fc1`` (or, where the
+        experiment names roles, ``pre-activation fc1``); in a comparison the first one is
+        drawn. Empty: the experiment's choice, else the first and last module output and
+        the first parameter.
     """
 
-    tensors: str = "act/fc1,act/act3,conv2.weight"
-    single: bool = False
+    tensors: str = ""
 
     @property
     def names(self) -> list[str]:
-        names = [t.strip() for t in self.tensors.split(",") if t.strip()]
-        if not names:
-            raise ValueError("tensors needs at least one name")
-        return names
-
-    def __post_init__(self):
-        self.names  # noqa: B018  (validates)
+        return [t.strip() for t in self.tensors.split(",") if t.strip()]
 
 
 @register(
@@ -83,80 +92,66 @@ class DistributionsSceneConfig:
     experiment="dynamics.experiments.distributions",
     description="Train the course's small CNN on generated digits and animate the distributions of its "
     "weights, pre-activations and activations over training (TensorBoard's histogram and distribution "
-    "views, every step kept), comparing Adam with gradient descent and ReLU with tanh.",
+    "views, every step kept), comparing Adam with gradient descent and ReLU with tanh; draws the "
+    "summaries of any saved recording too.",
     default_sweep=("optimizer=adam,gd", "activation=relu,tanh"),
 )
 class DistributionsScene(PanelScene):
-    """One run's dashboard: per tensor, percentile bands over steps, the histogram at the
-    current step and mean/std/min/max curves; test accuracy in the header.
+    """One run's summarised tensors: percentile bands, histogram and statistics per tensor.
 
-    Reads ``hist/<tensor>``, ``stats/<tensor>`` and ``edges/<tensor>`` series (see
-    :class:`dynamics.Recorder`, ``summaries=`` and ``activations=``), and ``loss``,
-    ``test_accuracy`` when present.
+    Per tensor: percentile bands over steps, the histogram at the current step and
+    mean/std/min/max curves; loss and test accuracy in the header.
+
+    Reads the ``stats``, ``histogram`` and ``edges`` series of summarised tensors (see
+    :class:`dynamics.Recorder`, ``summaries=`` and ``activations=``), the metadata entries
+    ``roles`` and ``show`` when present, and ``loss``, ``test_accuracy`` when present.
     """
 
-    requires = ("loss",)
-    timeline = "loss"
     Config = DistributionsSceneConfig
     title = "Distributions of weights and activations over training"
+    readout = (Field("loss", "loss", "{:.3f}"), Field("test_accuracy", "test acc", "{:.3f}"))
+    small_multiples = True
+    header_left = 0.07
 
-    def __init__(self, recording, config=None, options=None):
-        super().__init__(recording, config, options)
-        names = self.config.names
-        recording.require(*(f"{p}/{n}" for n in names for p in ("hist", "stats")))
+    def check(self) -> None:
+        self.summaries_ = chosen(self.recording, self.config)
+
+    def timeline(self) -> np.ndarray:
         # frames follow the summaries' schedule, not every logged loss
-        self.summary_steps_ = np.asarray(recording[f"hist/{names[0]}"].steps)
-        self.frames_ = frame_indices(len(self.summary_steps_), self.options.stride)
-
-    def timeline_steps(self) -> np.ndarray:
-        return self.summary_steps_
+        return np.asarray(self.recording[self.summaries_[0].histogram].steps)
 
     def build(self, fig: Figure):
-        rec, names = self.recording, self.config.names
-        fig.patch.set_facecolor("white")
-        gs = grid_axes(fig, len(names), 3, top=0.84, bottom=0.08, left=0.07, right=0.98, hspace=0.55, wspace=0.28)
+        rec = self.recording
+        gs = grid_axes(fig, len(self.summaries_), 3, top=0.84, bottom=0.08, left=0.07, right=0.98, hspace=0.55,
+                       wspace=0.28)
         panels = []
-        for r, name in enumerate(names):
-            steps, counts, edges = _hist(rec, name)
-            color = KIND_COLORS[_kind(name)]
-            last = r == len(names) - 1
+        for r, summary in enumerate(self.summaries_):
+            steps, counts, edges = summary.read(rec)
+            color, label = ROLE_COLORS[_role(rec, summary)], _label(rec, summary)
+            last = r == len(self.summaries_) - 1
             ax = fig.add_subplot(gs[r, 0])
             panels.append(DistributionPanel(ax, steps, counts, edges, color=color, xlabel="step" if last else "",
                                             ylabel=""))
-            ax.set_title(f"{_label(name)}: percentiles", fontsize="medium", loc="left", color=color)
+            ax.set_title(f"{label}: percentiles", fontsize="medium", loc="left", color=color)
             ax = fig.add_subplot(gs[r, 1])
             panels.append(HistogramPanel(ax, steps, counts, edges, color=color, xlabel="value" if last else "",
                                          ylabel=""))
             ax.set_title("histogram at this step", fontsize="medium", loc="left")
             ax = fig.add_subplot(gs[r, 2])
-            stats = rec[f"stats/{name}"]
+            stats = rec[summary.stats]
             panels.append(CurvesPanel(ax, stats.steps, stats.values, labels=["mean", "std", "min", "max"],
                                       reveal="cursor", colors=["#333333", color, "#9e9e9e", "#9e9e9e"],
                                       xlabel="step" if last else "", legend_loc="upper left"))
             ax.set_title("mean, std, min, max", fontsize="medium", loc="left")
-        c = rec.metadata.get("config", {})
-        details = ", ".join(f"{k} {c[k]}" for k in ("optimizer", "lr", "activation", "init") if k in c)
-        fig.text(0.07, 0.955, self.title, fontsize="x-large", weight="bold", va="center")
-        fig.text(0.07, 0.905, f"CNN on generated digits: {details}" if details else "", fontsize="medium",
-                 color="#444444", va="center")
-        self.scores_ = {n: rec[n] for n in ("loss", "test_accuracy") if n in rec}
-        fields = [("step", "{:,d}", len(f"{int(self.summary_steps_[-1]):,d}"))]
-        fields += [{"loss": ("loss", "{:.3f}", 6), "test_accuracy": ("test acc", "{:.3f}", 5)}[n] for n in self.scores_]
-        self.readout_ = Readout(fig, (0.98, 0.955), fields, ha="right")
-        self.animate(*self.readout_.moving())
         return panels
-
-    def caption(self, step: int) -> None:
-        self.readout_.update(step, *(float(s.values[snapshot_at(s.steps, step)]) for s in self.scores_.values()))
 
     # -- small multiples (the default comparison) -------------------------------------------
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:
         """One value axis for every run: the widest 0th-100th percentile range."""
-        name = config.names[0]
         lo, hi = np.inf, -np.inf
         for rec in recordings:
-            steps, counts, edges = _hist(rec, name)
+            steps, counts, edges = chosen(rec, config)[0].read(rec)
             p = histogram_percentiles(counts, edges, [0, 100])
             if np.isfinite(p).any():
                 lo, hi = min(lo, np.nanmin(p)), max(hi, np.nanmax(p))
@@ -166,12 +161,12 @@ class DistributionsScene(PanelScene):
         return {"ylim": (lo - pad, hi + pad)}
 
     @classmethod
-    def small_panel(cls, ax, recording, config, shared, cell):
-        name = config.names[0]
-        steps, counts, edges = _hist(recording, name)
-        panel = DistributionPanel(ax, steps, counts, edges, color=KIND_COLORS[_kind(name)], ylim=shared.get("ylim"),
-                                  xlabel="step" if cell[0] == cell[2] - 1 else "",
-                                  ylabel=_label(name) if cell[1] == 0 else "")
+    def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
+        summary = chosen(recording, config)[0]
+        steps, counts, edges = summary.read(recording)
+        panel = DistributionPanel(ax, steps, counts, edges, color=ROLE_COLORS[_role(recording, summary)],
+                                  ylim=shared.get("ylim"), xlabel="step" if cell.last_row else "",
+                                  ylabel=_label(recording, summary) if cell.first_col else "")
         if "test_accuracy" in recording:
             acc = recording["test_accuracy"]
             ax.text(0.98, 0.04, f"test accuracy {float(acc.values[-1]):.3f} at step {int(acc.steps[-1]):,d}",
@@ -183,16 +178,15 @@ class DistributionsScene(PanelScene):
     @classmethod
     def sweep_figures(cls, recordings, labels, config, options, stem: Path) -> list[Path]:
         """Ridge plots: the first tensor's histograms at ten steps, offset upward, one per run."""
-        name = config.names[0]
         runs = [(label, rec) for label, rec in zip(labels, recordings) if rec is not None]
-        fig = Figure(figsize=((options.width + 0.01) / options.dpi, (options.height + 0.01) / options.dpi),
-                     dpi=options.dpi)
-        FigureCanvasAgg(fig)
+        fig = new_figure(options)
         fig.patch.set_facecolor("white")
-        color = KIND_COLORS[_kind(name)]
+        first = runs[0][1]
+        summary = chosen(first, config)[0]
+        color, name = ROLE_COLORS[_role(first, summary)], _label(first, summary)
         for j, (label, rec) in enumerate(runs):
             ax = fig.add_subplot(1, len(runs), j + 1)
-            steps, counts, edges = _hist(rec, name)
+            steps, counts, edges = chosen(rec, config)[0].read(rec)
             edges = np.broadcast_to(edges, (len(counts), counts.shape[1] + 1))
             pick = np.unique(np.linspace(0, len(steps) - 1, 10).round().astype(int))
             dens = [counts[t] / max(counts[t].sum(), 1) / np.maximum(np.diff(edges[t]), 1e-300) for t in pick]
@@ -205,22 +199,43 @@ class DistributionsScene(PanelScene):
                         color=color, linewidth=1.0, zorder=len(pick) - k)
             ax.set_yticks(range(len(pick)), [f"{int(steps[t]):,d}" for t in pick])
             ax.set_ylabel("step" if j == 0 else "")
-            ax.set_xlabel(_label(name))
+            ax.set_xlabel(name)
             ax.set_title(label, fontsize="medium")
             ax.grid(True, axis="x", color="#e6e6e6")
-        fig.suptitle(f"Histograms of {_label(name)} over training", fontsize="large", weight="bold")
+        fig.suptitle(f"Histograms of {name} over training", fontsize="large", weight="bold")
         fig.tight_layout()
-        fig.canvas.draw()
-        path = Path(f"{stem}_ridge.png")
-        with open_writer(path) as writer:
-            writer.write(np.asarray(fig.canvas.buffer_rgba()))
-        return [writer.path]
+        return [figure_to_png(fig, Path(f"{stem}_ridge.png"))]
 
     def write_figures(self, stem: Path) -> list[Path]:
-        c = self.recording.metadata.get("config", {})
-        label = ", ".join(str(c[k]) for k in ("optimizer", "activation", "init") if k in c) or "run"
-        return self.sweep_figures([self.recording], [label], self.config, self.options, stem)
+        return self.sweep_figures([self.recording], ["this run"], self.config, self.options, stem)
+
+    @classmethod
+    def example(cls, frames: int = 12, seed: int = 0) -> Recording:
+        """Summaries (numpy's, 20 adaptive bins) of a weight, a pre-activation and an
+        activation whose spread shrinks over training; loss and test accuracy."""
+        rng = np.random.default_rng(seed)
+        steps = np.arange(frames, dtype=np.int64) * 10
+        series = {"loss": Series(steps, np.geomspace(2.3, 0.3, frames), kind="scalar"),
+                  "test_accuracy": Series(steps[::3], np.linspace(0.1, 0.9, len(steps[::3])), kind="scalar")}
+        for of, source, scale in (("activation", "fc1", 3.0), ("activation", "act3", 1.0),
+                                  ("parameter", "conv2.weight", 0.1)):
+            stats, hist, edges = [], [], []
+            for t in range(frames):
+                values = rng.normal(0, scale * (1 - 0.5 * t / frames), 2000)
+                if source == "act3":
+                    values = np.maximum(values, 0)
+                counts, e = np.histogram(values, 20)
+                stats.append([values.mean(), values.std(), values.min(), values.max()])
+                hist.append(counts)
+                edges.append(e)
+            for kind, data in (("stats", stats), ("histogram", hist), ("edges", edges)):
+                series[f"{kind}/{source}"] = Series(steps, np.array(data), kind=kind, source=source, of=of)
+        meta = {"roles": {"fc1": "pre-activation", "act3": "activation"},
+                "caption": "three tensors whose spread shrinks (an example recording)"}
+        return Recording(series, meta)
 
 
 if __name__ == "__main__":
+    from .cli import main
+
     main("distributions")

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .base import PanelScene, grid_axes
-from .cli import main, register
-from .plotting import CurvesPanel, HeatmapPanel, Readout, get_cmap, snapshot_at
-from .writers import open_writer
+from dynamics.recording import Recording, Series
+
+from .base import Cell, Field, PanelScene, figure_to_png, grid_axes, new_figure
+from .plotting import CurvesPanel, HeatmapPanel, get_cmap
+from .registry import register
 
 __all__ = ["MassShuffleScene", "MassShuffleSceneConfig", "VIEWS"]
 
@@ -78,13 +78,17 @@ class MassShuffleScene(PanelScene):
 
     Reads series ``weight`` (T, 1, k) and, when present, ``train_accuracy``,
     ``test_accuracy``, ``train_loss`` and ``data/x``, ``data/y`` (for the 3-D scatter),
-    and the metadata entries ``inputs``, ``config``, ``lr`` and ``boundary``.
+    and the metadata entries ``inputs`` (which coordinates carry the label, the signal,
+    the noise) and ``caption``.
     """
 
     requires = ("weight",)
-    timeline = "weight"
     Config = MassShuffleSceneConfig
     title = "Where does the weight mass go?"
+    readout = (Field("train_accuracy", "train acc", "{:.3f}"), Field("test_accuracy", "test acc", "{:.3f}"),
+               Field("train_loss", "loss", "{:.4f}"))
+    small_multiples = True
+    header_left = 0.06
 
     # -- layout --------------------------------------------------------------------------
     def build(self, fig: Figure):
@@ -98,7 +102,6 @@ class MassShuffleScene(PanelScene):
         groups = {name: cols for name, cols in groups.items() if cols}
         colors = [KIND_COLORS[kind] for kind, cols in kinds.items() if cols]
         col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
-        fig.patch.set_facecolor("white")
 
         panels = []
         view = cfg.view
@@ -132,7 +135,6 @@ class MassShuffleScene(PanelScene):
                                        colorbar="weight", vmin=float(w.min()), vmax=float(w.max()),
                                        square=True))
             avg_ax.set_title("the same three, averaged, as cells", fontsize="medium", loc="left")
-        self._header(fig)
         return panels
 
     def _kind_key(self, ax, kinds: dict) -> None:
@@ -145,30 +147,6 @@ class MassShuffleScene(PanelScene):
                             color=KIND_COLORS[kind], fontsize="small", va="top")
                 x += 0.34
 
-    def _header(self, fig: Figure) -> None:
-        rec, meta = self.recording, self.recording.metadata
-        c = meta.get("config", {})
-        opt = {"adam": "Adam", "gd": "gradient descent"}.get(c.get("optimizer"), c.get("optimizer", ""))
-        lr = meta.get("lr")
-        title = self.title
-        details = ", ".join(s for s in (
-            "logistic regression on 15 inputs",
-            f"{opt} lr {lr:g}" if opt and lr else opt,
-            f"boundary {meta['boundary']}" if meta.get("boundary") else "",
-        ) if s)
-        fig.text(0.06, 0.95, title, fontsize="x-large", weight="bold", va="center")
-        fig.text(0.06, 0.90, details, fontsize="medium", color="#444444", va="center")
-        self.scores_ = {name: rec[name] for name in ("train_accuracy", "test_accuracy", "train_loss") if name in rec}
-        names = {"train_accuracy": ("train acc", "{:.3f}", 5), "test_accuracy": ("test acc", "{:.3f}", 5),
-                 "train_loss": ("loss", "{:.4f}", 6)}
-        last = int(rec["weight"].steps[-1])
-        fields = [("step", "{:,d}", len(f"{last:,d}"))] + [names[name] for name in self.scores_]
-        self.readout_ = Readout(fig, (0.96, 0.95), fields, ha="right")
-        self.animate(*self.readout_.moving())
-
-    def caption(self, step: int) -> None:
-        self.readout_.update(step, *(float(s.values[snapshot_at(s.steps, step)]) for s in self.scores_.values()))
-
     # -- small multiples -------------------------------------------------------------------
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:
@@ -180,7 +158,7 @@ class MassShuffleScene(PanelScene):
         return {"vmin": lo, "vmax": hi}
 
     @classmethod
-    def small_panel(cls, ax, recording, config, shared, cell):
+    def small_panel(cls, ax, recording, config, shared, cell: Cell):
         """One configuration of a sweep: its weight vector as a row of cells, on the shared scale."""
         weight = recording["weight"]
         w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
@@ -190,7 +168,7 @@ class MassShuffleScene(PanelScene):
                              row_labels=["W"], col_labels=[str(c) for c in range(w.shape[1])],
                              col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
                              # a shared scale needs one colorbar per row; separate scales one per run
-                             colorbar="weight" if cell[1] == cell[3] - 1 or not shared else None, square=True)
+                             colorbar="weight" if cell.last_col or not shared else None, square=True)
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -203,9 +181,7 @@ class MassShuffleScene(PanelScene):
             return []
         x = np.asarray(rec["data/x"].values[0], dtype=float)[:, :3]
         y = np.asarray(rec["data/y"].values[0])
-        o = self.options
-        fig = Figure(figsize=((o.width + 0.01) / o.dpi, (o.height + 0.01) / o.dpi), dpi=o.dpi)
-        FigureCanvasAgg(fig)
+        fig = new_figure(self.options)
         fig.patch.set_facecolor("white")
         titles = ("native scale: every axis fitted to its data", "equal axes [-30, 30]$^3$: the noise axis is flat")
         for j, title in enumerate(titles):
@@ -224,12 +200,36 @@ class MassShuffleScene(PanelScene):
             ax.set_title(title, fontsize="medium")
             ax.legend(loc="upper left", fontsize="small")
         fig.suptitle("The data: the first three of the 15 input coordinates", fontsize="large", weight="bold")
-        fig.canvas.draw()
-        path = Path(f"{stem}_scatter.png")
-        with open_writer(path) as writer:
-            writer.write(np.asarray(fig.canvas.buffer_rgba())[:, :, :3])
-        return [writer.path]
+        return [figure_to_png(fig, Path(f"{stem}_scatter.png"))]
+
+    @classmethod
+    def example(cls, frames: int = 12, seed: int = 0) -> Recording:
+        """A logistic-regression-like recording: W[0] grows to the largest weight, W[1]
+        shrinks to 0, the noise weights drift apart; scores on a finer step grid than the
+        weights; the data for the scatter."""
+        rng = np.random.default_rng(seed)
+        t = np.linspace(0, 1, frames)[:, None]
+        start = rng.uniform(-0.6, 0.6, 15)
+        drift = np.concatenate([[3.0], [-start[1]], rng.uniform(-1.5, 1.5, 13)])
+        weight = (start + t * drift)[:, None, :].astype(np.float32)
+        steps = np.arange(frames, dtype=np.int64) * 40
+        fine = np.arange(4 * (frames - 1) + 1, dtype=np.int64) * 10
+        x = np.concatenate([10 * rng.standard_normal((200, 2)), 0.01 * rng.standard_normal((200, 13))], axis=1)
+        once = np.zeros(1, np.int64)
+        series = {
+            "weight": Series(steps, weight, kind="parameter", source="weight"),
+            "train_accuracy": Series(fine, np.linspace(0.5, 1.0, len(fine)), kind="scalar"),
+            "test_accuracy": Series(fine, np.linspace(0.5, 0.99, len(fine)), kind="scalar"),
+            "train_loss": Series(fine, np.geomspace(0.7, 0.03, len(fine)), kind="scalar"),
+            "data/x": Series(once, x[None].astype(np.float32), kind="data"),
+            "data/y": Series(once, (x[:, 0] >= 0)[None].astype(np.float32), kind="data"),
+        }
+        meta = {"inputs": {"label": [0], "signal": [0, 1], "noise": list(range(2, 15))},
+                "caption": "logistic regression on 15 inputs, Adam lr 0.0001 (an example recording)"}
+        return Recording(series, meta)
 
 
 if __name__ == "__main__":
+    from .cli import main
+
     main("mass_shuffle")

@@ -24,7 +24,7 @@ from matplotlib.colors import Colormap, Normalize
 
 __all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "DistributionPanel", "HistogramPanel",
            "DecisionFieldPanel", "Readout", "COLORS", "CLASS_MARKERS", "get_cmap", "histogram_percentiles",
-           "level_lines", "snapshot_at"]
+           "level_lines", "matrix_view", "snapshot_at", "square_box"]
 
 COLORS = {
     "particle": "#1f5fbf",
@@ -43,6 +43,56 @@ CLASS_MARKERS = (
     {"marker": "o", "color": "#111111", "edgecolor": "white", "linewidths": 0.5},
     {"marker": "^", "color": "white", "edgecolor": "#111111", "linewidths": 0.7},
 )
+
+
+def _finite_range(values: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[float, float]:
+    """Minimum and maximum of the finite entries of ``values`` (read ``chunk_bytes`` at a time,
+    so a memmap larger than memory works); NaN, NaN if there are none."""
+    lo, hi = np.inf, -np.inf
+    per = max(1, chunk_bytes // max(values[0].nbytes if len(values) else 1, 1))
+    for start in range(0, len(values), per):
+        block = np.asarray(values[start : start + per], dtype=float)
+        block = block[np.isfinite(block)]
+        if block.size:
+            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    return (lo, hi) if lo <= hi else (np.nan, np.nan)
+
+
+def _index_ticks(axis, n: int, labels: Sequence[str] | None, most: int, length_px: float) -> None:
+    """Ticks on cells ``0..n-1``: every one labelled up to ``most`` cells (with ``labels`` or
+    the index), else integer ticks at least 45 pixels apart (at most 8)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if n <= most:
+        axis.set_ticks(range(n), list(labels) if labels is not None else [str(i) for i in range(n)])
+    else:
+        axis.set_major_locator(MaxNLocator(nbins=int(np.clip(length_px // 45, 2, 8)), integer=True))
+
+
+def matrix_view(values: np.ndarray) -> np.ndarray:
+    """Snapshots ``(T, *shape)`` as matrices ``(T, rows, cols)``: a vector is one row, a
+    matrix stays, a tensor of higher rank keeps its first axis as rows and flattens the rest
+    into columns (a convolution's ``(out, in, kh, kw)`` becomes ``out x (in * kh * kw)``).
+    Lazy for a memmap (a reshape of C-ordered rows is a view)."""
+    shape = values.shape[1:]
+    if len(shape) == 0:
+        raise ValueError("a scalar series is not a matrix")
+    if len(shape) == 1:
+        return values.reshape(len(values), 1, shape[0])
+    return values.reshape(len(values), shape[0], -1)
+
+
+def square_box(points: np.ndarray, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """A square ``(x0, x1, y0, y1)`` around every finite point of ``points`` (..., 2), with
+    ``margin`` of its side on each edge (equal axes keep distances true)."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if not len(pts):
+        return (-1.0, 1.0, -1.0, 1.0)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-9)
+    half *= 1 + 2 * margin
+    return (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
 
 
 def snapshot_at(steps: np.ndarray, step: int) -> int:
@@ -96,8 +146,8 @@ class ParticlePanel(Panel):
         Particle positions at each snapshot (may be a memmap; rows are read on demand).
     references : (k, 2) array, optional
         Fixed reference points (teacher neurons), drawn as red dots with a ray from the origin.
-    limit : float
-        Axes span ``[-limit, limit]`` on both axes, fixed for the whole movie.
+    limit : float or (x0, x1, y0, y1)
+        Axes limits, fixed for the whole movie: ``[-limit, limit]`` on both axes, or a box.
     trail : int
         0: every earlier position stays as a faint dot (the whole path, drawn
         incrementally into the background); k > 0: only the last k positions.
@@ -110,15 +160,17 @@ class ParticlePanel(Panel):
     """
 
     def __init__(self, ax: Axes, steps: np.ndarray, positions: np.ndarray, references: np.ndarray | None = None, *,
-                 limit: float = 2.0, trail: int = 0, particle_size: float = 70, path_size: float = 3,
+                 limit: float | Sequence[float] = 2.0, trail: int = 0, particle_size: float = 70,
+                 path_size: float = 3,
                  labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$"),
                  legend: bool = True):
         self.ax, self.steps, self.positions = ax, np.asarray(steps), positions
-        self.limit, self.trail = float(limit), int(trail)
+        self.trail = int(trail)
+        x0, x1, y0, y1 = (-limit, limit, -limit, limit) if np.ndim(limit) == 0 else (float(v) for v in limit)
         self.references = None if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
         n = positions.shape[1]
-        ax.set_xlim(-limit, limit)
-        ax.set_ylim(-limit, limit)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
         ax.grid(True, color=COLORS["grid"], linewidth=0.8, zorder=0)
         ax.axhline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
@@ -128,7 +180,8 @@ class ParticlePanel(Panel):
         self.foreground: list[Any] = []
         if self.references is not None:
             for p in self.references:
-                far = p / max(np.linalg.norm(p), 1e-12) * limit * 1.5  # past the corner of the box
+                reach = 1.5 * max(abs(x0), abs(x1), abs(y0), abs(y1))  # past the corner of the box
+                far = p / max(np.linalg.norm(p), 1e-12) * reach
                 self.foreground += ax.plot([0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=3)
             self.foreground.append(ax.scatter(self.references[:, 0], self.references[:, 1], s=particle_size * 1.1,
                                               color=COLORS["reference"], edgecolor="black", linewidth=0.8, zorder=4,
@@ -244,12 +297,16 @@ class CurvesPanel(Panel):
                      for j in range(k)]
         self.cursor = ax.axvline(self.steps[0], color=COLORS["cursor"], linewidth=1.0, zorder=3) \
             if reveal == "cursor" else None
+        self.legend = None
         if labels is not None:
-            ax.legend(loc=legend_loc, fontsize="small", framealpha=0.9)
+            self.legend = ax.legend(loc=legend_loc, fontsize="small", framealpha=0.9)
+            self.legend.set_zorder(5)
 
     def moving(self) -> list[Any]:
         grown = self.lines if self.reveal == "grow" else [self.cursor]
-        return [*grown, *self.dots]
+        # growing curves are drawn each frame, so a legend they may cross is too (above them)
+        legend = [self.legend] if self.legend is not None and self.reveal == "grow" else []
+        return [*grown, *self.dots, *legend]
 
     def draw(self, step: int) -> None:
         n = snapshot_at(self.steps, step) + 1
@@ -264,19 +321,29 @@ class CurvesPanel(Panel):
 class HeatmapPanel(Panel):
     """A matrix over time as coloured cells, with colour limits fixed over the whole run.
 
+    Readable from a 1 x 15 weight vector up to 512 x 512 matrices: lines between cells only
+    while cells are at least 12 pixels wide (below that they would be all one sees), a
+    label on every row and column only up to 20 of them (else about 10 numbered ticks), and
+    the colorbar in an inset that follows the axes box. Large matrices are drawn as one
+    pre-coloured image per frame (no per-cell artists).
+
     Parameters
     ----------
     ax : Axes
     steps : (T,) int array
     values : (T, rows, cols) or (T, cols) array
-        The matrix at each snapshot (a vector is one row).
+        The matrix at each snapshot (a vector is one row); may be a memmap, read a
+        snapshot at a time.
     cmap : str
         Colormap name (matplotlib or seaborn).
     vmin, vmax : float, optional
         Colour limits; default: the minimum and maximum over every snapshot, so a colour
         means the same value in every frame.
+    center : float, optional
+        Centre the colour limits on this value (0 for a diverging map of weights): the
+        limits become ``center -/+`` the largest distance from it over the run.
     row_labels, col_labels : sequence of str, optional
-        Tick labels of rows and columns.
+        Tick labels of rows and columns (default: their indices, thinned above 20).
     col_colors : sequence of str, optional
         Colour of each column's tick label (to tell kinds of columns apart).
     annotate : bool
@@ -287,58 +354,86 @@ class HeatmapPanel(Panel):
         Format of annotations.
     square : bool
         Square cells (the axes shrink to fit); otherwise cells fill the axes.
-    edgecolor : str
-        Colour of the lines between cells (grey reads against both ends of most maps).
+    edgecolor : str or None
+        Colour of the lines between cells (grey reads against both ends of most maps);
+        ``"auto"``: grey while cells are at least 12 pixels wide, none below; None: none.
     """
 
+    MIN_EDGED_CELL_PX = 12
+    MAX_LABELLED = 20
+
     def __init__(self, ax: Axes, steps: np.ndarray, values: np.ndarray, *, cmap: str = "hot",
-                 vmin: float | None = None, vmax: float | None = None, row_labels: Sequence[str] | None = None,
-                 col_labels: Sequence[str] | None = None, col_colors: Sequence[str] | None = None,
-                 annotate: bool = False, colorbar: str | None = "value", fmt: str = "{:+.2f}",
-                 square: bool = False, edgecolor: str = "#8c8c8c"):
+                 vmin: float | None = None, vmax: float | None = None, center: float | None = None,
+                 row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+                 col_colors: Sequence[str] | None = None, annotate: bool = False, colorbar: str | None = "value",
+                 fmt: str = "{:+.2f}", square: bool = False, edgecolor: str | None = "auto"):
         self.ax, self.steps = ax, np.asarray(steps)
-        values = np.asarray(values, dtype=float)
         if values.ndim == 2:
             values = values[:, None, :]
         if values.ndim != 3:
             raise ValueError(f"heatmap values must be (T, rows, cols) or (T, cols), got shape {values.shape}")
         self.values = values
-        finite = values[np.isfinite(values)]
-        lo = float(finite.min()) if vmin is None and finite.size else (vmin if vmin is not None else 0.0)
-        hi = float(finite.max()) if vmax is None and finite.size else (vmax if vmax is not None else 1.0)
+        lo, hi = _finite_range(values)
+        if center is not None:
+            reach = max(abs(lo - center), abs(hi - center)) if np.isfinite([lo, hi]).all() else 1.0
+            lo, hi = center - (reach or 1.0), center + (reach or 1.0)
+        lo = vmin if vmin is not None else (lo if np.isfinite(lo) else 0.0)
+        hi = vmax if vmax is not None else (hi if np.isfinite(hi) else 1.0)
         if hi <= lo:
             hi = lo + 1.0
         self.norm, self.cmap = Normalize(lo, hi), get_cmap(cmap)
         rows, cols = values.shape[1:]
-        self.mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, values[0],
-                                  cmap=self.cmap, norm=self.norm, edgecolors=edgecolor, linewidth=1.0)
         if square:
             ax.set_box_aspect(rows / cols)
+        box = ax.get_position()
+        w, h = ax.figure.get_size_inches() * ax.figure.dpi
+        cell_w = box.width * w / cols
+        cell_h = (box.width * w * rows / cols if square else box.height * h) / rows
+        if square and cell_h * rows > box.height * h:  # a tall matrix: the height limits the box
+            cell_w = cell_h = box.height * h / rows
+        if edgecolor == "auto":
+            edgecolor = "#8c8c8c" if min(cell_w, cell_h) >= self.MIN_EDGED_CELL_PX else None
+        self.edged = edgecolor is not None
+        if self.edged:
+            self.mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, np.asarray(values[0]),
+                                      cmap=self.cmap, norm=self.norm, edgecolors=edgecolor, linewidth=1.0)
+            for spine in ax.spines.values():
+                spine.set_color(edgecolor)
+        else:  # one image, coloured here: matplotlib only resamples bytes per frame
+            self.mesh = ax.imshow(self._rgba(values[0]), extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
+                                  interpolation="nearest", aspect="auto")
         ax.set_xlim(-0.5, cols - 0.5)
         ax.set_ylim(rows - 0.5, -0.5)  # row 0 on top, as a matrix is written
-        ax.set_xticks(range(cols), col_labels if col_labels is not None else [str(c) for c in range(cols)])
-        ax.set_yticks(range(rows), row_labels if row_labels is not None else [str(r) for r in range(rows)])
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_color(edgecolor)
+        # every cell labelled while there are few and they are wide enough for a label
+        _index_ticks(ax.xaxis, cols, col_labels, self.MAX_LABELLED if cell_w >= 16 or col_labels else 0, cols * cell_w)
+        _index_ticks(ax.yaxis, rows, row_labels, self.MAX_LABELLED if cell_h >= 12 or row_labels else 0, rows * cell_h)
+        ax.tick_params(length=0 if self.edged else 3)
         if col_colors is not None:
             for label, color in zip(ax.get_xticklabels(), col_colors):
                 label.set_color(color)
         if colorbar is not None:  # in an inset, so it follows the axes box (also when square)
-            cax = ax.inset_axes((1.02, 0.0, min(0.06, 0.3 * rows / cols), 1.0))
-            ax.figure.colorbar(self.mesh, cax=cax).set_label(colorbar)
+            from matplotlib.cm import ScalarMappable
+
+            cax = ax.inset_axes((1.02, 0.0, min(0.05, 0.3 * rows / cols), 1.0))
+            ax.figure.colorbar(ScalarMappable(self.norm, self.cmap), cax=cax).set_label(colorbar)
         self.texts = []
         if annotate:
             self.fmt = fmt
             self.texts = [ax.text(c, r, "", ha="center", va="center", fontsize="large", weight="bold")
                           for r in range(rows) for c in range(cols)]
 
+    def _rgba(self, matrix) -> np.ndarray:
+        return self.cmap(self.norm(np.asarray(matrix, dtype=float)), bytes=True)
+
     def moving(self) -> list[Any]:
         return [self.mesh, *self.texts]
 
     def draw(self, step: int) -> None:
-        matrix = self.values[snapshot_at(self.steps, step)]
-        self.mesh.set_array(matrix.ravel())
+        matrix = np.asarray(self.values[snapshot_at(self.steps, step)], dtype=float)
+        if self.edged:
+            self.mesh.set_array(matrix.ravel())
+        else:
+            self.mesh.set_data(self._rgba(matrix))
         for text, v in zip(self.texts, matrix.ravel()):
             text.set_text(self.fmt.format(v))
             # dark text on light cells, light on dark ones

@@ -9,39 +9,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from .base import PanelScene
-from .cli import main, register
-from .plotting import CurvesPanel, ParticlePanel, Readout, snapshot_at
+from dynamics.recording import Recording
+
+from .particles import ParticlesScene, ParticlesSceneConfig
+from .registry import register
 
 __all__ = ["ReluParticlesScene", "ReluParticlesSceneConfig"]
 
 
 @dataclass(frozen=True)
-class ReluParticlesSceneConfig:
+class ReluParticlesSceneConfig(ParticlesSceneConfig):
     """What the particle picture shows.
 
     Attributes
     ----------
+    show : str
+        The series drawn as particles: ``positions``, the student neurons ``a_i w_i``.
     limit : float
-        The particle axes span [-limit, limit] on both axes, fixed for the whole movie.
+        The particle axes span [-limit, limit] on both axes, fixed for the whole movie (0:
+        fitted to the run).
     trail : int
         0 keeps every earlier position as a faint grey dot (the whole path); k > 0 keeps
         only the last k positions.
-    show_loss : bool
-        Draw the held-out loss curve beside the particles.
+    curve : str
+        The curve beside the particles: ``loss`` (on held-out samples), ``rel_error``, or
+        "" for none.
     """
 
+    show: str = "positions"
     limit: float = 2.0
-    trail: int = 0
-    show_loss: bool = True
-
-    def __post_init__(self):
-        if not self.limit > 0:
-            raise ValueError(f"limit must be positive, got {self.limit}")
-        if self.trail < 0:
-            raise ValueError(f"trail must be >= 0, got {self.trail}")
+    curve: str = "loss"
 
 
 @register(
@@ -50,68 +48,41 @@ class ReluParticlesSceneConfig:
     description="Train a two-layer ReLU student on a ReLU teacher and animate each student neuron "
     "as the particle a_i * w_i: do the neurons, started near zero, travel to the teacher's neurons?",
 )
-class ReluParticlesScene(PanelScene):
-    """Student particles ``a_i w_i`` with their paths, teacher neurons with rays, the loss.
+class ReluParticlesScene(ParticlesScene):
+    """Student neurons a_i w_i as particles with their paths, the teacher's neurons, the loss.
 
-    Reads series ``positions`` (T, m, 2) and ``loss`` (T,), and the metadata entries
-    ``teacher.positions`` (M, 2) and ``config`` when present.
+    Reads series ``positions`` (T, m, 2) and, when present, ``loss`` (T,), and the metadata
+    entries ``teacher.positions`` (M, 2) and ``caption``.
     """
 
-    requires = ("positions", "loss")
-    timeline = "positions"
     Config = ReluParticlesSceneConfig
     title = "Student neurons travel to the teacher's neurons"
-    small_panel_aspect = 1.0  # the particle axes are square
-
-    def build(self, fig: Figure):
-        cfg, rec = self.config, self.recording
-        meta = rec.metadata
-        positions, loss = rec["positions"], rec["loss"]
-        self.loss_ = loss
-        teacher = (meta.get("teacher") or {}).get("positions")
-        fig.patch.set_facecolor("white")
-        if cfg.show_loss:
-            ax = fig.add_axes((0.035, 0.07, 0.5, 0.83))
-            curve_ax = fig.add_axes((0.62, 0.14, 0.35, 0.68))
-        else:
-            ax = fig.add_axes((0.25, 0.07, 0.5, 0.83))
-        panels = [ParticlePanel(ax, positions.steps, positions.values, teacher, limit=cfg.limit, trail=cfg.trail)]
-        ax.set_xlabel("first coordinate of $a_i w_i$")
-        ax.set_ylabel("second coordinate of $a_i w_i$")
-        c = meta.get("config", {})
-        title = self.title
-        lines = [
-            ", ".join(s for s in (f"m = {c['width']} students" if "width" in c else "",
-                                  f"M = {c['teachers']} teachers" if "teachers" in c else "",
-                                  f"initial radius R = {c['radius']:g}" if "radius" in c else "") if s),
-            ", ".join(s for s in (f"{c['scaling']} step {c['step']:g}" if "scaling" in c else "",
-                                  f"batch {c['batch']}" if "batch" in c else "") if s),
-        ]
-        fig.text(0.035, 0.955, title, fontsize="x-large", weight="bold", va="center")
-        fig.text(0.62, 0.955, "\n".join(l for l in lines if l), fontsize="medium", color="#444444", va="center")
-        last = int(positions.steps[-1])
-        self.readout_ = Readout(fig, (0.62, 0.875), [("step", "{:,d}", max(7, len(f"{last:,d}"))), ("loss", "{:.2e}", 8)])
-        self.animate(*self.readout_.moving())
-        if cfg.show_loss:
-            panels.append(CurvesPanel(curve_ax, loss.steps, loss.values, log=True,
-                                      ylabel="loss on held-out samples", xlabel="SGD step"))
-        return panels
+    labels = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$")
+    xlabel, ylabel = "first coordinate of $a_i w_i$", "second coordinate of $a_i w_i$"
 
     @classmethod
-    def small_panel(cls, ax, recording, config, shared, cell):
-        """One configuration of a sweep: its particles, paths and teacher, on the shared limits."""
-        positions = recording["positions"]
+    def references(cls, recording: Recording, name: str):
+        """The teacher's neurons ``a_j w_j`` (metadata ``teacher.positions``), if the run had one."""
         teacher = (recording.metadata.get("teacher") or {}).get("positions")
-        rows, cols = cell[2], cell[3]
-        scale = 1 / max(rows, cols)
-        panel = ParticlePanel(ax, positions.steps, positions.values, teacher, limit=config.limit, trail=config.trail,
-                              particle_size=max(12, 70 * scale), path_size=max(1, 3 * scale), legend=False)
-        ax.tick_params(labelsize="x-small")
-        return panel
+        if teacher is None or name != "positions":
+            return super().references(recording, name)
+        return np.asarray(teacher, dtype=float).reshape(-1, 2), cls.labels[1]
 
-    def caption(self, step: int) -> None:
-        self.readout_.update(step, float(self.loss_.values[snapshot_at(self.loss_.steps, step)]))
+    def heading(self) -> str:
+        refs, _ = self.references(self.recording, self.config.show)
+        return self.title if refs is not None else "Student neurons $a_i w_i$ over training"
+
+    @classmethod
+    def example(cls, frames: int = 12, n: int = 5, seed: int = 0) -> Recording:
+        """The particles example with the teacher metadata a run of the experiment writes."""
+        rec = ParticlesScene.example(frames, n, seed)
+        meta = {"teacher": {"positions": [[1.0, 1.0], [-1.0, 0.5]]},
+                "caption": f"m = {n} students, M = 2 teachers, initial radius R = 0.05 · mean-field step 0.5, "
+                           "batch 20 (an example recording)"}
+        return Recording(dict(rec.items()), meta)
 
 
 if __name__ == "__main__":
+    from .cli import main
+
     main("relu_particles")

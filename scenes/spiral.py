@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .base import PanelScene
-from .cli import main, register
-from .plotting import CLASS_MARKERS, CurvesPanel, DecisionFieldPanel, Readout, get_cmap, level_lines, snapshot_at
-from .writers import open_writer
+from dynamics.recording import Recording, Series
+
+from .base import Cell, Field, PanelScene, figure_to_png, new_figure
+from .plotting import CLASS_MARKERS, CurvesPanel, DecisionFieldPanel, get_cmap, level_lines, snapshot_at
+from .registry import register
 
 __all__ = ["SpiralScene", "SpiralSceneConfig"]
 
@@ -46,18 +46,6 @@ class SpiralSceneConfig:
             raise ValueError(f"marker_size must be positive, got {self.marker_size}")
 
 
-def _describe(meta: dict) -> str:
-    c = meta.get("config", {})
-    widths = meta.get("widths")
-    parts = []
-    if widths:
-        act = {"relu": "ReLU", "none": "no activation (a linear map)"}.get(c.get("activation"), c.get("activation"))
-        parts.append("-".join(str(w) for w in widths) + " MLP" + (f", {act}" if act else ""))
-    if "lr" in c:
-        parts.append(f"Adam lr {c['lr']:g}, batch {c.get('batch', '?')}, L2 {c.get('l2', 0):g}")
-    return ", ".join(parts)
-
-
 @register(
     "spiral",
     experiment="dynamics.experiments.spiral",
@@ -69,28 +57,31 @@ class SpiralScene(PanelScene):
 
     Reads series ``field`` (T, ny, nx) and, when present, ``loss`` and ``bce`` (for the
     loss panel), ``train_accuracy``, ``prob`` (T, n) and ``data/x``, ``data/y``, and the
-    metadata entries ``grid.extent``, ``config`` and ``widths``.
+    metadata entries ``grid.extent`` and ``caption``.
     """
 
     requires = ("field",)
-    timeline = "field"
     Config = SpiralSceneConfig
     title = "Two spirals: a deep ReLU network carves a boundary"
-
+    readout = (Field("loss", "loss", "{:.4f}"), Field("train_accuracy", "train acc", "{:.3f}"))
+    small_multiples = True
     small_panel_aspect = 1.0  # the field is drawn with equal axes
 
+    def check(self) -> None:
+        super().check()
+        self._extent()  # names what is missing before anything is drawn
+
     @classmethod
-    def small_panel(cls, ax, recording, config, shared, cell):
+    def small_panel(cls, ax, recording, config, shared, cell: Cell):
         """One configuration of a sweep (``--sweep activation=relu,none``): its probability
         field, boundary and points, with the final training accuracy."""
         return DecisionFieldPanel.small(ax, recording, config)
 
     def build(self, fig: Figure):
-        cfg, rec, meta = self.config, self.recording, self.recording.metadata
+        cfg, rec = self.config, self.recording
         field = rec["field"]
         extent = self._extent()
         x, y = self._data()
-        fig.patch.set_facecolor("white")
         # a square field on the left, two curves on the right; fractions keep the layout
         # at every 16:9 frame size
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))
@@ -98,7 +89,6 @@ class SpiralScene(PanelScene):
                                      cmap=cfg.cmap, marker_size=cfg.marker_size)]
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
-        self.scores_ = {}
         if "loss" in rec:
             loss_ax = fig.add_axes((0.64, 0.48, 0.33, 0.33))
             names = [n for n in ("loss", "bce") if n in rec]
@@ -107,26 +97,12 @@ class SpiralScene(PanelScene):
             labels = {"loss": "objective (cross-entropy + L2)", "bce": "cross-entropy"}
             panels.append(CurvesPanel(loss_ax, steps, values, labels=[labels[n] for n in names], log=True,
                                       ylabel="minibatch loss", xlabel="", legend_loc="upper right"))
-            self.scores_["loss"] = rec["loss"]
         if "train_accuracy" in rec:
             acc_ax = fig.add_axes((0.64, 0.08, 0.33, 0.28))
             acc = rec["train_accuracy"]
             panels.append(CurvesPanel(acc_ax, acc.steps, acc.values, ylabel="train accuracy", xlabel="Adam step"))
             acc_ax.set_ylim(min(0.4, float(np.min(acc.values)) - 0.02), 1.02)
-            self.scores_["train_accuracy"] = acc
-        fig.text(0.04, 0.955, self.title, fontsize="x-large",
-                 weight="bold", va="center")
-        fig.text(0.04, 0.905, _describe(meta), fontsize="medium", color="#444444", va="center")
-        last = int(field.steps[-1])
-        fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
-        fields += [f for n, f in (("loss", ("loss", "{:.4f}", 6)), ("train_accuracy", ("train acc", "{:.3f}", 5)))
-                   if n in self.scores_]
-        self.readout_ = Readout(fig, (0.97, 0.905), fields, ha="right")
-        self.animate(*self.readout_.moving())
         return panels
-
-    def caption(self, step: int) -> None:
-        self.readout_.update(step, *(float(s.values[snapshot_at(s.steps, step)]) for s in self.scores_.values()))
 
     def _extent(self) -> tuple[float, float, float, float]:
         grid = self.recording.metadata.get("grid") or {}
@@ -161,9 +137,7 @@ class SpiralScene(PanelScene):
             row = np.clip(((x[:, 1] - extent[2]) / (extent[3] - extent[2]) * last.shape[0]).astype(int), 0, last.shape[0] - 1)
             p = last[row, col]
         predicted = (p >= 0.5).astype(int)
-        o = self.options
-        fig = Figure(figsize=((o.width + 0.01) / o.dpi, (o.height + 0.01) / o.dpi), dpi=o.dpi)
-        FigureCanvasAgg(fig)
+        fig = new_figure(self.options)
         fig.patch.set_facecolor("white")
         cmap = get_cmap(cfg.cmap)
         colors = (cmap(0.1), cmap(0.9))  # the two ends of the field's map
@@ -191,13 +165,45 @@ class SpiralScene(PanelScene):
             ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False,
                       borderaxespad=0.2, handletextpad=0.5, columnspacing=1.0)
         fig.text(0.045, 0.95, f"The network after {step:,d} steps", fontsize="large", weight="bold", va="center")
-        fig.text(0.045, 0.905, _describe(rec.metadata), fontsize="medium", color="#444444", va="center")
-        fig.canvas.draw()
-        path = Path(f"{stem}_final.png")
-        with open_writer(path) as writer:
-            writer.write(np.asarray(fig.canvas.buffer_rgba())[:, :, :3])
-        return [writer.path]
+        fig.text(0.045, 0.905, self.subtitle(), fontsize="medium", color="#444444", va="center")
+        return [figure_to_png(fig, Path(f"{stem}_final.png"))]
+
+    @classmethod
+    def example(cls, frames: int = 12, grid: int = 40, n: int = 60, seed: int = 0) -> Recording:
+        """A decision field that sharpens and turns, ``p = sigmoid(k_t (x cos a_t + y sin a_t))``
+        on a ``grid x grid`` lattice over [-4, 4]^2, two small spirals of points, loss every
+        step and accuracy with the field."""
+        rng = np.random.default_rng(seed)
+        extent = [-4.0, 4.0, -4.0, 4.0]
+        c = -4 + (np.arange(grid) + 0.5) * 8 / grid
+        gx, gy = np.meshgrid(c, c)  # row 0 at the bottom (y = c[0])
+        t = np.linspace(0, 1, frames)
+        k, a = 0.2 + 3 * t, 0.8 * t
+        field = 1 / (1 + np.exp(-k[:, None, None] * (gx * np.cos(a)[:, None, None] + gy * np.sin(a)[:, None, None])))
+        theta = rng.uniform(1, 2.5, n // 2) * np.pi
+        arm = np.stack([theta * np.cos(theta), theta * np.sin(theta)], axis=1) / 2.5
+        x = np.concatenate([-arm, arm]).astype(np.float32)
+        y = np.repeat([0.0, 1.0], n // 2).astype(np.float32)
+        steps = np.arange(frames, dtype=np.int64) * 25
+        fine = np.arange(steps[-1] + 1, dtype=np.int64)
+        loss = np.geomspace(0.7, 0.05, len(fine))
+        prob = 1 / (1 + np.exp(-k[:, None] * (x[:, 0] * np.cos(a)[:, None] + x[:, 1] * np.sin(a)[:, None])))
+        once = np.zeros(1, np.int64)
+        series = {
+            "field": Series(steps, field.astype(np.float32), kind="derived"),
+            "prob": Series(steps, prob.astype(np.float32), kind="derived"),
+            "train_accuracy": Series(steps, np.linspace(0.5, 0.9, frames), kind="scalar"),
+            "loss": Series(fine, loss, kind="scalar"),
+            "bce": Series(fine, loss * 0.8, kind="scalar"),
+            "data/x": Series(once, x[None], kind="data"),
+            "data/y": Series(once, y[None], kind="data"),
+        }
+        meta = {"grid": {"size": grid, "extent": extent, "points": "cell centres", "origin": "lower"},
+                "caption": "2-8-1 MLP, ReLU, Adam lr 0.001, batch 100, L2 0.001 (an example recording)"}
+        return Recording(series, meta)
 
 
 if __name__ == "__main__":
+    from .cli import main
+
     main("spiral")

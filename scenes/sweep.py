@@ -1,7 +1,7 @@
 """Small multiples: one panel per configuration of a sweep, all on one shared timeline.
 
-Any registered scene class that offers ``small_panel`` (and optionally ``sweep_scales``)
-can be drawn as a grid: rows and columns labelled by the swept values, the same training
+Any registered scene that declares ``small_multiples`` (its ``small_panel`` draws one run,
+``sweep_scales`` says what the cells share) can be drawn as a grid: rows and columns labelled by the swept values, the same training
 step in every panel of a frame, and, where the scene says so, shared axes limits and
 colour scales. ``python -m scenes.<name> --sweep key=v1,v2 --sweep key2=...`` uses it.
 """
@@ -15,8 +15,7 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording
 
-from .base import PanelScene, RenderOptions, Scene, frame_indices, grid_axes
-from .plotting import Readout
+from .base import Cell, PanelScene, RenderOptions, grid_axes
 
 __all__ = ["SweepScene"]
 
@@ -31,9 +30,9 @@ class SweepScene(PanelScene):
     Parameters
     ----------
     scene_cls : type
-        The single-run scene whose ``small_panel(ax, recording, config, shared, cell)``
-        draws one configuration (``sweep_scales(recordings, config)`` computes what the
-        panels share, e.g. colour limits).
+        The single-run scene (a :class:`~scenes.base.PanelScene` that declares
+        ``small_multiples``): its ``small_panel`` draws one configuration, its
+        ``sweep_scales`` computes what the panels share (colour limits ...).
     recordings : sequence of Recording or None
         One per configuration, in grid order (the last swept key varies fastest);
         None where a configuration failed.
@@ -44,17 +43,17 @@ class SweepScene(PanelScene):
     config : dataclass, optional
         The single-run scene's config (limits, colormap ...), shared by every panel.
     options : RenderOptions, optional
-    title : str
-        Headline of the figure.
     """
 
     Config = None
+    header_left = 0.04
+    header_bottom = 0.82
 
-    def __init__(self, scene_cls: type[Scene], recordings: Sequence[Recording | None], grid: Mapping[str, Sequence[Any]],
-                 *, errors: Sequence[str] = (), config: Any = None, options: RenderOptions | None = None,
-                 title: str = ""):
-        if not hasattr(scene_cls, "small_panel"):
-            raise ValueError(f"{scene_cls.__name__} cannot be drawn as small multiples (no small_panel)")
+    def __init__(self, scene_cls: type[PanelScene], recordings: Sequence[Recording | None],
+                 grid: Mapping[str, Sequence[Any]], *, errors: Sequence[str] = (), config: Any = None,
+                 options: RenderOptions | None = None):
+        if not scene_cls.small_multiples:
+            raise ValueError(f"{scene_cls.__name__} cannot be drawn as small multiples")
         keys = list(grid)
         if not 1 <= len(keys) <= 2:
             raise ValueError(f"small multiples take one or two swept fields (rows and columns), got {len(keys)}: {keys}")
@@ -66,37 +65,40 @@ class SweepScene(PanelScene):
         if not done:
             raise ValueError("no configuration of the sweep finished; there is nothing to draw")
         self.scene_cls = scene_cls
-        self.requires, self.timeline = scene_cls.requires, scene_cls.timeline
-        for rec in done:
-            rec.require(*self.requires)
         self.recordings = list(recordings)
         self.errors = list(errors) or [""] * len(recordings)
-        self.title = title
         config = config if config is not None else (scene_cls.Config() if scene_cls.Config else None)
+        # each run is checked, and gives its timeline, as the single-run scene would
+        self.singles_ = [scene_cls(r, config, options) for r in done]
+        self.title = scene_cls.title
         super().__init__(done[0], config, options)
-        self.frames_ = frame_indices(len(self.timeline_steps()), self.options.stride)
 
-    def timeline_steps(self) -> np.ndarray:
+    def check(self) -> None:
+        """Every finished run was checked by its single-run scene."""
+
+    def timeline(self) -> np.ndarray:
         # the union of every run's steps: a frame shows one training step in every panel
-        return np.unique(np.concatenate([np.asarray(r[self.timeline].steps) for r in self.recordings if r is not None]))
+        return np.unique(np.concatenate([s.steps_ for s in self.singles_]))
+
+    def subtitle(self) -> str:
+        return "sweep over " + " x ".join(f"{k} in {{{', '.join(map(_value, v))}}}" for k, v in self.grid.items())
 
     def with_options(self, **changes: Any) -> "SweepScene":
         from dataclasses import replace
 
         return SweepScene(self.scene_cls, self.recordings, self.grid, errors=self.errors, config=self.config,
-                          options=replace(self.options, **changes), title=self.title)
+                          options=replace(self.options, **changes))
 
     def build(self, fig: Figure):
-        fig.patch.set_facecolor("white")
         rows, cols = self.shape_
         keys = list(self.grid)
         row_values = self.grid[keys[0]] if len(keys) == 2 else [None]
         col_values = self.grid[keys[-1]]
         done = [r for r in self.recordings if r is not None]
-        shared = self.scene_cls.sweep_scales(done, self.config) if hasattr(self.scene_cls, "sweep_scales") else {}
-        top, bottom, hspace, wspace = 0.82, 0.08, 0.3, 0.15
+        shared = self.scene_cls.sweep_scales(done, self.config)
+        top, bottom, hspace, wspace = self.header_bottom, 0.08, 0.3, 0.15
         left, right = (0.1 if len(keys) == 2 else 0.04), 0.93
-        aspect = getattr(self.scene_cls, "small_panel_aspect", None)  # width / height of one panel
+        aspect = self.scene_cls.small_panel_aspect  # width / height of one panel
         if aspect:  # narrow the grid so panels of that shape fill the height, and centre it
             w, h = fig.get_size_inches()
             cell_h = (top - bottom) * h / (rows + hspace * (rows - 1))
@@ -120,21 +122,10 @@ class SweepScene(PanelScene):
                 ax.text(0.5, 0.5, "failed:\n" + (self.errors[k] or "no recording"), transform=ax.transAxes,
                         ha="center", va="center", color="#c0392b", fontsize="small", wrap=True)
                 continue
-            panels.append(self.scene_cls.small_panel(ax, rec, self.config, shared, (r, c, rows, cols)))
+            panels.append(self.scene_cls.small_panel(ax, rec, self.config, shared, Cell(r, c, rows, cols)))
             # shared limits: tick labels on the outer panels are enough
             ax.tick_params(labelleft=c == 0, labelbottom=r == rows - 1)
-        name = self.title or self.scene_cls.__name__
-        fig.text(0.04, 0.95, name, fontsize="x-large", weight="bold", va="center")
-        fig.text(0.04, 0.895, "sweep over " + " x ".join(f"{k} in {{{', '.join(map(_value, v))}}}"
-                                                          for k, v in self.grid.items()),
-                 fontsize="medium", color="#444444", va="center")
-        last = int(self.steps_[-1])
-        self.readout_ = Readout(fig, (0.97, 0.95), [("step", "{:,d}", len(f"{last:,d}"))], ha="right")
-        self.animate(*self.readout_.moving())
         return panels
-
-    def caption(self, step: int) -> None:
-        self.readout_.update(step)
 
     def labels(self) -> list[str]:
         """``"radius=0.1, width=20"`` for each configuration, in grid order."""
@@ -144,7 +135,5 @@ class SweepScene(PanelScene):
                 for combo in ((r, c) for r in rows for c in self.grid[keys[-1]])]
 
     def write_figures(self, stem):
-        """The single-run scene's static figures for every run, if it has a ``sweep_figures``."""
-        if not hasattr(self.scene_cls, "sweep_figures"):
-            return []
+        """The single-run scene's static figures of the whole sweep (its ``sweep_figures``)."""
         return self.scene_cls.sweep_figures(self.recordings, self.labels(), self.config, self.options, stem)

@@ -2,18 +2,22 @@
 
 Every writer encodes into a temporary file beside the target and moves it into place
 only when ``close()`` finishes, so an interrupted render never leaves a partial file at
-the target path. Writers are chosen by the output's extension through :data:`WRITERS`.
+the target path. The output format is decided here and nowhere else: by the output's
+extension through :data:`WRITERS` (:func:`output_path` picks the path, :func:`open_writer`
+the writer). Encoder settings belong to the writer that uses them (:class:`Mp4Options`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-__all__ = ["Writer", "Mp4Writer", "GifWriter", "PngWriter", "WRITERS", "open_writer", "check_output_path"]
+__all__ = ["Writer", "Mp4Writer", "Mp4Options", "GifWriter", "PngWriter", "WRITERS", "open_writer",
+           "check_output_path", "output_path"]
 
 
 class Writer:
@@ -28,6 +32,12 @@ class Writer:
     """
 
     extension = ""
+    #: False for a still format: a render hands it its last frame only.
+    animated: ClassVar[bool] = True
+    #: Dataclass of this format's encoder settings (None: it has none).
+    Options: ClassVar[type | None] = None
+    #: Encoder settings of the named quality presets (``draft``, ``final``) of this format.
+    QUALITY: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, path: str | os.PathLike, fps: float = 30, **options):
         if options:
@@ -98,22 +108,49 @@ class Writer:
     def _cancel(self) -> None: ...
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass(frozen=True)
+class Mp4Options:
+    """MP4 encoder settings (H.264 through libx264).
+
+    Attributes
+    ----------
+    preset : str
+        x264 preset, ultrafast ... veryslow: slower presets give smaller files at the same
+        quality (MP4 only).
+    crf : int
+        x264 quality, 0-51: lower is better, 18 is visually lossless (MP4 only).
+    """
+
+    preset: str = "medium"
+    crf: int = 20
+
+    def __post_init__(self):
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
+
+
 class Mp4Writer(Writer):
     """H.264 (libx264, yuv420p) through imageio-ffmpeg's bundled ffmpeg.
 
     Parameters
     ----------
-    preset : str
-        x264 preset ("ultrafast" ... "veryslow"); faster presets give bigger files.
-    crf : int
-        x264 constant rate factor (lower is better quality; 18 is visually lossless).
+    preset, crf
+        Encoder settings, see :class:`Mp4Options`.
     """
 
     extension = ".mp4"
+    Options = Mp4Options
+    QUALITY = {"draft": {"preset": "ultrafast", "crf": 26}, "final": {"preset": "medium", "crf": 20}}
 
     def __init__(self, path, fps=30, *, preset: str = "medium", crf: int = 20, **options):
         super().__init__(path, fps, **options)
-        self.preset, self.crf = preset, int(crf)
+        settings = Mp4Options(preset, int(crf))
+        self.preset, self.crf = settings.preset, settings.crf
         self._gen = None
 
     def _open(self, height, width):
@@ -179,6 +216,7 @@ class PngWriter(Writer):
     """A single PNG still."""
 
     extension = ".png"
+    animated = False
 
     def _write(self, frame):
         if self.frames_written:
@@ -208,8 +246,31 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def open_writer(path: str | os.PathLike, fps: float = 30, **options) -> Writer:
-    """The writer registered for ``path``'s extension (``.mp4``, ``.gif``, ``.png``)."""
+def output_path(out: str | os.PathLike | None, fmt: str | None, stem: str, folder: str = "outputs") -> Path:
+    """The output file: ``out`` if given (its extension is the format), else
+    ``<folder>/<stem>.<fmt>`` (``fmt`` default mp4); validated by :func:`check_output_path`."""
+    if out is not None:
+        path = Path(out)
+        if fmt is not None and path.suffix.lower() != f".{fmt}":
+            raise ValueError(f"--format {fmt} disagrees with the extension of {path}; give one of them")
+    else:
+        path = Path(folder) / f"{stem}.{fmt or 'mp4'}"
+    return check_output_path(path)
+
+
+def open_writer(path: str | os.PathLike, fps: float = 30, *, quality: str | None = None, **options) -> Writer:
+    """The writer registered for ``path``'s extension (``.mp4``, ``.gif``, ``.png``).
+
+    ``quality`` names a preset of that writer's encoder settings (``draft``, ``final``);
+    ``options`` override them. Settings a format does not have (``crf`` for a GIF) are
+    ignored, so one command line serves every format.
+    """
     path = check_output_path(path)
     cls = WRITERS[path.suffix.lower()]
-    return cls(path, fps, **options)
+    anywhere = {f.name for w in WRITERS.values() if w.Options for f in fields(w.Options)}
+    unknown = set(options) - anywhere
+    if unknown:
+        raise TypeError(f"unknown writer options {sorted(unknown)}; writers take {sorted(anywhere)}")
+    settings = {**cls.QUALITY.get(quality or "", {}), **options}
+    known = {f.name for f in fields(cls.Options)} if cls.Options else set()
+    return cls(path, fps, **{k: v for k, v in settings.items() if k in known})

@@ -1,62 +1,23 @@
-"""Scenes, parametrised over the registry: frame count and size, ink where particles are, blitting == redraw."""
+"""The particle scene in detail: ink where particles are, paths beneath teachers, stride,
+files decoded back, stills, notebooks, odd sizes (every scene's contract: test_scene_contract)."""
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
-import imageio.v3 as iio
 
+from conftest import make_particle_recording
 from dynamics.recording import Recording, Series
-
-import scenes.distributions  # noqa: F401  (registers the scenes)
-import scenes.mass_shuffle  # noqa: F401
-import scenes.relu_particles  # noqa: F401
-import scenes.spiral  # noqa: F401
-import scenes.classifiers  # noqa: F401
-from conftest import SAMPLE_RECORDINGS, make_particle_recording
-from scenes.base import RenderOptions, Scene
-from scenes.cli import REGISTRY
+from scenes.base import RenderOptions
 from scenes.plotting import COLORS
-from scenes.writers import Writer
+from scenes.registry import get
 
 DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
 
 
 def scene_for(name, recording=None, options=DRAFT, **config):
-    entry = REGISTRY[name]
-    recording = recording or SAMPLE_RECORDINGS[name]()
+    entry = get(name)
+    recording = recording or entry.scene.example()
     return entry.scene(recording, entry.scene.Config(**config) if config else None, options)
-
-
-class CountingWriter(Writer):
-    """A null encoder that counts what reaches it."""
-
-    def __init__(self):
-        super().__init__("/dev/null/never.mp4")
-        self.seen = []
-
-    def _write(self, frame):
-        self.seen.append(frame.shape)
-
-    def close(self):
-        return self.path
-
-
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_frame_reaches_the_writer_with_one_even_size(name):
-    scene = scene_for(name)
-    writer = CountingWriter()
-    scene.render("ignored.mp4", writer=writer, workers=1)
-    assert len(writer.seen) == len(scene) == 12
-    assert {shape[:2] for shape in writer.seen} == {(360, 640)} and len(set(writer.seen)) == 1
-
-
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_frames_are_deterministic_and_blitting_equals_full_redraw(name):
-    scene = scene_for(name)
-    blitted = [scene.frame(i) for i in range(len(scene))]
-    again = scene_for(name).frame(7)
-    np.testing.assert_array_equal(blitted[7], again)
-    for i in (0, 5, 11):
-        np.testing.assert_array_equal(blitted[i], scene.frame(i, blit=False))
 
 
 def test_parallel_workers_give_the_same_frames_in_order():
@@ -143,28 +104,6 @@ def test_missing_series_is_named():
     broken = Recording({"loss": rec["loss"]}, rec.metadata)
     with pytest.raises(KeyError, match="'positions'"):
         scene_for("relu_particles", broken)
-
-
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_scene_renders_a_saved_recording_without_torch(tmp_path, name):
-    import subprocess
-    import sys
-    import textwrap
-
-    SAMPLE_RECORDINGS[name]().save(tmp_path / "r.rec")
-    code = textwrap.dedent(f"""
-        import sys
-        sys.modules['torch'] = None
-        from dynamics import load
-        from scenes.base import RenderOptions
-        from scenes.cli import REGISTRY
-        import scenes.{name}
-        opts = RenderOptions.preset_for('draft', progress=False, workers=1)
-        print(REGISTRY[{name!r}].scene(load({str(tmp_path / 'r.rec')!r}), options=opts).render({str(tmp_path / 'r.gif')!r}))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert len(iio.imread(tmp_path / "r.gif", index=None)) == 12
 
 
 @pytest.mark.parametrize("size, dpi", [((1366, 768), 96), ((1920, 1080), 150), ((854, 480), 72)])

@@ -150,7 +150,7 @@ def test_sweep_command_renders_a_grid_and_resumes(tmp_path):
     (["--sweep", "radius=1", "--sweep", "width=2", "--sweep", "seed=1"], "at most two --sweep fields"),
     (["--sweep", "radius=1", "--sweep", "radius=2"], "--sweep radius is given twice"),
     (["--sweep", "depth=1,2"], "'depth' is not a field"),
-    (["--sweep", "radius=1", "--recording", "x.rec"], "do not combine with --sweep"),
+    (["--sweep", "radius=1", "--recording", "x.rec"], "does not combine with --sweep"),
     (["--sweep", "radius=1", "--executor", "yarn://x"], "unknown executor"),
 ])
 def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
@@ -162,10 +162,10 @@ def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
 
 
 def test_a_scene_without_small_panels_refuses_a_sweep_before_training(capsys, tmp_path, monkeypatch):
-    from scenes.cli import REGISTRY
+    from scenes.registry import get
 
-    monkeypatch.delattr(REGISTRY["spiral"].scene, "small_panel")
+    monkeypatch.setattr(get("spiral").scene, "small_multiples", False)
     with pytest.raises(SystemExit) as exc:
         main("spiral", ["--sweep", "seed=0,1", "--sweep-dir", str(tmp_path / "sw"), "--quiet"])
-    assert exc.value.code == 2 and "cannot draw a sweep yet" in capsys.readouterr().err
+    assert exc.value.code == 2 and "unrecognized arguments: --sweep" in capsys.readouterr().err
     assert not (tmp_path / "sw").exists()  # nothing ran

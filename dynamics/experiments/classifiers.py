@@ -236,6 +236,17 @@ def gradient_check(model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: floa
     return float((analytic - numeric).norm()) / denom if denom > 0 else 0.0
 
 
+def caption(config: ClassifiersConfig) -> str:
+    """One line describing the run, drawn under a scene's title."""
+    if config.model == "perceptron":
+        model = "softmax perceptron"
+    else:
+        model = f"{config.depth} hidden layer(s) of {config.hidden} {config.activation} units"
+    opt = "SGD, one sample per step" if config.optimizer == "sgd" else "full-batch gradient descent"
+    return (f"{config.dataset}, {model}, {opt}, lr {config.learning_rate:g}"
+            + (f", L2 {config.l2:g}" if config.l2 else ""))
+
+
 def run(config: ClassifiersConfig = ClassifiersConfig(), *, path=None, overwrite: bool = False,
         progress: bool = False) -> Recording:
     """Train the classifier and record its probability field, scores and gradient check.
@@ -274,6 +285,7 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
         "widths": list(config.widths),
         "versions": library_versions(),
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
+        "caption": caption(config),
     }
     recorder = Recorder(model, optimizer, params=None, schedule=every(config.record_every), path=path,
                         overwrite=overwrite, metadata=metadata,

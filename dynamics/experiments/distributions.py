@@ -150,6 +150,12 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     return correct / len(x)
 
 
+def caption(config: DistributionsConfig) -> str:
+    """One line describing the run, drawn under a scene's title."""
+    return (f"CNN on generated digits: optimizer {config.optimizer}, lr {config.lr:g}, "
+            f"activation {config.activation}, init {config.init}")
+
+
 def run(config: DistributionsConfig = DistributionsConfig(), *, path=None, overwrite: bool = False,
         progress: bool = False) -> Recording:
     """Train the CNN and record summaries of every tensor.
@@ -183,8 +189,11 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
         "versions": library_versions(),
         "data": "generated digits (dynamics.experiments.digits): 10 classes, "
                 f"{config.image_size}x{config.image_size} grey levels, 14 fonts with random affine distortions",
-        "tensors": {"pre-activations": ["act/conv1", "act/conv2", "act/fc1", "act/fc2"],
-                    "activations": ["act/act1", "act/act2", "act/act3"]},
+        # what each recorded module's output is (the scenes colour and label them by it)
+        "roles": {**{m: "pre-activation" for m in ("conv1", "conv2", "fc1", "fc2")},
+                  **{m: "activation" for m in ("act1", "act2", "act3")}},
+        "show": ["activation fc1", "activation act3", "conv2.weight"],  # the summaries worth a first look
+        "caption": caption(config),
     }
     recorder = Recorder(model, opt, params=None, summaries="*", summary_grads=True,
                         activations=list(ACTIVATION_MODULES), summarizer=Summarizer(bins=config.bins),

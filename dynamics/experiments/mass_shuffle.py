@@ -170,6 +170,12 @@ def _optimizer(config: MassShuffleConfig, model: nn.Module) -> torch.optim.Optim
     return torch.optim.SGD(model.parameters(), lr=lr)
 
 
+def caption(config: MassShuffleConfig, boundary: str) -> str:
+    """One line describing the run, drawn under a scene's title."""
+    opt = {"adam": "Adam", "gd": "gradient descent"}.get(config.optimizer, config.optimizer)
+    return f"logistic regression on {config.inputs} inputs, {opt} lr {default_lr(config):g}, boundary {boundary}"
+
+
 def run(config: MassShuffleConfig = MassShuffleConfig(), *, path=None, overwrite: bool = False,
         progress: bool = False) -> Recording:
     """Train the logistic regression full batch and record its weights and scores.
@@ -216,6 +222,7 @@ def _run(config: MassShuffleConfig, path, overwrite: bool, progress: bool) -> Re
         "versions": library_versions(),
         "inputs": {"label": [0], "signal": [0, 1], "noise": list(range(2, config.inputs))},
         "boundary": boundary,
+        "caption": caption(config, boundary),
     }
     recorder = Recorder(model, optimizer, params=["weight", "bias"], schedule=every(config.record_every),
                         path=path, overwrite=overwrite, metadata=metadata)

@@ -223,6 +223,12 @@ def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
 # --------------------------------------------------------------------------------------
 
 
+def caption(config: ReluParticlesConfig) -> str:
+    """One line describing the run, drawn under a scene's title."""
+    return (f"m = {config.width} students, M = {config.teachers} teachers, initial radius R = {config.radius:g}"
+            f" · {config.scaling} step {config.step:g}, batch {config.batch}")
+
+
 def run(config: ReluParticlesConfig = ReluParticlesConfig(), *, path=None, overwrite: bool = False,
         progress: bool = False) -> Recording:
     """Train the student and record it once per frame.
@@ -274,6 +280,7 @@ def _run(config, path, overwrite, progress) -> Recording:
         "versions": library_versions(),
         "teacher": {"a": ta, "w": tw, "b": tb, "positions": (ta[:, None] * tw[:, :2])},
         "frame_steps": [0, *ends.tolist()],
+        "caption": caption(config),
         "teacher_rules": {"min_kink_angle_deg": MIN_KINK_ANGLE, "active_range": list(ACTIVE_RANGE), "min_abs_a": MIN_TEACHER_A},
     }
     metadata["teacher"] = {k: v.numpy() for k, v in metadata["teacher"].items()}

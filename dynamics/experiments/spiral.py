@@ -207,6 +207,13 @@ def objective(model: SpiralMLP, x: torch.Tensor, y: torch.Tensor, l2: float):
     return bce + l2 * penalty, bce
 
 
+def caption(config: SpiralConfig) -> str:
+    """One line describing the run, drawn under a scene's title."""
+    act = {"relu": "ReLU", "none": "no activation (a linear map)"}.get(config.activation, config.activation)
+    return (f"{'-'.join(str(w) for w in config.widths)} MLP, {act}, Adam lr {config.lr:g}, batch {config.batch}, "
+            f"L2 {config.l2:g}")
+
+
 def run(config: SpiralConfig = SpiralConfig(), *, path=None, overwrite: bool = False,
         progress: bool = False) -> Recording:
     """Train the MLP on the two spirals and record its probability field over training.
@@ -266,6 +273,7 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
         "widths": list(config.widths),
         "parameters": sum(p.numel() for p in model.parameters()),
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
+        "caption": caption(config),
     }
     recorder = Recorder(model, optimizer, params=None, schedule=every(config.field_every), path=path,
                         overwrite=overwrite, metadata=metadata,

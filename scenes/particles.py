@@ -1,0 +1,194 @@
+"""Any ``(T, n, 2)`` series as particles moving in the plane, with their paths.
+
+Run: ``python -m scenes.particles RUN.rec [--show SERIES]`` (writes
+``outputs/particles.mp4``); ``--help`` lists every flag. Reference points are drawn when
+the recording's metadata has them (``metadata["references"][SERIES] = {"points": [[x, y],
+...], "label": "..."}``), and a scalar curve beside the particles when the recording has
+that series (``--curve loss``, the default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dynamics.recording import Recording, Series
+
+from .base import Cell, Field, PanelScene
+from .plotting import CurvesPanel, ParticlePanel, square_box
+from .registry import register
+
+__all__ = ["ParticlesScene", "ParticlesSceneConfig", "planar_series"]
+
+
+def planar_series(recording: Recording) -> list[str]:
+    """Names of the series whose snapshots are ``(n, 2)``: points in the plane."""
+    return [name for name, s in recording.items() if len(s.shape) == 2 and s.shape[1] == 2 and s.shape[0] > 0]
+
+
+@dataclass(frozen=True)
+class ParticlesSceneConfig:
+    """What the particle picture shows.
+
+    Attributes
+    ----------
+    show : str
+        The ``(T, n, 2)`` series drawn as particles ("": the first such series).
+    limit : float
+        The axes span [-limit, limit] on both axes, fixed for the whole movie; 0 fits a
+        square around every position of the run, with a margin.
+    trail : int
+        0 keeps every earlier position as a faint grey dot (the whole path); k > 0 keeps
+        only the last k positions.
+    curve : str
+        A scalar series drawn as a curve beside the particles, when the recording has it
+        ("": none).
+    """
+
+    show: str = ""
+    limit: float = 0.0
+    trail: int = 0
+    curve: str = "loss"
+
+    def __post_init__(self):
+        if not self.limit >= 0:
+            raise ValueError(f"limit must be >= 0 (0: from the data), got {self.limit}")
+        if self.trail < 0:
+            raise ValueError(f"trail must be >= 0, got {self.trail}")
+
+
+@register("particles", description="Draw any (T, n, 2) series of a saved recording as particles moving in "
+          "the plane, with their paths, reference points and a loss curve where the recording has them.")
+class ParticlesScene(PanelScene):
+    """Any (T, n, 2) series as particles with their paths; references and a curve if present.
+
+    Reference points are drawn with rays from the origin.
+
+    Reads the ``(T, n, 2)`` series named by ``show`` (default: the first one), the scalar
+    series named by ``curve`` when present, and ``metadata["references"][show]`` when present.
+    """
+
+    Config = ParticlesSceneConfig
+    title = "Particles over training"
+    readout = (Field("loss", "loss", "{:.2e}"),)
+    small_multiples = True
+    small_panel_aspect = 1.0  # the particle axes are square
+    #: Legend entries of the particles and of the reference points.
+    labels = ("particle", "reference point")
+    xlabel, ylabel = "first coordinate", "second coordinate"
+
+    # -- what it reads ---------------------------------------------------------------------
+    @classmethod
+    def series_name(cls, recording: Recording, config) -> str:
+        if config.show:
+            return config.show
+        planar = planar_series(recording)
+        if not planar:
+            raise KeyError(f"recording has no (T, n, 2) series to draw as particles; it has: "
+                           f"{', '.join(f'{k} {s.shape}' for k, s in recording.items()) or 'none'}")
+        return planar[0]
+
+    @classmethod
+    def references(cls, recording: Recording, name: str) -> tuple[np.ndarray | None, str]:
+        """Reference points of series ``name`` from the metadata, and their legend label."""
+        ref = (recording.metadata.get("references") or {}).get(name)
+        if not ref:
+            return None, cls.labels[1]
+        return np.asarray(ref["points"], dtype=float).reshape(-1, 2), str(ref.get("label", cls.labels[1]))
+
+    def check(self) -> None:
+        name = self.series_name(self.recording, self.config)
+        self.recording.require(name)
+        shape = self.recording[name].shape
+        if len(shape) != 2 or shape[1] != 2:
+            raise ValueError(f"series {name!r} has snapshots of shape {shape}; particles need (n, 2)")
+
+    def timeline(self) -> np.ndarray:
+        return np.asarray(self.recording[self.series_name(self.recording, self.config)].steps)
+
+    def heading(self) -> str:
+        refs, _ = self.references(self.recording, self.series_name(self.recording, self.config))
+        n = self.recording[self.series_name(self.recording, self.config)].shape[0]
+        return f"{n:,d} particles" + (f" and {len(refs)} reference points" if refs is not None else "") + \
+            " over training"
+
+    def _curve(self) -> Series | None:
+        name = self.config.curve
+        if name and name in self.recording and self.recording[name].shape == ():
+            return self.recording[name]
+        return None
+
+    # -- layout ------------------------------------------------------------------------------
+    @classmethod
+    def _limit(cls, config, positions: np.ndarray, refs: np.ndarray | None):
+        if config.limit:
+            return config.limit
+        pts = np.asarray(positions).reshape(-1, 2)
+        return square_box(pts if refs is None else np.concatenate([pts, refs]))
+
+    def build(self, fig: Figure):
+        rec, cfg = self.recording, self.config
+        name = self.series_name(rec, cfg)
+        positions = rec[name]
+        refs, ref_label = self.references(rec, name)
+        curve = self._curve()
+        top = self.header_bottom - 0.01
+        ax = fig.add_axes((0.035, 0.07, 0.5, top - 0.07) if curve is not None else (0.25, 0.07, 0.5, top - 0.07))
+        panels = [ParticlePanel(ax, positions.steps, positions.values, refs, limit=self._limit(cfg, positions.values,
+                                                                                                refs),
+                                trail=cfg.trail, labels=(self.labels[0], ref_label))]
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylabel(self.ylabel)
+        if curve is not None:
+            cax = fig.add_axes((0.62, 0.14, 0.35, top - 0.2))
+            panels.append(CurvesPanel(cax, curve.steps, curve.values, log=bool(np.all(np.asarray(curve.values) > 0)),
+                                      ylabel=cfg.curve, xlabel="step"))
+        return panels
+
+    @classmethod
+    def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
+        """One configuration of a sweep: its particles, paths and references, on the shared limits."""
+        name = cls.series_name(recording, config)
+        positions = recording[name]
+        refs, _ = cls.references(recording, name)
+        panel = ParticlePanel(ax, positions.steps, positions.values, refs,
+                              limit=shared.get("limit") or cls._limit(config, positions.values, refs),
+                              trail=config.trail, particle_size=max(12, 70 * cell.scale),
+                              path_size=max(1, 3 * cell.scale), legend=False)
+        ax.tick_params(labelsize="x-small")
+        return panel
+
+    @classmethod
+    def sweep_scales(cls, recordings, config) -> dict:
+        """One box for every run, around all their positions (unless ``limit`` is given)."""
+        if config.limit:
+            return {}
+        boxes = [cls._limit(config, r[cls.series_name(r, config)].values,
+                            cls.references(r, cls.series_name(r, config))[0]) for r in recordings]
+        b = np.array(boxes)
+        half = max((b[:, 1] - b[:, 0]).max(), (b[:, 3] - b[:, 2]).max()) / 2
+        cx, cy = (b[:, 0].min() + b[:, 1].max()) / 2, (b[:, 2].min() + b[:, 3].max()) / 2
+        return {"limit": (cx - half, cx + half, cy - half, cy + half)}
+
+    @classmethod
+    def example(cls, frames: int = 12, n: int = 5, seed: int = 0) -> Recording:
+        """Particles on straight lines from near the origin to known end points, two
+        reference points, a loss that falls by three decades."""
+        rng = np.random.default_rng(seed)
+        ends = rng.uniform(-1.5, 1.5, size=(n, 2))
+        t = np.linspace(0, 1, frames)[:, None, None]
+        positions = (0.05 * ends + t * 0.95 * ends).astype(np.float32)
+        steps = np.arange(frames, dtype=np.int64) * 10
+        loss = np.geomspace(1e-1, 1e-4, frames)
+        meta = {"references": {"positions": {"points": [[1.0, 1.0], [-1.0, 0.5]], "label": "target"}},
+                "caption": f"{n} particles on straight lines (an example recording)"}
+        return Recording({"positions": Series(steps, positions, kind="derived"),
+                          "loss": Series(steps, loss, kind="scalar")}, meta)
+
+
+if __name__ == "__main__":
+    from .cli import main
+
+    main("particles")

@@ -1,0 +1,172 @@
+"""Draw any recording: a dashboard chosen from the kinds of its series.
+
+Run: ``python -m scenes.render RUN.rec`` (writes ``outputs/render.mp4``); ``--show
+SERIES[,SERIES]`` chooses what is drawn, and the output, size and quality flags are those
+of every scene (``--help`` lists them). What each series becomes:
+
+* a ``(T, n, 2)`` series that is not a parameter: particles in the plane, with their paths;
+* a matrix or vector (a parameter, gradient, buffer or derived tensor): a heatmap, colour
+  limits fixed over the run and centred on 0;
+* a summarised tensor (``stats`` with ``histogram`` series): its percentile bands;
+* a scalar: a growing curve (log axis where it spans decades).
+
+Without ``--show`` the dashboard takes, in this order, one particle series, two
+summaries, two matrices (parameters first) and scalars, at most six panels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dynamics.recording import Recording, Series
+
+from .base import Field, PanelScene, grid_axes
+from .curves import scalar_series, spans_decades
+from .particles import planar_series
+from .plotting import CurvesPanel, DistributionPanel, HeatmapPanel, ParticlePanel, matrix_view, square_box
+from .registry import register
+from .weights import matrix_series
+
+__all__ = ["DashboardScene", "DashboardSceneConfig", "plan"]
+
+MAX_PANELS = 6
+
+
+@dataclass(frozen=True)
+class View:
+    """One panel of the dashboard: how (``particles``, ``heatmap``, ``distribution``,
+    ``curve``) to draw what (a series name, or a summary's label)."""
+
+    how: str
+    name: str
+    steps: np.ndarray
+
+
+def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
+    """The panels a dashboard of ``recording`` draws: those of the series in ``show``, else a
+    choice by kind (see the module docstring)."""
+    summaries = recording.summaries()
+    by_series = {getattr(s, k): s for s in summaries.values() for k in ("stats", "histogram", "edges") if getattr(s, k)}
+    planar = [n for n in planar_series(recording) if recording[n].kind != "parameter" and len(recording[n]) >= 2]
+    matrices = [n for n in matrix_series(recording) if n not in planar]
+    scalars = scalar_series(recording)
+
+    def view(name: str) -> View:
+        if name in summaries or name in by_series:
+            s = summaries.get(name) or by_series[name]
+            return View("distribution", s.label, np.asarray(recording[s.histogram].steps))
+        recording.require(name)
+        how = ("particles" if name in planar else "heatmap" if name in matrices else
+               "curve" if name in scalars else None)
+        if how is None:
+            s = recording[name]
+            raise ValueError(f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape {s.shape}) "
+                             "is not drawable: it needs at least two snapshots")
+        return View(how, name, np.asarray(recording[name].steps))
+
+    if show:
+        if len(show) > MAX_PANELS:
+            raise ValueError(f"--show takes at most {MAX_PANELS} series, got {len(show)}")
+        return [view(n) for n in show]
+    chosen = planar[:1] + list(summaries)[:2] + matrices[:2]
+    chosen += scalars[: max(0, MAX_PANELS - len(chosen))]
+    if not chosen:
+        present = ", ".join(f"{n} ({s.kind or 'kind not said'}, {len(s)} x {s.shape})" for n, s in recording.items())
+        raise KeyError("nothing to draw: no scalar, matrix, (T, n, 2) or summarised series with snapshots; the "
+                       f"recording has: {present or 'no series'}")
+    return [view(n) for n in chosen]
+
+
+@dataclass(frozen=True)
+class DashboardSceneConfig:
+    """What the dashboard shows.
+
+    Attributes
+    ----------
+    show : str
+        Comma-separated series (or summary labels such as ``activation fc1``) to draw, one
+        panel each, at most 6; default: chosen from the kinds of the series.
+    """
+
+    show: str = ""
+
+
+@register("render", description="Draw any saved recording as a dashboard chosen from the kinds of its series: "
+          "scalars as curves, matrices as heatmaps, summaries as percentile bands, (T, n, 2) series as particles.")
+class DashboardScene(PanelScene):
+    """Any recording as a dashboard: curves, heatmaps, percentile bands and particles by kind."""
+
+    Config = DashboardSceneConfig
+    title = "Training dashboard"
+
+    def check(self) -> None:
+        self.views_ = plan(self.recording, [t.strip() for t in self.config.show.split(",") if t.strip()])
+
+    def timeline(self) -> np.ndarray:
+        return np.unique(np.concatenate([v.steps for v in self.views_]))
+
+    def heading(self) -> str:
+        name = self.recording.metadata.get("experiment") or (self.recording.path.stem if self.recording.path else "")
+        return f"{self.title}: {name}" if name else self.title
+
+    def readout_fields(self):
+        return [Field(v.name, v.name, "{:.4g}") for v in self.views_ if v.how == "curve"][:3]
+
+    def build(self, fig: Figure):
+        n = len(self.views_)
+        cols = n if n <= 3 else math.ceil(n / 2)
+        rows = math.ceil(n / cols)
+        gs = grid_axes(fig, rows, cols, top=self.header_bottom - 0.05, bottom=0.09, left=0.06, right=0.92,
+                       wspace=0.45, hspace=0.5)
+        panels = []
+        rec = self.recording
+        summaries = rec.summaries()
+        for k, v in enumerate(self.views_):
+            ax = fig.add_subplot(gs[divmod(k, cols)])
+            ax.set_title(v.name, fontsize="medium", loc="left")
+            if v.how == "curve":
+                s = rec[v.name]
+                panels.append(CurvesPanel(ax, s.steps, s.values, log=spans_decades(s.values), xlabel="step"))
+            elif v.how == "heatmap":
+                s = rec[v.name]
+                values = matrix_view(s.values)
+                r, c = values.shape[1:]
+                panels.append(HeatmapPanel(ax, s.steps, values, cmap="RdBu_r", center=0.0, colorbar="value",
+                                           square=0.1 <= r / c <= 10))
+            elif v.how == "distribution":
+                steps, counts, edges = summaries[v.name].read(rec)
+                panels.append(DistributionPanel(ax, steps, counts, edges, xlabel="step"))
+            else:
+                s = rec[v.name]
+                ref = (rec.metadata.get("references") or {}).get(v.name)
+                refs = None if not ref else np.asarray(ref["points"], dtype=float).reshape(-1, 2)
+                pts = np.asarray(s.values).reshape(-1, 2)
+                box = square_box(pts if refs is None else np.concatenate([pts, refs]))
+                panels.append(ParticlePanel(ax, s.steps, s.values, refs, limit=box,
+                                            particle_size=max(8.0, 40 / max(rows, cols)), legend=False,
+                                            labels=("particle", "reference")))
+        return panels
+
+    @classmethod
+    def example(cls, frames: int = 12, seed: int = 0) -> Recording:
+        """One series of each drawable kind: particles, a weight matrix, a summary, a loss."""
+        from .distributions import DistributionsScene
+        from .particles import ParticlesScene
+        from .weights import WeightsScene
+
+        series: dict[str, Series] = {}
+        series.update(ParticlesScene.example(frames, seed=seed).items())
+        series["0.weight"] = WeightsScene.example(frames, seed)["0.weight"]
+        dist = DistributionsScene.example(frames, seed)
+        series.update((k, s) for k, s in dist.items() if s.source == "fc1")
+        return Recording(series, {"experiment": "example", "caption": "one series of each kind (an example recording)"})
+
+
+if __name__ == "__main__":
+    from .cli import main
+
+    main("render")
