@@ -11,7 +11,7 @@ same seed and on the same batches:
 * bare              -- the training step alone;
 * floor             -- bare + ``torch.cat`` of every flattened parameter into a row of a
                        preallocated buffer after each step (the cheapest way to keep
-                       everything; shared/PERFORMANCE.md measured +1-4 %);
+                       everything; an earlier measurement gave +1-4 %);
 * Recorder (disk)   -- ``with dynamics.Recorder(model, opt, schedule=1, path=<tmp>.rec)``:
                        every parameter captured after every ``opt.step()`` through the
                        optimizer's step post-hook and streamed to a recording directory;

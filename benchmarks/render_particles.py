@@ -30,8 +30,8 @@ figure size and artist drawing order (the scene draws its moving artists over th
 background in ``animate()`` order, whatever their zorder). Near-zero in the second column
 means the pictures have the same content.
 
-Trail semantics are the scene config's ``trail``: ``--trail 30`` (default, as in
-shared/PERFORMANCE.md) shows the last 30 positions of every particle; ``--trail 0`` the
+Trail semantics are the scene config's ``trail``: ``--trail 30`` (default, the
+baseline measurement's setting) shows the last 30 positions of every particle; ``--trail 0`` the
 whole path (the baseline then calls ``set_offsets`` with every past position).
 
 Frames: the synthetic recording has exactly ``--frames`` snapshots (steps 0..frames-1),
@@ -212,14 +212,14 @@ def run_baseline(rec: Recording, path: Path, a: argparse.Namespace) -> None:
 
 
 def make_scene(rec: Recording, a: argparse.Namespace) -> ReluParticlesScene:
-    opts = RenderOptions(width=a.width, height=a.height, dpi=a.dpi, fps=a.fps, preset=a.preset, crf=a.crf,
-                         progress=False, workers=a.workers)
+    opts = RenderOptions(width=a.width, height=a.height, dpi=a.dpi, fps=a.fps, progress=False,
+                         workers=a.workers)
     return ReluParticlesScene(rec, ReluParticlesSceneConfig(limit=LIMIT, trail=a.trail), opts)
 
 
 def run_ours(rec: Recording, path: Path, a: argparse.Namespace) -> None:
     scene = make_scene(rec, a)
-    scene.render(path)
+    scene.render(Mp4Writer(path, a.fps, preset=a.preset, crf=a.crf))
     scene.close()
 
 

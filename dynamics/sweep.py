@@ -23,11 +23,10 @@ import json
 import os
 import re
 import time
-import traceback
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .recording import Recording, RecordingError, load, to_jsonable
 

@@ -27,7 +27,14 @@ from dynamics.recording import Recording, Series
 from .base import Field, PanelScene, grid_axes
 from .curves import scalar_series, spans_decades
 from .particles import planar_series
-from .plotting import CurvesPanel, DistributionPanel, HeatmapPanel, ParticlePanel, matrix_view, square_box
+from .plotting import (
+    CurvesPanel,
+    DistributionPanel,
+    HeatmapPanel,
+    ParticlePanel,
+    matrix_view,
+    square_box,
+)
 from .registry import register
 from .weights import matrix_series
 
@@ -52,7 +59,9 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     summaries = recording.summaries()
     by_series = {getattr(s, k): s for s in summaries.values() for k in ("stats", "histogram", "edges") if getattr(s, k)}
     planar = [n for n in planar_series(recording) if recording[n].kind != "parameter" and len(recording[n]) >= 2]
-    matrices = [n for n in matrix_series(recording) if n not in planar]
+    # matrices before vectors (a layer's weight says more than its bias), parameters first
+    matrices = sorted((n for n in matrix_series(recording) if n not in planar),
+                      key=lambda n: (recording[n].kind != "parameter", len(recording[n].shape) < 2))
     scalars = scalar_series(recording)
 
     def view(name: str) -> View:

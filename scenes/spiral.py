@@ -15,7 +15,14 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording, Series
 
 from .base import Cell, Field, PanelScene, figure_to_png, new_figure
-from .plotting import CLASS_MARKERS, CurvesPanel, DecisionFieldPanel, get_cmap, level_lines, snapshot_at
+from .plotting import (
+    CLASS_MARKERS,
+    CurvesPanel,
+    DecisionFieldPanel,
+    get_cmap,
+    level_lines,
+    snapshot_at,
+)
 from .registry import register
 
 __all__ = ["SpiralScene", "SpiralSceneConfig"]

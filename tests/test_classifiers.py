@@ -1,4 +1,4 @@
-"""Small classifiers (EXPERIMENTS.md section 4): data sets, models, gradient check, outcomes, scene."""
+"""Small classifiers (docs/experiments.md section 4): data sets, models, gradient check, outcomes, scene."""
 
 import math
 
@@ -6,8 +6,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_classifier_recording
+
 from dynamics.experiments import classifiers as cl
 from scenes.base import RenderOptions
 from scenes.classifiers import ClassifiersScene

@@ -1,4 +1,4 @@
-"""Distributions experiment (EXPERIMENTS.md section 5): generated digits, the CNN, and the
+"""Distributions experiment (docs/experiments.md section 5): generated digits, the CNN, and the
 Adam-vs-gradient-descent comparison the reference reports."""
 
 import numpy as np
@@ -61,8 +61,8 @@ def test_adam_beats_gradient_descent_after_the_same_steps():
 # -- the scene --------------------------------------------------------------------------------
 
 import imageio.v3 as iio  # noqa: E402
-
 from conftest import make_distributions_recording  # noqa: E402
+
 from scenes.base import RenderOptions  # noqa: E402
 from scenes.cli import main  # noqa: E402
 from scenes.distributions import DistributionsScene, DistributionsSceneConfig  # noqa: E402

@@ -1,11 +1,11 @@
-"""Mass shuffling (EXPERIMENTS.md section 2): data, gradients, the reference outcome, and the movie."""
+"""Mass shuffling (docs/experiments.md section 2): data, gradients, the reference outcome, and the movie."""
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-import imageio.v3 as iio
-
 from conftest import make_mass_recording
+
 from dynamics.experiments import mass_shuffle as ms
 from scenes.base import RenderOptions
 from scenes.mass_shuffle import MassShuffleScene, MassShuffleSceneConfig
@@ -98,7 +98,7 @@ def test_recording_contents_and_reproducibility():
         np.testing.assert_array_equal(np.asarray(a[name].values), np.asarray(b[name].values))
 
 
-# -- the reference outcome (EXPERIMENTS.md section 2) -------------------------------------
+# -- the reference outcome (docs/experiments.md section 2) -------------------------------------
 
 
 @pytest.mark.slow

@@ -30,6 +30,25 @@ def test_record_your_own_snippet_runs_and_renders(tmp_path, monkeypatch):
     assert frames.shape == (61, 720, 1280, 3)
 
 
+def test_any_recording_renders_with_the_command_line(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    code = snippet("render-any")
+    text = README.read_text(encoding="utf-8")
+    command = re.search(r"<!-- snippet: render-any.*?```bash\n(.*?)```", text, re.S).group(1).strip()
+    assert len(code.strip().splitlines()) + 1 < 15 and command == "python -m scenes.render outputs/mlp.rec"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = subprocess.run(command.replace("python", sys.executable, 1).split(), capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["outputs/render.mp4"]
+    frames = iio.imread(tmp_path / "outputs/render.mp4", index=None)
+    assert frames.shape == (81, 720, 1280, 3)  # steps 0..80: the loss every step
+    assert np.abs(frames[-1].astype(int) - frames[1]).max() > 100  # the picture changed
+
+
 def test_quick_start_matches_ci():
     ci = (README.parent / ".ci" / "run").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -1,18 +1,23 @@
 """Recording: round trip without pickle or torch, lazy reads, bounded memory, crash safety, bad files."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dynamics.recording import MemoryWriter, Recording, RecordingError, RecordingWriter, Series, load
+from dynamics.recording import (
+    MemoryWriter,
+    Recording,
+    RecordingError,
+    RecordingWriter,
+    Series,
+    load,
+)
 
 
 def write_sample(path, n=50):

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from dynamics.experiments.relu_particles import (
-    ACTIVE_RANGE, MIN_KINK_ANGLE, MIN_TEACHER_A, ReluParticlesConfig, TwoLayerReLU, draw_neurons, draw_teacher, run,
+    ACTIVE_RANGE,
+    MIN_KINK_ANGLE,
+    MIN_TEACHER_A,
+    ReluParticlesConfig,
+    TwoLayerReLU,
+    draw_neurons,
+    draw_teacher,
+    run,
 )
 
 

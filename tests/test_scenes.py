@@ -4,8 +4,8 @@ files decoded back, stills, notebooks, odd sizes (every scene's contract: test_s
 import imageio.v3 as iio
 import numpy as np
 import pytest
-
 from conftest import make_particle_recording
+
 from dynamics.recording import Recording, Series
 from scenes.base import RenderOptions
 from scenes.plotting import COLORS

@@ -1,4 +1,4 @@
-"""Two-spiral MLP (EXPERIMENTS.md section 3): data, model, loss, the reference outcome, the field panel."""
+"""Two-spiral MLP (docs/experiments.md section 3): data, model, loss, the reference outcome, the field panel."""
 
 import math
 
@@ -6,8 +6,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_spiral_recording
+
 from dynamics.experiments import spiral as sp
 from dynamics.experiments.common import stream_seed
 from dynamics.recording import Recording, Series
@@ -148,7 +148,7 @@ def test_recording_contents_and_reproducibility():
         np.testing.assert_array_equal(np.asarray(a[name].values), np.asarray(b[name].values))
 
 
-# -- the reference outcome (EXPERIMENTS.md section 3) ----------------------------------------
+# -- the reference outcome (docs/experiments.md section 3) ----------------------------------------
 
 
 @pytest.mark.slow

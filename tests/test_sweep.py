@@ -91,15 +91,19 @@ def test_a_diverging_configuration_is_reported_and_the_others_finish(tmp_path):
 # -- small multiples and the command line ---------------------------------------------------
 
 import imageio.v3 as iio  # noqa: E402
+from conftest import (  # noqa: E402
+    make_classifier_recording,
+    make_mass_recording,
+    make_particle_recording,
+    make_spiral_recording,
+)
 
-from conftest import (make_classifier_recording, make_mass_recording, make_particle_recording,  # noqa: E402
-                      make_spiral_recording)
-from scenes.classifiers import ClassifiersScene  # noqa: E402
-from scenes.spiral import SpiralScene  # noqa: E402
 from scenes.base import RenderOptions  # noqa: E402
+from scenes.classifiers import ClassifiersScene  # noqa: E402
 from scenes.cli import main  # noqa: E402
 from scenes.mass_shuffle import MassShuffleScene  # noqa: E402
 from scenes.relu_particles import ReluParticlesScene  # noqa: E402
+from scenes.spiral import SpiralScene  # noqa: E402
 from scenes.sweep import SweepScene  # noqa: E402
 
 DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)

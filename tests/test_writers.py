@@ -1,10 +1,10 @@
 """Writers: frames reach the encoder, files decode back, nothing partial is left at the target."""
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
-import imageio.v3 as iio
 
-from scenes.writers import GifWriter, Mp4Writer, Writer, check_output_path, open_writer
+from scenes.writers import GifWriter, Mp4Writer, check_output_path, open_writer
 
 RED, WHITE = (220, 30, 30), (255, 255, 255)
 

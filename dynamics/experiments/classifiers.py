@@ -1,4 +1,4 @@
-"""Decision functions of small classifiers (EXPERIMENTS.md section 4).
+"""Decision functions of small classifiers (docs/experiments.md section 4).
 
 A softmax perceptron or a small network with ``H`` hidden units learns two classes in the
 plane (blobs, two moons, concentric circles) by plain SGD one sample at a time or by

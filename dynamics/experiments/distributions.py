@@ -1,4 +1,4 @@
-"""Distributions of weights and activations of a small CNN over training (EXPERIMENTS.md section 5).
+"""Distributions of weights and activations of a small CNN over training (docs/experiments.md section 5).
 
 The course's CNN (two 5x5 convolutions with 2x2 max-pooling, 32 and 64 filters, a
 1024-unit dense layer with dropout, a softmax output) on the digits the project
@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -1,4 +1,4 @@
-"""Mass shuffling in a logistic regression (EXPERIMENTS.md section 2).
+"""Mass shuffling in a logistic regression (docs/experiments.md section 2).
 
 One input coordinate carries the label, one more has the same scale but no information,
 and thirteen carry tiny noise. Where does the "mass" of the weight vector go while a
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -1,4 +1,4 @@
-"""Mean-field ReLU teacher-student particles (EXPERIMENTS.md section 1).
+"""Mean-field ReLU teacher-student particles (docs/experiments.md section 1).
 
 A two-layer ReLU student ``f(x) = (1/m) sum_i a_i relu(w_i.x + b_i)``, started with its
 hidden weights ``(w_i, b_i)`` on a small sphere, learns a teacher of the same form by SGD
@@ -8,15 +8,15 @@ on fresh Gaussian inputs. Each neuron is a particle ``a_i * w_i`` in the plane.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..recorder import Recorder, at_steps
-from .common import library_versions, one_torch_thread, stream_seed
 from ..recording import Recording
+from .common import library_versions, one_torch_thread, stream_seed
 
 __all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run",
            "alignment", "cost"]

@@ -1,4 +1,4 @@
-"""Two-spiral MLP (EXPERIMENTS.md section 3).
+"""Two-spiral MLP (docs/experiments.md section 3).
 
 Two interleaved spirals, one per class. How does a deep ReLU network carve a decision
 boundary between them? The recording keeps the network's class-1 probability over a grid
@@ -13,7 +13,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
