@@ -194,15 +194,18 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     sweep = getattr(args, "sweep", None)
     if entry.default_sweep and not sweep and not recording_path and not args.single:
         sweep = list(entry.default_sweep)  # this scene's default is a comparison of runs
-    out = output_path(args.out, args.format, f"{entry.name}_sweep" if sweep else entry.name)
-    if args.still:
-        check_output_path(args.still)
     overrides = _given(RenderOptions, args, _RENDER_SKIP)
     if args.size:
         overrides.update(_parse_size(args.size))
     options = RenderOptions.preset_for(args.quality, progress=not args.quiet, **overrides)
     encoder = _given(Mp4Options, args)
     Mp4Options(**{**Mp4Writer.QUALITY[args.quality], **encoder})  # bad settings fail before any work
+    # the writer is built once, here, before any work: it validates the path and opens no
+    # file until the first frame arrives
+    out = output_path(args.out, args.format, f"{entry.name}_sweep" if sweep else entry.name)
+    writer = open_writer(out, options.fps, quality=args.quality, **encoder)
+    if args.still:
+        check_output_path(args.still)
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
     if sweep:
         scene = _sweep(entry, args, sweep, options, scene_config)
@@ -214,7 +217,6 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
             recording = entry.run(config, path=args.save_recording, overwrite=args.overwrite,
                                   progress=not args.quiet)
         scene = entry.scene(recording, scene_config, options)
-    writer = open_writer(out, options.fps, quality=args.quality, **encoder)
     return _render_outputs(scene, writer, args)
 
 

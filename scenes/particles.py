@@ -78,6 +78,10 @@ class ParticlesScene(PanelScene):
     #: Legend entries of the particles and of the reference points.
     labels = ("particle", "reference point")
     xlabel, ylabel = "first coordinate", "second coordinate"
+    #: Axis label of the curve beside the particles, by series name (default: the name).
+    curve_labels: dict[str, str] = {}
+    #: What one step of the timeline is (the curve's x label).
+    step_label = "step"
 
     # -- what it reads ---------------------------------------------------------------------
     @classmethod
@@ -144,7 +148,7 @@ class ParticlesScene(PanelScene):
         if curve is not None:
             cax = fig.add_axes((0.62, 0.14, 0.35, top - 0.2))
             panels.append(CurvesPanel(cax, curve.steps, curve.values, log=bool(np.all(np.asarray(curve.values) > 0)),
-                                      ylabel=cfg.curve, xlabel="step"))
+                                      ylabel=self.curve_labels.get(cfg.curve, cfg.curve), xlabel=self.step_label))
         return panels
 
     @classmethod

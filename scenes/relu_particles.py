@@ -59,6 +59,8 @@ class ReluParticlesScene(ParticlesScene):
     title = "Student neurons travel to the teacher's neurons"
     labels = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$")
     xlabel, ylabel = "first coordinate of $a_i w_i$", "second coordinate of $a_i w_i$"
+    curve_labels = {"loss": "loss on held-out samples", "rel_error": "relative error on held-out samples"}
+    step_label = "SGD step"
 
     @classmethod
     def references(cls, recording: Recording, name: str):

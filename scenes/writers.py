@@ -248,14 +248,14 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 def output_path(out: str | os.PathLike | None, fmt: str | None, stem: str, folder: str = "outputs") -> Path:
     """The output file: ``out`` if given (its extension is the format), else
-    ``<folder>/<stem>.<fmt>`` (``fmt`` default mp4); validated by :func:`check_output_path`."""
+    ``<folder>/<stem>.<fmt>`` (``fmt`` default mp4). :func:`open_writer` validates it."""
     if out is not None:
         path = Path(out)
         if fmt is not None and path.suffix.lower() != f".{fmt}":
             raise ValueError(f"--format {fmt} disagrees with the extension of {path}; give one of them")
     else:
         path = Path(folder) / f"{stem}.{fmt or 'mp4'}"
-    return check_output_path(path)
+    return path
 
 
 def open_writer(path: str | os.PathLike, fps: float = 30, *, quality: str | None = None, **options) -> Writer:
