@@ -378,10 +378,14 @@ class Recorder:
         host.copy_(value, non_blocking=True)
         event = torch.cuda.Event()
         event.record()
+        if not self._pending:  # a commit must not cover this step before the copy is appended
+            self._sink.hold_from(step)
         self._pending.append((name, step, host, event, (kind, source, of)))
 
     def _drain(self) -> None:
         for name, step, host, event, info in self._pending:
             event.synchronize()
             self._append(name, step, host.numpy(), *info)
-        self._pending.clear()
+        if self._pending:
+            self._pending.clear()
+            self._sink.hold_from(None)
