@@ -505,7 +505,7 @@ def _read_manifest(root: Path) -> _Manifest:
         raise bad("manifest has no series table")
     specs, stems = [], set()
     for name, spec in table.items():
-        def field(what):
+        def field(what, name=name):
             return bad(f"series {name!r}: {what}")
         if not isinstance(spec, dict):
             raise field("entry is not a mapping")
@@ -746,7 +746,7 @@ def verify(path: str | os.PathLike) -> list[str]:
     for a recording that cannot be read at all (or was written before checksums, version 1).
     """
     root = Path(path)
-    opened, rec = _open(root)
+    opened, _ = _open(root)
     man, commit = opened.manifest, opened.commit
     if commit is None:
         raise RecordingError(f"{man.path}: format version {man.version} has no checksums; nothing to verify")
