@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,3 +236,190 @@ def test_unclosed_writer_writes_staged_snapshots_at_exit(tmp_path):
     rec = load(path)
     assert not rec.complete
     np.testing.assert_array_equal(rec["x"].values[:, 1], np.arange(10))
+
+
+# -- issue 13: nothing lost, nothing misread ----------------------------------------------
+
+
+def _edit_manifest(path, edit):
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+MALFORMED_MANIFESTS = {
+    "version true": (lambda m: m.update(version=True), "unsupported format version True"),
+    "complete as a string": (lambda m: m.update(complete="false"), "'complete' must be true or false"),
+    "metadata a list": (lambda m: m.update(metadata=[1, 2]), "'metadata' must be a mapping"),
+    "count smaller than the file": (lambda m: m["counts"].update(weights=10), "the manifest records 10"),
+    "count true": (lambda m: m["counts"].update(weights=True), "count of series 'weights' must be a non-negative"),
+    "count 2.5": (lambda m: m["counts"].update(weights=2.5), "must be a non-negative integer"),
+    "count NaN": (lambda m: m["counts"].update(weights=float("nan")), "must be a non-negative integer"),
+    "count negative": (lambda m: m["counts"].update(weights=-1), "must be a non-negative integer"),
+    "counts a list": (lambda m: m.update(counts=[50, 10]), "must record its counts"),
+    "count missing": (lambda m: m["counts"].pop("loss"), "lacks the count of series 'loss'"),
+    "shape 1.5": (lambda m: m["series"]["weights"].update(shape=[1.5, 4]), "shape .* non-negative integers"),
+    "shape negative": (lambda m: m["series"]["weights"].update(shape=[-3, 4]), "non-negative integers"),
+    "shape huge": (lambda m: m["series"]["weights"].update(shape=[2**40, 2**40]), "larger than a series file"),
+    "dtype swapped, same size": (lambda m: m["series"]["loss"].update(dtype="<i8"), "header says another dtype"),
+    "dtype big endian": (lambda m: m["series"]["loss"].update(dtype=">f8"), "dtype '>f8' is not one of"),
+    "dtype object": (lambda m: m["series"]["loss"].update(dtype="|O"), "is not one of"),
+    "file with a null byte": (lambda m: m["series"]["loss"].update(file="s0001\x00"), "unsafe or malformed file"),
+    "file name too long": (lambda m: m["series"]["loss"].update(file="s" * 5000), "unsafe or malformed file"),
+    "file leaves the folder": (lambda m: m["series"]["loss"].update(file="../s0001"), "unsafe or malformed file"),
+    "two series, one file": (lambda m: m["series"]["loss"].update(file="s0000"), "used by another series"),
+    "kind unknown": (lambda m: m["series"]["loss"].update(kind="weights"), "kind 'weights' is not one of"),
+    "of not a string": (lambda m: m["series"]["loss"].update(of=3), "'of' must be a string"),
+    "series entry a number": (lambda m: m["series"].update(loss=7), "entry is not a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_MANIFESTS))
+def test_malformed_manifest_fields_are_refused_naming_the_field(tmp_path, case):
+    path = write_sample(tmp_path / "run.rec")
+    edit, match = MALFORMED_MANIFESTS[case]
+    _edit_manifest(path, edit)
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+@pytest.mark.parametrize("raw, match", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested more than 64 levels"),
+    (b'{"format": "nndynamics-recording", "version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+])
+def test_hostile_json_is_refused_without_recursion_or_int_errors(tmp_path, raw, match):
+    path = write_sample(tmp_path / "run.rec")
+    (path / "manifest.json").write_bytes(raw)
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+@pytest.mark.parametrize("replace", ["fifo", "directory", "symlink_outside", "symlink_inside", "manifest_fifo"])
+def test_series_files_must_be_regular_files_inside_the_recording(tmp_path, replace):
+    path = write_sample(tmp_path / "run.rec")
+    target = path / ("manifest.json" if replace == "manifest_fifo" else "s0001.values")
+    outside = tmp_path / "outside.values"
+    outside.write_bytes(target.read_bytes())
+    target.unlink()
+    if replace in ("fifo", "manifest_fifo"):
+        os.mkfifo(target)  # a plain open() of it would block forever
+        match = "not a regular file"
+    elif replace == "directory":
+        target.mkdir()
+        match = "not a regular file"
+    else:
+        target.symlink_to(outside if replace == "symlink_outside" else path / "s0000.values")
+        match = "symbolic link"
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+def test_missing_or_unopenable_paths_raise_recording_error(tmp_path):
+    for bad in (tmp_path / "nope.rec", str(tmp_path / "a\x00b.rec"), tmp_path / ("x" * 5000)):
+        with pytest.raises(RecordingError):
+            load(bad)
+
+
+def test_thousands_of_series_load_within_a_small_descriptor_limit(tmp_path):
+    path = tmp_path / "many.rec"
+    with RecordingWriter(path) as w:
+        for i in range(1500):
+            w.append(f"s{i}", 0, np.full(2, i, np.float32))
+            w.append(f"s{i}", 1, np.full(2, i + 1, np.float32))
+    code = textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        from dynamics.recording import load
+        rec = load({str(path)!r})
+        print(sum(float(rec[k].values[1][0]) for k in rec))  # every series mapped and read
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) == sum(range(1, 1501))
+
+
+def test_verify_reports_every_damaged_block_and_check_exit_codes(tmp_path):
+    path = tmp_path / "run.rec"
+    with RecordingWriter(path, flush_bytes=4096) as w:  # blocks of 85 snapshots of 48 bytes
+        for step in range(500):
+            w.append("weights", step, np.full(12, step, np.float32))
+    assert load(path, verify=True).complete
+    check = [sys.executable, "-m", "dynamics.check", str(path)]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+    data = bytearray((path / "s0000.values").read_bytes())
+    for snapshot in (3, 300):  # two blocks
+        data[16 + snapshot * 48 + 5] ^= 0x10
+    (path / "s0000.values").write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=r"'weights' \(s0000\): snapshots \d+\.\.\d+ \(steps \d+\.\.\d+ as "
+                                             r"stored\): values checksum mismatch"):
+        load(path, verify=True)
+    out = subprocess.run(check, capture_output=True, text=True)
+    assert out.returncode == 1
+    damaged = out.stdout.strip().splitlines()
+    ranges = [tuple(map(int, re.search(r"steps (\d+)\.\.(\d+)", line).groups())) for line in damaged]
+    assert len(damaged) == 2 and ranges[0][0] <= 3 <= ranges[0][1] and ranges[1][0] <= 300 <= ranges[1][1]
+    (path / "manifest.json").write_text("{")
+    assert subprocess.run(check, capture_output=True).returncode == 2
+    help_out = subprocess.run([*check[:3], "--help"], capture_output=True, text=True)
+    assert help_out.returncode == 0 and "Exit status" in help_out.stdout
+
+
+def test_first_finished_step_is_committed_at_once(tmp_path):
+    path = tmp_path / "early.rec"
+    code = textwrap.dedent(f"""
+        import time, numpy as np
+        from dynamics.recording import RecordingWriter
+        w = RecordingWriter({str(path)!r}, flush_seconds=1000.0)
+        for step in range(3):
+            w.append("w", step, np.full(4, step, np.float32))
+            w.append("loss", step, float(step))
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.kill()
+        proc.wait()
+    rec = load(path, verify=True)
+    assert not rec.complete and rec.committed_step == 0  # step 1 began: step 0 went to disk at once
+    assert [len(rec["w"]), len(rec["loss"])] == [1, 1]
+
+
+def _hold_writer(path, overwrite):
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from dynamics.recording import RecordingWriter, RecordingError
+        try:
+            w = RecordingWriter({str(path)!r}, overwrite={overwrite})
+        except RecordingError as exc:
+            print("refused:", exc, flush=True)
+            sys.exit(3)
+        w.append("x", 0, np.zeros(3))
+        print("writing", flush=True)
+        sys.stdin.readline()
+        w.close()
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_second_writer_of_the_same_recording_is_refused(tmp_path, overwrite):
+    path = tmp_path / "shared.rec"
+    first = _hold_writer(path, True)
+    try:
+        assert first.stdout.readline().strip() == "writing"
+        second = _hold_writer(path, overwrite)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 3
+        assert "is being written by another writer (process" in out and str(first.pid) in out
+        with pytest.raises(RecordingError, match="being written by another writer"):
+            RecordingWriter(path, overwrite=True)  # in this process too
+    finally:
+        first.communicate("\n", timeout=60)
+    assert first.returncode == 0
+    rec = load(path, verify=True)  # the first writer's recording, untouched
+    assert rec.complete and len(rec["x"]) == 1
+    RecordingWriter(path, overwrite=True).close()  # the lock went with the first writer
