@@ -23,6 +23,7 @@ Why this format (measured and argued in README.md, "Recording format"):
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import errno
 import fnmatch
@@ -828,16 +829,33 @@ _MAX_BLOCKS = 3  # staging blocks per series in a RecordingWriter: one filling, 
 
 
 class _Files:
-    """The three files of one series being written, and how many snapshots they hold."""
+    """The three files of one series being written, and how many snapshots they hold.
 
-    __slots__ = ("steps", "values", "crc", "written")
+    Opened by the writer thread when it writes a block and kept open, at most
+    ``_MAX_OPEN_SERIES`` series at a time (least recently written closed first): a
+    recording of 1500 series would otherwise hold 4500 descriptors.
+    """
 
-    def __init__(self, steps, values, crc):
-        self.steps, self.values, self.crc, self.written = steps, values, crc, 0
+    __slots__ = ("handles", "paths", "written")
+
+    def __init__(self, root: Path, stem: str):
+        self.paths = tuple(root / f"{stem}.{ext}" for ext in ("steps", "values", "crc"))
+        self.handles = None  # (steps, values, crc) files while open
+        self.written = 0
+
+    def open(self):
+        if self.handles is None:
+            self.handles = tuple(open(p, "ab") for p in self.paths)
+        return self.handles
 
     def close(self) -> None:
-        for f in (self.steps, self.values, self.crc):
-            f.close()
+        if self.handles is not None:
+            handles, self.handles = self.handles, None
+            for f in handles:
+                f.close()
+
+
+_MAX_OPEN_SERIES = 64
 
 
 class _WriterThread:
@@ -853,6 +871,7 @@ class _WriterThread:
     def __init__(self):
         self._queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
+        self._open: collections.OrderedDict = collections.OrderedDict()  # series with open files
         self._thread = threading.Thread(target=self._run, name="nndynamics-recording-writer", daemon=True)
         self._thread.start()
         self._crc_jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -879,16 +898,18 @@ class _WriterThread:
                     if self.error is None:
                         vbytes = memoryview(values[:n]).cast("B")
                         sbytes = memoryview(steps[:n]).cast("B")
-                        if len(vbytes) >= _CRC_OFFLOAD_BYTES:  # checksum while the block is written
+                        offload = len(vbytes) >= _CRC_OFFLOAD_BYTES
+                        if offload:  # checksum on the other thread while the block is written
                             self._crc_jobs.put(vbytes)
-                        files.values.write(vbytes)
-                        files.values.flush()
-                        files.steps.write(sbytes)
-                        files.steps.flush()
-                        vcrc = self._crc_done.get() if len(vbytes) >= _CRC_OFFLOAD_BYTES else _crc32(vbytes)
+                        sfile, vfile, cfile = self._handles(files)
+                        vfile.write(vbytes)
+                        vfile.flush()
+                        sfile.write(sbytes)
+                        sfile.flush()
+                        vcrc = self._crc_done.get() if offload else _crc32(vbytes)
                         # the checksum record goes last: a block it covers is whole on disk
-                        files.crc.write(_CRC_RECORD.pack(files.written, n, _crc32(sbytes), vcrc))
-                        files.crc.flush()
+                        cfile.write(_CRC_RECORD.pack(files.written, n, _crc32(sbytes), vcrc))
+                        cfile.flush()
                         files.written += n
                 except BaseException as exc:  # reported to the training thread by check()
                     self.error = exc
@@ -896,6 +917,15 @@ class _WriterThread:
                     free.put((steps, values))
             finally:
                 self._queue.task_done()
+
+    def _handles(self, files: _Files):
+        if files in self._open:
+            self._open.move_to_end(files)
+        else:
+            if len(self._open) >= _MAX_OPEN_SERIES:
+                self._open.popitem(last=False)[0].close()
+            self._open[files] = None
+        return files.open()
 
     def submit(self, files, steps, values, n, free) -> None:
         self._queue.put((files, steps, values, n, free))
@@ -1282,13 +1312,12 @@ class RecordingWriter(_SinkBase):
 
     def _on_new_series(self, state: _SeriesState) -> None:
         stem = self._stem(state.name)
-        files = _Files(open(self.path / f"{stem}.steps", "wb"), open(self.path / f"{stem}.values", "wb"),
-                       open(self.path / f"{stem}.crc", "wb"))
-        files.steps.write(_header(_STEPS_MAGIC, 8, np.dtype("<i8")))
-        files.values.write(_header(_VALUES_MAGIC, state.snapshot_bytes, state.dtype))
-        files.crc.write(_header(_CRC_MAGIC, _CRC_RECORD.size))
-        for f in (files.steps, files.values, files.crc):
-            f.flush()
+        files = _Files(self.path, stem)
+        headers = (_header(_STEPS_MAGIC, 8, np.dtype("<i8")), _header(_VALUES_MAGIC, state.snapshot_bytes, state.dtype),
+                   _header(_CRC_MAGIC, _CRC_RECORD.size))
+        for p, header in zip(files.paths, headers):
+            with open(p, "xb") as f:
+                f.write(header)
         self._files[state.name] = files
         self._stems[state.name] = stem
         self._committer.dirty = True  # written before the next commit, which counts this series

@@ -213,8 +213,7 @@ def test_write_error_in_writer_thread_is_raised(tmp_path):
         def close(self):
             pass
 
-    files = w._files["x"]
-    files.steps, files.values, files.crc = Broken(), Broken(), Broken()
+    w._files["x"].handles = (Broken(), Broken(), Broken())
     with pytest.raises(OSError, match="No space left on device"):
         w.flush()
     with pytest.raises(OSError, match="No space left on device"):
@@ -321,22 +320,26 @@ def test_missing_or_unopenable_paths_raise_recording_error(tmp_path):
             load(bad)
 
 
-def test_thousands_of_series_load_within_a_small_descriptor_limit(tmp_path):
+def test_many_series_write_and_load_within_a_small_descriptor_limit(tmp_path):
+    # 600 series: 1200 descriptors with numpy.memmap, 1800 for a writer holding every file open
     path = tmp_path / "many.rec"
-    with RecordingWriter(path) as w:
-        for i in range(1500):
-            w.append(f"s{i}", 0, np.full(2, i, np.float32))
-            w.append(f"s{i}", 1, np.full(2, i + 1, np.float32))
     code = textwrap.dedent(f"""
         import resource
-        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-        from dynamics.recording import load
-        rec = load({str(path)!r})
+        import numpy as np
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        from dynamics.recording import RecordingWriter, load
+        with RecordingWriter({str(path)!r}) as w:  # keeps the files of at most 64 series open
+            for i in range(600):
+                w.append(f"s{{i}}", 0, np.full(2, i, np.float32))
+            for i in range(600):
+                w.append(f"s{{i}}", 1, np.full(2, i + 1, np.float32))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        rec = load({str(path)!r})  # maps values without keeping a descriptor per series
         print(sum(float(rec[k].values[1][0]) for k in rec))  # every series mapped and read
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout) == sum(range(1, 1501))
+    assert float(out.stdout) == sum(range(1, 601))
 
 
 def test_verify_reports_every_damaged_block_and_check_exit_codes(tmp_path):
