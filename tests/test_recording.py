@@ -426,3 +426,86 @@ def test_a_second_writer_of_the_same_recording_is_refused(tmp_path, overwrite):
     rec = load(path, verify=True)  # the first writer's recording, untouched
     assert rec.complete and len(rec["x"]) == 1
     RecordingWriter(path, overwrite=True).close()  # the lock went with the first writer
+
+
+KILL_DRIVER = textwrap.dedent("""
+    import json, os, random, signal, sys, time
+    import torch
+    from dynamics import Recorder
+    from dynamics.recorder import every
+
+    def train(path, seed, ready):
+        torch.set_num_threads(1)
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        x, y = torch.randn(64, 4), torch.randn(64, 1)
+        with Recorder(model, opt, params="*", schedule=every(7), path=path) as rec:
+            os.write(ready, b"1")  # step 0 is captured: the clock starts
+            while True:  # until killed
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()  # the recorder captures the parameters at steps 0, 7, 14 ...
+                rec.log(loss=loss.item())  # every step from 1
+                if rec.step % 3 == 0:
+                    rec.log(every3=float(rec.step))
+
+    def warm_up():  # first use of an optimizer imports much of torch (5 s): do it once, before forking
+        torch.set_num_threads(1)
+        model = torch.nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(model, opt, params="*") as rec:
+            model(torch.randn(2, 4)).sum().backward()
+            opt.step()
+            rec.log(loss=0.0)
+
+    root, trials = sys.argv[1], int(sys.argv[2])
+    warm_up()
+    rng = random.Random(13)
+    for i in range(trials):
+        path = os.path.join(root, f"run{i}.rec")
+        delay = rng.uniform(0.0, 2.0) if i else 0.0
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                train(path, i, w)
+            finally:
+                os._exit(1)
+        os.read(r, 1)
+        os.close(r), os.close(w)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print(json.dumps({"path": path, "delay": delay}), flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_every_series_at_the_same_committed_step(tmp_path):
+    trials = 24
+    out = subprocess.run([sys.executable, "-c", KILL_DRIVER, str(tmp_path), str(trials)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    runs = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(runs) == trials
+    committed = []
+    for run in runs:
+        rec = load(run["path"], verify=True)  # every committed block intact
+        assert not rec.complete
+        s = rec.committed_step
+        if s is None:  # killed before the first step finished
+            assert all(len(series) == 0 for _, series in rec.items()), run
+            assert run["delay"] < 0.3, run  # the first finished step is committed at once
+            continue
+        committed.append(s)
+        expect = {"loss": np.arange(1, s + 1), "every3": np.arange(3, s + 1, 3)}
+        for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+            expect[name] = np.arange(0, s + 1, 7)
+        for name, steps in expect.items():  # all snapshots up to s, none after
+            got = rec[name].steps if name in rec else np.empty(0, np.int64)
+            np.testing.assert_array_equal(got, steps, err_msg=f"{run} {name} committed step {s}")
+        assert np.isfinite(np.asarray(rec["0.weight"].values)).all()
+    assert len(committed) >= trials // 2 and max(committed) > 0
+    print(f"{trials} kills, committed steps {sorted(committed)}")
