@@ -1264,7 +1264,9 @@ class RecordingWriter(_SinkBase):
         self.path = Path(path)
         self._lock_fd: list[int] = []
         if os.path.lexists(self.path):
-            held = _lock(self.path) if self.path.is_dir() and not self.path.is_symlink() else None
+            # another writer's lock refuses us whether or not we may overwrite (probed only
+            # where one exists: no lock file is left in a directory that is not ours)
+            held = _lock(self.path) if os.path.isfile(self.path / _LOCK) else None
             try:
                 if not overwrite:
                     raise FileExistsError(f"{self.path}: already exists (pass overwrite=True to replace it)")

@@ -509,3 +509,30 @@ def test_sigkill_at_random_moments_leaves_every_series_at_the_same_committed_ste
         assert np.isfinite(np.asarray(rec["0.weight"].values)).all()
     assert len(committed) >= trials // 2 and max(committed) > 0
     print(f"{trials} kills, committed steps {sorted(committed)}")
+
+
+def test_version_1_recordings_still_load(tmp_path):
+    path = tmp_path / "old.rec"
+    path.mkdir()
+    steps, values = np.arange(5, dtype="<i8") * 10, np.arange(10, dtype="<f4").reshape(5, 2)
+    (path / "s0000.steps").write_bytes(b"NNDYNSTP" + (8).to_bytes(8, "little") + steps.tobytes())
+    (path / "s0000.values").write_bytes(b"NNDYNVAL" + (8).to_bytes(8, "little") + values.tobytes())
+    manifest = {"format": "nndynamics-recording", "version": 1, "complete": True, "metadata": {"a": 1},
+                "series": {"x": {"file": "s0000", "dtype": "<f4", "shape": [2]}}, "counts": {"x": 5}}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    rec = load(path)
+    np.testing.assert_array_equal(rec["x"].values, values)
+    with pytest.raises(RecordingError, match="version 1 has no checksums"):
+        load(path, verify=True)
+    (path / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    (path / "s0000.values").write_bytes((path / "s0000.values").read_bytes()[:-3])  # killed mid-write
+    assert len(load(path)["x"]) == 4  # the longest prefix in both files, as version 1 did
+
+
+def test_refusing_a_foreign_directory_leaves_nothing_in_it(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError):
+            RecordingWriter(tmp_path / "mine", overwrite=overwrite)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
