@@ -566,7 +566,7 @@ def _commit_bytes(step: int | None, counts: Mapping[str, int], manifest_crc32: i
     return body + b"\n%08x\n" % zlib.crc32(body)
 
 
-def _read_commit(root: Path, stems: set[str]) -> _Commit:
+def _read_commit(root: Path, stems: set[str], strict: bool) -> _Commit:
     path = root / _COMMIT
     data = _read_small(path, "commit file", _MAX_MANIFEST_BYTES)
     body, nl, crc = data[:-1].rpartition(b"\n")
@@ -579,7 +579,7 @@ def _read_commit(root: Path, stems: set[str]) -> _Commit:
     if not (step is None or _is_int(step)) or not _is_int(mcrc):
         raise RecordingError(f"{path}: commit file has a malformed step or manifest checksum")
     for stem, n in counts.items():
-        if stem not in stems:
+        if stem not in stems and strict:
             raise RecordingError(f"{path}: commit names series file {stem!r}, which the manifest lacks")
         if not _is_int(n) or n < 0:
             raise RecordingError(f"{path}: count of {stem!r} must be a non-negative integer, got {n!r}")
@@ -680,7 +680,9 @@ def _open(root: Path) -> tuple[_Opened, Recording]:
     man = _read_manifest(root)
     commit = None
     if man.version > 1:
-        commit = _read_commit(root, {s.stem for s in man.series})
+        # a recording being written may have a newer commit than the manifest read just
+        # before it: one that counts a series declared since is not an error then
+        commit = _read_commit(root, {s.stem for s in man.series}, strict=man.complete)
     if man.complete and commit is not None:
         for s in man.series:
             if commit.counts.get(s.stem, 0) != man.counts[s.name]:
