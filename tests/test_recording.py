@@ -536,3 +536,25 @@ def test_refusing_a_foreign_directory_leaves_nothing_in_it(tmp_path):
         with pytest.raises(FileExistsError):
             RecordingWriter(tmp_path / "mine", overwrite=overwrite)
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_a_reader_racing_a_writer_sees_a_consistent_prefix(tmp_path):
+    path = tmp_path / "live.rec"
+    w = RecordingWriter(path, flush_seconds=1e9)
+    for step in range(5):
+        w.append("a", step, np.float64(step))
+    w.flush()
+    old_manifest = (path / "manifest.json").read_bytes()
+    for step in range(5, 9):
+        w.append("a", step, np.float64(step))
+        w.append("b", step, np.full(2, step, np.int32))  # a new series, in the manifest and the commit
+        if step == 6:
+            w.flush()
+    # a reader that read the manifest just before the commit that first counts "b"
+    (path / "manifest.json").write_bytes(old_manifest)
+    rec = load(path)
+    assert not rec.complete and rec.committed_step == 6 and "b" not in rec
+    np.testing.assert_array_equal(rec["a"].steps, np.arange(7))
+    w.close()
+    rec = load(path, verify=True)  # close rewrote the manifest, and its checksum
+    assert rec.complete and len(rec["b"]) == 4
