@@ -121,6 +121,9 @@ class Recorder:
         JSON-able metadata for the recording (experiment, config, seed ...).
     overwrite : bool
         Replace an existing recording at ``path``.
+    flush_seconds : float
+        With ``path``: how much wall time of training a kill may lose (every series is
+        written and committed at least this often; see :class:`RecordingWriter`).
     capture_initial : bool
         Capture step 0 on attach if the schedule contains it.
     summaries : str or sequence of str or None
@@ -159,6 +162,7 @@ class Recorder:
         path: str | os.PathLike | None = None,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
+        flush_seconds: float = 1.0,
         capture_initial: bool = True,
         summaries: str | Sequence[str] | None = None,
         summary_grads: bool = False,
@@ -197,7 +201,8 @@ class Recorder:
         if self._summary_names or self._activation_names:
             meta["recorder"]["summaries"] = {**self.summarizer.describe(), "params": self._summary_names,
                                              "grads": self.summary_grads, "activations": self._activation_names}
-        self._sink = RecordingWriter(path, meta, overwrite=overwrite) if path is not None else MemoryWriter(meta)
+        self._sink = (RecordingWriter(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
+                      if path is not None else MemoryWriter(meta))
         self.step = 0
         self._handles: list[Any] = []
         self._pending: list[tuple[str, int, torch.Tensor, Any, tuple]] = []  # device->host copies in flight

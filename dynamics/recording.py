@@ -1,26 +1,35 @@
 """Recordings: named series of snapshots plus JSON metadata, streamed to disk and read lazily.
 
-On-disk format (a directory, conventionally named ``*.rec``)::
+On-disk format (a directory, conventionally named ``*.rec``; version 2)::
 
     run.rec/
         manifest.json        format tag, version, metadata, series table, completion state
+        commit               per series file the snapshots written, the step every series is
+                             whole up to, CRC-32 of the manifest; its own CRC-32 last
+        lock                 pid of the writer, which holds an OS lock (flock) on it
         s0000.steps          16-byte header + int64[T]          (little endian)
         s0000.values         16-byte header + dtype[T, *shape]  (raw, C order)
+        s0000.crc            16-byte header + (first, count, crc32 steps, crc32 values) per block
         s0001.steps ...
 
-Why this format (measured and argued in README.md, "Recording format"):
+    header: 8-byte magic, record size (6 bytes), dtype kind and item size (1 byte each)
 
-* Appending is a plain ``write`` at the end of two files, so memory stays bounded by the
+Why this format (measured and argued in README.md, "Recordings on disk"):
+
+* Appending is a plain ``write`` at the end of the files, so memory stays bounded by the
   write buffer whatever the number of steps, and the cost per snapshot is a memcpy.
 * A process killed mid-run (even by SIGKILL) leaves every ``write`` that returned in the
-  page cache: the reader takes the longest prefix present in both files of a series.
-  The manifest is only ever replaced atomically (write to a temporary file, then rename).
-* Values are read with ``numpy.memmap``: a scene touches only the frames it draws, so a
-  recording larger than memory renders. No pickle, no torch: JSON and raw arrays only.
+  page cache, but series end at different steps (a kill test found parameters at 124
+  snapshots, the loss at 122). So the writer commits, after the data: the loader of an
+  unclosed recording cuts every series to the last committed step. The manifest and the
+  commit are only ever replaced atomically (write to a temporary file, then rename).
+* Bit flips load as data unless something checks: a CRC-32 per block, computed on the
+  writer's threads, is checked by ``load(verify=True)`` and ``python -m dynamics.check``.
+* Values are memory-mapped: a scene touches only the frames it draws, so a recording
+  larger than memory renders. No pickle, no torch: JSON and raw arrays only.
 * No extra dependency (HDF5 needs h5py and its single-writer rules; a crash during an
   HDF5 write can corrupt the whole file; zarr would add a dependency to do the same job).
 """
-
 from __future__ import annotations
 
 import collections
