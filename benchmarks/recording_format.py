@@ -6,7 +6,9 @@ Streams ``--snapshots`` float32 vectors of ``--size`` values (default: all param
 the 36k-parameter MLP, 2000 times: 292 MB) into a recording, then opens it and reads
 random snapshots. For reference, in the same run: ``np.save`` of the same data stacked in
 memory (the simplest alternative, which needs it all in memory and is lost if the process
-dies before the end).
+dies before the end). The streaming is timed ``--repeat`` times with the per-block CRC-32
+checksums and as often with the checksum swapped for a no-op, interleaved, and the best
+time of each is printed: what the checksums cost.
 """
 
 import argparse
@@ -18,27 +20,46 @@ from pathlib import Path
 
 import numpy as np
 
+import dynamics.recording as recording
 from dynamics.recording import RecordingWriter, load
+
+
+def stream(path, snap, snapshots):
+    t = time.perf_counter()
+    with RecordingWriter(path, overwrite=True) as w:
+        for step in range(snapshots):
+            snap[step % len(snap)] += 1.0
+            w.append("params", step, snap)
+            w.append("loss", step, 1.0 / (step + 1))
+    return time.perf_counter() - t
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--snapshots", type=int, default=2000, help="snapshots to append (default: 2000)")
     p.add_argument("--size", type=int, default=36473, help="float32 values per snapshot (default: 36473)")
+    p.add_argument("--repeat", type=int, default=3, help="timings with and without checksums (default: 3)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
     rng = np.random.default_rng(0)
     snap = rng.standard_normal(args.size).astype(np.float32)
     total_mb = args.snapshots * snap.nbytes / 2**20
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t = time.perf_counter()
-    with RecordingWriter(tmp / "run.rec") as w:
-        for step in range(args.snapshots):
-            snap[step % args.size] += 1.0
-            w.append("params", step, snap)
-            w.append("loss", step, 1.0 / (step + 1))
-    t_append = time.perf_counter() - t
+    t_append = stream(tmp / "run.rec", snap, args.snapshots)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with_crc, without_crc = [t_append], []
+    crc32 = recording._crc32
+    for _ in range(args.repeat):
+        recording._crc32 = lambda data: 0
+        try:
+            without_crc.append(stream(tmp / "nocrc.rec", snap, args.snapshots))
+        finally:
+            recording._crc32 = crc32
+        with_crc.append(stream(tmp / "run.rec", snap, args.snapshots))
+    shutil.rmtree(tmp / "nocrc.rec")
+    t_verify = time.perf_counter()
+    problems = recording.verify(tmp / "run.rec")
+    t_verify = time.perf_counter() - t_verify
     t = time.perf_counter()
     rec = load(tmp / "run.rec")
     t_open = time.perf_counter() - t
@@ -55,6 +76,10 @@ def main():
     print(f"data: {args.snapshots} snapshots x {args.size} float32 = {total_mb:.0f} MiB (+ a scalar series)")
     print(f"append (stream to disk)    : {t_append:6.2f} s  {total_mb / t_append:7.0f} MiB/s  "
           f"{t_append / args.snapshots * 1e6:6.0f} us/snapshot")
+    best, base = min(with_crc), min(without_crc)
+    print(f"stream, best of {len(with_crc)} with checksums: {best:6.3f} s; best of {len(without_crc)} without: "
+          f"{base:6.3f} s; checksums cost {100 * (best - base) / base:+.1f} %")
+    print(f"verify (read all, CRC-32)  : {t_verify:6.2f} s  {total_mb / t_verify:7.0f} MiB/s  ({len(problems)} damaged)")
     print(f"np.stack + np.save (ref.)  : {t_npsave:6.2f} s  {total_mb / t_npsave:7.0f} MiB/s  (needs all data in memory)")
     print(f"peak RSS growth while appending: {rss1 - rss0:.0f} MiB (data streamed: {total_mb:.0f} MiB)")
     print(f"open recording (lazy)      : {t_open * 1e3:6.1f} ms")

@@ -121,6 +121,9 @@ class Recorder:
         JSON-able metadata for the recording (experiment, config, seed ...).
     overwrite : bool
         Replace an existing recording at ``path``.
+    flush_seconds : float
+        With ``path``: how much wall time of training a kill may lose (every series is
+        written and committed at least this often; see :class:`RecordingWriter`).
     capture_initial : bool
         Capture step 0 on attach if the schedule contains it.
     summaries : str or sequence of str or None
@@ -159,6 +162,7 @@ class Recorder:
         path: str | os.PathLike | None = None,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
+        flush_seconds: float = 1.0,
         capture_initial: bool = True,
         summaries: str | Sequence[str] | None = None,
         summary_grads: bool = False,
@@ -197,7 +201,8 @@ class Recorder:
         if self._summary_names or self._activation_names:
             meta["recorder"]["summaries"] = {**self.summarizer.describe(), "params": self._summary_names,
                                              "grads": self.summary_grads, "activations": self._activation_names}
-        self._sink = RecordingWriter(path, meta, overwrite=overwrite) if path is not None else MemoryWriter(meta)
+        self._sink = (RecordingWriter(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
+                      if path is not None else MemoryWriter(meta))
         self.step = 0
         self._handles: list[Any] = []
         self._pending: list[tuple[str, int, torch.Tensor, Any, tuple]] = []  # device->host copies in flight
@@ -378,10 +383,14 @@ class Recorder:
         host.copy_(value, non_blocking=True)
         event = torch.cuda.Event()
         event.record()
+        if not self._pending:  # a commit must not cover this step before the copy is appended
+            self._sink.hold_from(step)
         self._pending.append((name, step, host, event, (kind, source, of)))
 
     def _drain(self) -> None:
         for name, step, host, event, info in self._pending:
             event.synchronize()
             self._append(name, step, host.numpy(), *info)
-        self._pending.clear()
+        if self._pending:
+            self._pending.clear()
+            self._sink.hold_from(None)

@@ -1,6 +1,8 @@
 """Recording: round trip without pickle or torch, lazy reads, bounded memory, crash safety, bad files."""
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,13 +109,15 @@ def test_killed_writer_leaves_flushed_prefix(tmp_path):
             step += 1
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"  # flush_seconds=0: 101 snapshots are flushed by now
+    # flush_seconds=0: 101 snapshots are written by now and steps 0..99 committed (step 100
+    # could still get more snapshots when the ready line is printed)
+    assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     rec = load(path)
     assert not rec.complete
     x = rec["x"]
-    assert len(x) > 100
+    assert len(x) >= 100 and rec.committed_step == x.steps[-1]
     np.testing.assert_array_equal(x.steps, np.arange(len(x)))
     np.testing.assert_array_equal(x.values[:, 0], np.arange(len(x)))  # every loaded snapshot is whole
     assert rec.metadata["experiment"] == "crash"
@@ -151,7 +155,9 @@ def test_foreign_or_broken_files_are_refused_with_the_file_named(tmp_path, damag
 
 
 def test_missing_path_and_existing_target(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.rec"):
+    with pytest.raises(RecordingError, match="nope.rec"):
+        load(tmp_path / "nope.rec")
+    with pytest.raises(FileNotFoundError, match="nope.rec"):  # still one, as before
         load(tmp_path / "nope.rec")
     write_sample(tmp_path / "run.rec")
     with pytest.raises(FileExistsError, match="run.rec"):
@@ -213,7 +219,7 @@ def test_write_error_in_writer_thread_is_raised(tmp_path):
         def close(self):
             pass
 
-    w._files["x"] = (Broken(), Broken())
+    w._files["x"].handles = (Broken(), Broken(), Broken())
     with pytest.raises(OSError, match="No space left on device"):
         w.flush()
     with pytest.raises(OSError, match="No space left on device"):
@@ -235,3 +241,326 @@ def test_unclosed_writer_writes_staged_snapshots_at_exit(tmp_path):
     rec = load(path)
     assert not rec.complete
     np.testing.assert_array_equal(rec["x"].values[:, 1], np.arange(10))
+
+
+# -- issue 13: nothing lost, nothing misread ----------------------------------------------
+
+
+def _edit_manifest(path, edit):
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+MALFORMED_MANIFESTS = {
+    "version true": (lambda m: m.update(version=True), "unsupported format version True"),
+    "complete as a string": (lambda m: m.update(complete="false"), "'complete' must be true or false"),
+    "metadata a list": (lambda m: m.update(metadata=[1, 2]), "'metadata' must be a mapping"),
+    "count smaller than the file": (lambda m: m["counts"].update(weights=10), "the manifest records 10"),
+    "count true": (lambda m: m["counts"].update(weights=True), "count of series 'weights' must be a non-negative"),
+    "count 2.5": (lambda m: m["counts"].update(weights=2.5), "must be a non-negative integer"),
+    "count NaN": (lambda m: m["counts"].update(weights=float("nan")), "must be a non-negative integer"),
+    "count negative": (lambda m: m["counts"].update(weights=-1), "must be a non-negative integer"),
+    "counts a list": (lambda m: m.update(counts=[50, 10]), "must record its counts"),
+    "count missing": (lambda m: m["counts"].pop("loss"), "lacks the count of series 'loss'"),
+    "shape 1.5": (lambda m: m["series"]["weights"].update(shape=[1.5, 4]), "shape .* non-negative integers"),
+    "shape negative": (lambda m: m["series"]["weights"].update(shape=[-3, 4]), "non-negative integers"),
+    "shape huge": (lambda m: m["series"]["weights"].update(shape=[2**40, 2**40]), "larger than a series file"),
+    "dtype swapped, same size": (lambda m: m["series"]["loss"].update(dtype="<i8"), "header says another dtype"),
+    "dtype big endian": (lambda m: m["series"]["loss"].update(dtype=">f8"), "dtype '>f8' is not one of"),
+    "dtype object": (lambda m: m["series"]["loss"].update(dtype="|O"), "is not one of"),
+    "file with a null byte": (lambda m: m["series"]["loss"].update(file="s0001\x00"), "unsafe or malformed file"),
+    "file name too long": (lambda m: m["series"]["loss"].update(file="s" * 5000), "unsafe or malformed file"),
+    "file leaves the folder": (lambda m: m["series"]["loss"].update(file="../s0001"), "unsafe or malformed file"),
+    "two series, one file": (lambda m: m["series"]["loss"].update(file="s0000"), "used by another series"),
+    "kind unknown": (lambda m: m["series"]["loss"].update(kind="weights"), "kind 'weights' is not one of"),
+    "of not a string": (lambda m: m["series"]["loss"].update(of=3), "'of' must be a string"),
+    "series entry a number": (lambda m: m["series"].update(loss=7), "entry is not a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_MANIFESTS))
+def test_malformed_manifest_fields_are_refused_naming_the_field(tmp_path, case):
+    path = write_sample(tmp_path / "run.rec")
+    edit, match = MALFORMED_MANIFESTS[case]
+    _edit_manifest(path, edit)
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+@pytest.mark.parametrize("raw, match", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested more than 64 levels"),
+    (b'{"format": "nndynamics-recording", "version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+])
+def test_hostile_json_is_refused_without_recursion_or_int_errors(tmp_path, raw, match):
+    path = write_sample(tmp_path / "run.rec")
+    (path / "manifest.json").write_bytes(raw)
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+@pytest.mark.parametrize("replace", ["fifo", "directory", "symlink_outside", "symlink_inside", "manifest_fifo"])
+def test_series_files_must_be_regular_files_inside_the_recording(tmp_path, replace):
+    path = write_sample(tmp_path / "run.rec")
+    target = path / ("manifest.json" if replace == "manifest_fifo" else "s0001.values")
+    outside = tmp_path / "outside.values"
+    outside.write_bytes(target.read_bytes())
+    target.unlink()
+    if replace in ("fifo", "manifest_fifo"):
+        os.mkfifo(target)  # a plain open() of it would block forever
+        match = "not a regular file"
+    elif replace == "directory":
+        target.mkdir()
+        match = "not a regular file"
+    else:
+        target.symlink_to(outside if replace == "symlink_outside" else path / "s0000.values")
+        match = "symbolic link"
+    with pytest.raises(RecordingError, match=match):
+        load(path)
+
+
+def test_missing_or_unopenable_paths_raise_recording_error(tmp_path):
+    for bad in (tmp_path / "nope.rec", str(tmp_path / "a\x00b.rec"), tmp_path / ("x" * 5000)):
+        with pytest.raises(RecordingError):
+            load(bad)
+
+
+def test_many_series_write_and_load_within_a_small_descriptor_limit(tmp_path):
+    # 600 series: 1200 descriptors with numpy.memmap, 1800 for a writer holding every file open
+    path = tmp_path / "many.rec"
+    code = textwrap.dedent(f"""
+        import resource
+        import numpy as np
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        from dynamics.recording import RecordingWriter, load
+        with RecordingWriter({str(path)!r}) as w:  # keeps the files of at most 64 series open
+            for i in range(600):
+                w.append(f"s{{i}}", 0, np.full(2, i, np.float32))
+            for i in range(600):
+                w.append(f"s{{i}}", 1, np.full(2, i + 1, np.float32))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        rec = load({str(path)!r})  # maps values without keeping a descriptor per series
+        print(sum(float(rec[k].values[1][0]) for k in rec))  # every series mapped and read
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) == sum(range(1, 601))
+
+
+def test_verify_reports_every_damaged_block_and_check_exit_codes(tmp_path):
+    path = tmp_path / "run.rec"
+    with RecordingWriter(path, flush_bytes=4096) as w:  # blocks of 85 snapshots of 48 bytes
+        for step in range(500):
+            w.append("weights", step, np.full(12, step, np.float32))
+    assert load(path, verify=True).complete
+    check = [sys.executable, "-m", "dynamics.check", str(path)]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+    data = bytearray((path / "s0000.values").read_bytes())
+    for snapshot in (3, 300):  # two blocks
+        data[16 + snapshot * 48 + 5] ^= 0x10
+    (path / "s0000.values").write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=r"'weights' \(s0000\): snapshots \d+\.\.\d+ \(steps \d+\.\.\d+ as "
+                                             r"stored\): values checksum mismatch"):
+        load(path, verify=True)
+    out = subprocess.run(check, capture_output=True, text=True)
+    assert out.returncode == 1
+    damaged = out.stdout.strip().splitlines()
+    ranges = [tuple(map(int, re.search(r"steps (\d+)\.\.(\d+)", line).groups())) for line in damaged]
+    assert len(damaged) == 2 and ranges[0][0] <= 3 <= ranges[0][1] and ranges[1][0] <= 300 <= ranges[1][1]
+    (path / "manifest.json").write_text("{")
+    assert subprocess.run(check, capture_output=True).returncode == 2
+    help_out = subprocess.run([*check[:3], "--help"], capture_output=True, text=True)
+    assert help_out.returncode == 0 and "Exit status" in help_out.stdout
+
+
+def test_first_finished_step_is_committed_at_once(tmp_path):
+    path = tmp_path / "early.rec"
+    code = textwrap.dedent(f"""
+        import time, numpy as np
+        from dynamics.recording import RecordingWriter
+        w = RecordingWriter({str(path)!r}, flush_seconds=1000.0)
+        for step in range(3):
+            w.append("w", step, np.full(4, step, np.float32))
+            w.append("loss", step, float(step))
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.kill()
+        proc.wait()
+    rec = load(path, verify=True)
+    assert not rec.complete and rec.committed_step == 0  # step 1 began: step 0 went to disk at once
+    assert [len(rec["w"]), len(rec["loss"])] == [1, 1]
+
+
+def _hold_writer(path, overwrite):
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from dynamics.recording import RecordingWriter, RecordingError
+        try:
+            w = RecordingWriter({str(path)!r}, overwrite={overwrite})
+        except RecordingError as exc:
+            print("refused:", exc, flush=True)
+            sys.exit(3)
+        w.append("x", 0, np.zeros(3))
+        print("writing", flush=True)
+        sys.stdin.readline()
+        w.close()
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_second_writer_of_the_same_recording_is_refused(tmp_path, overwrite):
+    path = tmp_path / "shared.rec"
+    first = _hold_writer(path, True)
+    try:
+        assert first.stdout.readline().strip() == "writing"
+        second = _hold_writer(path, overwrite)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 3
+        assert "is being written by another writer (process" in out and str(first.pid) in out
+        with pytest.raises(RecordingError, match="being written by another writer"):
+            RecordingWriter(path, overwrite=True)  # in this process too
+    finally:
+        first.communicate("\n", timeout=60)
+    assert first.returncode == 0
+    rec = load(path, verify=True)  # the first writer's recording, untouched
+    assert rec.complete and len(rec["x"]) == 1
+    RecordingWriter(path, overwrite=True).close()  # the lock went with the first writer
+
+
+KILL_DRIVER = textwrap.dedent("""
+    import json, os, random, signal, sys, time
+    import torch
+    from dynamics import Recorder
+    from dynamics.recorder import every
+
+    def train(path, seed, ready):
+        torch.set_num_threads(1)
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        x, y = torch.randn(64, 4), torch.randn(64, 1)
+        with Recorder(model, opt, params="*", schedule=every(7), path=path) as rec:
+            os.write(ready, b"1")  # step 0 is captured: the clock starts
+            while True:  # until killed
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()  # the recorder captures the parameters at steps 0, 7, 14 ...
+                rec.log(loss=loss.item())  # every step from 1
+                if rec.step % 3 == 0:
+                    rec.log(every3=float(rec.step))
+
+    def warm_up():  # first use of an optimizer imports much of torch (5 s): do it once, before forking
+        torch.set_num_threads(1)
+        model = torch.nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(model, opt, params="*") as rec:
+            model(torch.randn(2, 4)).sum().backward()
+            opt.step()
+            rec.log(loss=0.0)
+
+    root, trials = sys.argv[1], int(sys.argv[2])
+    warm_up()
+    rng = random.Random(13)
+    for i in range(trials):
+        path = os.path.join(root, f"run{i}.rec")
+        delay = rng.uniform(0.0, 2.0) if i else 0.0
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                train(path, i, w)
+            finally:
+                os._exit(1)
+        os.read(r, 1)
+        os.close(r), os.close(w)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print(json.dumps({"path": path, "delay": delay}), flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_every_series_at_the_same_committed_step(tmp_path):
+    trials = 24
+    out = subprocess.run([sys.executable, "-c", KILL_DRIVER, str(tmp_path), str(trials)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    runs = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(runs) == trials
+    committed = []
+    for run in runs:
+        rec = load(run["path"], verify=True)  # every committed block intact
+        assert not rec.complete
+        s = rec.committed_step
+        if s is None:  # killed before the first step finished
+            assert all(len(series) == 0 for _, series in rec.items()), run
+            assert run["delay"] < 0.3, run  # the first finished step is committed at once
+            continue
+        committed.append(s)
+        expect = {"loss": np.arange(1, s + 1), "every3": np.arange(3, s + 1, 3)}
+        for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+            expect[name] = np.arange(0, s + 1, 7)
+        for name, steps in expect.items():  # all snapshots up to s, none after
+            got = rec[name].steps if name in rec else np.empty(0, np.int64)
+            np.testing.assert_array_equal(got, steps, err_msg=f"{run} {name} committed step {s}")
+        assert np.isfinite(np.asarray(rec["0.weight"].values)).all()
+    assert len(committed) >= trials // 2 and max(committed) > 0
+    print(f"{trials} kills, committed steps {sorted(committed)}")
+
+
+def test_version_1_recordings_still_load(tmp_path):
+    path = tmp_path / "old.rec"
+    path.mkdir()
+    steps, values = np.arange(5, dtype="<i8") * 10, np.arange(10, dtype="<f4").reshape(5, 2)
+    (path / "s0000.steps").write_bytes(b"NNDYNSTP" + (8).to_bytes(8, "little") + steps.tobytes())
+    (path / "s0000.values").write_bytes(b"NNDYNVAL" + (8).to_bytes(8, "little") + values.tobytes())
+    manifest = {"format": "nndynamics-recording", "version": 1, "complete": True, "metadata": {"a": 1},
+                "series": {"x": {"file": "s0000", "dtype": "<f4", "shape": [2]}}, "counts": {"x": 5}}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    rec = load(path)
+    np.testing.assert_array_equal(rec["x"].values, values)
+    with pytest.raises(RecordingError, match="version 1 has no checksums"):
+        load(path, verify=True)
+    (path / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    (path / "s0000.values").write_bytes((path / "s0000.values").read_bytes()[:-3])  # killed mid-write
+    assert len(load(path)["x"]) == 4  # the longest prefix in both files, as version 1 did
+
+
+def test_refusing_a_foreign_directory_leaves_nothing_in_it(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError):
+            RecordingWriter(tmp_path / "mine", overwrite=overwrite)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_a_reader_racing_a_writer_sees_a_consistent_prefix(tmp_path):
+    path = tmp_path / "live.rec"
+    w = RecordingWriter(path, flush_seconds=1e9)
+    for step in range(5):
+        w.append("a", step, np.float64(step))
+    w.flush()
+    old_manifest = (path / "manifest.json").read_bytes()
+    for step in range(5, 9):
+        w.append("a", step, np.float64(step))
+        w.append("b", step, np.full(2, step, np.int32))  # a new series, in the manifest and the commit
+        if step == 6:
+            w.flush()
+    # a reader that read the manifest just before the commit that first counts "b"
+    (path / "manifest.json").write_bytes(old_manifest)
+    rec = load(path)
+    assert not rec.complete and rec.committed_step == 6 and "b" not in rec
+    np.testing.assert_array_equal(rec["a"].steps, np.arange(7))
+    w.close()
+    rec = load(path, verify=True)  # close rewrote the manifest, and its checksum
+    assert rec.complete and len(rec["b"]) == 4

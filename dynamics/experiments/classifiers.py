@@ -18,7 +18,7 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import library_versions, one_torch_thread, stratified_split, stream_seed
+from .common import check_finite, library_versions, one_torch_thread, stratified_split, stream_seed
 from .spiral import grid_extent, grid_points
 
 __all__ = ["Config", "ClassifiersConfig", "Classifier", "make_data", "objective", "gradient_check", "run"]
@@ -299,6 +299,7 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
             scores[f"{split}_loss"] = float(nn.functional.cross_entropy(logits, ys))
             scores[f"{split}_accuracy"] = float((logits.argmax(1) == ys).double().mean())
         recorder.log(**scores)
+        check_finite(recorder.step, train_loss=scores["train_loss"], test_loss=scores["test_loss"])
         return scores["train_loss"]
 
     is_test = torch.zeros(config.points, dtype=torch.bool)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
 
 import numpy as np
 import torch
 
-__all__ = ["stream_seed", "library_versions", "stratified_split", "one_torch_thread"]
+__all__ = ["stream_seed", "library_versions", "stratified_split", "one_torch_thread", "check_finite"]
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -64,3 +65,15 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def check_finite(step: int, hint: str = "try a smaller --lr", **values: float) -> None:
+    """Stop a diverged run: raise FloatingPointError naming the step and the series.
+
+    Called right after the values are logged, so the recording keeps every snapshot up to
+    and including the bad one; leaving the recorder's ``with`` block by the exception
+    closes it marked incomplete (a sweep reports the point as failed, and reruns it).
+    """
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training diverged: {name} is {value} at step {step} (series {name!r}; {hint})")

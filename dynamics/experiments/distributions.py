@@ -21,7 +21,7 @@ from torch import nn
 from ..recorder import Recorder, every
 from ..recording import Recording
 from ..summaries import Summarizer
-from .common import library_versions, one_torch_thread, stream_seed
+from .common import check_finite, library_versions, one_torch_thread, stream_seed
 from .digits import make_digits
 
 __all__ = ["Config", "DistributionsConfig", "DigitsCNN", "run", "ACTIVATION_MODULES"]
@@ -217,8 +217,9 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training diverged: loss is {value} at step {step} (try a smaller --lr)")
+            if not math.isfinite(value):  # the recording ends on the bad value, as the others do
+                recorder.log(step, loss=value)
+                check_finite(step, loss=value)
             opt.step()  # the recorder's post-hook counts the step and captures on schedule
             recorder.log(loss=value)
             if step % config.eval_every == 0 or step == config.steps:

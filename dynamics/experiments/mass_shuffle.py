@@ -17,7 +17,7 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import library_versions, one_torch_thread, stratified_split, stream_seed
+from .common import check_finite, library_versions, one_torch_thread, stratified_split, stream_seed
 
 __all__ = ["Config", "MassShuffleConfig", "LogisticRegression", "make_data", "default_lr", "run"]
 
@@ -230,6 +230,7 @@ def _run(config: MassShuffleConfig, path, overwrite: bool, progress: bool) -> Re
         train_loss, train_acc = model.evaluate(x_train, y_train)
         test_loss, test_acc = model.evaluate(x_test, y_test)
         recorder.log(train_loss=train_loss, test_loss=test_loss, train_accuracy=train_acc, test_accuracy=test_acc)
+        check_finite(recorder.step, train_loss=train_loss, test_loss=test_loss)
         return train_loss
 
     is_test = torch.zeros(config.points, dtype=torch.bool)

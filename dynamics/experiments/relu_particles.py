@@ -16,7 +16,7 @@ from torch import nn
 
 from ..recorder import Recorder, at_steps
 from ..recording import Recording
-from .common import library_versions, one_torch_thread, stream_seed
+from .common import check_finite, library_versions, one_torch_thread, stream_seed
 
 __all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run",
            "alignment", "cost"]
@@ -294,9 +294,7 @@ def _run(config, path, overwrite, progress) -> Recording:
             err = student(x_eval) - y_eval
             mse = float((err * err).mean())
         recorder.log(loss=0.5 * mse, rel_error=mse / y_power)
-        if not math.isfinite(mse):  # the recording keeps every frame up to here, marked incomplete
-            raise FloatingPointError(f"training diverged: held-out loss is {mse} at step {recorder.step} "
-                                     f"(try a smaller --step)")
+        check_finite(recorder.step, "try a smaller --step", loss=0.5 * mse)  # held-out loss
 
     with recorder:
         log_eval()

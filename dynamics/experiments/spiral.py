@@ -18,7 +18,7 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import library_versions, one_torch_thread, stream_seed
+from .common import check_finite, library_versions, one_torch_thread, stream_seed
 
 __all__ = ["Config", "SpiralConfig", "SpiralMLP", "make_data", "grid_extent", "grid_points", "objective", "run"]
 
@@ -294,7 +294,9 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
             for step in range(config.steps):
                 loss, bce = batch_loss()
                 if step % config.loss_every == 0:
-                    recorder.log(loss=loss.detach(), bce=bce.detach())
+                    value = loss.item()
+                    recorder.log(loss=value, bce=bce.detach())
+                    check_finite(recorder.step, loss=value)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()  # the recorder's post-hook counts the step and captures the field
@@ -306,6 +308,7 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
             with torch.no_grad():
                 loss, bce = batch_loss()  # the loss at the final weights, on one more minibatch
             recorder.log(loss=loss, bce=bce)
+            check_finite(recorder.step, loss=loss.item())
             if config.steps % config.field_every:
                 recorder.capture()  # always end on the final weights
                 log_accuracy()
