@@ -122,6 +122,7 @@ def test_bad_flags_give_one_line_and_exit_2(name, flags, message, saved, capsys)
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_scene_module_dropped_into_the_package_is_found_and_tested(tmp_path):
     """The README's example scene, copied into scenes/, passes this suite with no other edit."""
     import re
