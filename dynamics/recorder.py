@@ -579,9 +579,11 @@ class Recorder:
         """
         self.detach()
         if not self._sink.closed:
-            self._drain()
-            self._flush_blocks()
-            self._sink.close(complete=complete)
+            try:
+                self._drain()
+                self._flush_blocks()
+            finally:
+                self._sink.close(complete=complete)
 
     def __enter__(self) -> "Recorder":
         return self.attach()
@@ -644,8 +646,8 @@ class Recorder:
             self._next_flush = time.monotonic() + self._sink.flush_seconds
 
     def _capture_set(self, tset: _TensorSet, step: int, tensors: list) -> None:
-        signature = [(t.dtype, t.shape, t.device.type) if t is not None else None for t in tensors]
-        if signature != tset.signature and not self._build_blocks(tset, signature):
+        signature = [(t.dtype, t.shape) if t is not None else None for t in tensors]
+        if signature != tset.signature and not self._build_blocks(tset, signature, tensors):
             self._capture_slow(tset, step, tensors)
             return
         if step <= self._floor_max:  # just resumed: some series already hold this step
@@ -657,20 +659,18 @@ class Recorder:
                 raise ValueError(f"series {block.slices[0][0]!r}: steps must not decrease (got {step} after "
                                  f"{int(block.steps[n - 1])})")
             torch._foreach_copy_(block.views[n], [tensors[i] for i in block.index] if len(tset.blocks) > 1 else tensors)
-            if block.floating and not math.isfinite(float(block.rows[n].sum())):
-                self._check_row(block, n, step)
             block.steps[n] = step
             block.n = n + 1
             if block.n == block.capacity:
                 self._flush_block(block)
 
-    def _build_blocks(self, tset: _TensorSet, signature: list) -> bool:
+    def _build_blocks(self, tset: _TensorSet, signature: list, tensors: list) -> bool:
         """(Re)build the blocks of ``tset`` for ``signature``; False: capture it tensor by tensor
         (a missing gradient, a tensor off the CPU, a dtype numpy lacks)."""
         for block in tset.blocks:
             self._flush_block(block)
         tset.blocks, tset.signature = [], None
-        if any(s is None or s[2] != "cpu" for s in signature):
+        if any(t is None or not t.is_cpu for t in tensors):
             return False
         dtypes = [_storage_dtype(s[0]) for s in signature]
         if any(d is None for d in dtypes):
@@ -693,9 +693,16 @@ class Recorder:
             if tensor is not None:
                 self._emit(name, step, tensor, tset.kind, source)
 
-    def _check_row(self, block: _Block, n: int, step: int) -> None:
-        bad = [name for name, lo, hi, _ in block.slices if not np.isfinite(block.values[n, lo:hi]).all()]
-        self._non_finite(bad, step)
+    def _check_finite(self, block: _Block, n: int) -> None:
+        """NaN or inf in the ``n`` rows of a block? One sum per row (NaN and inf survive a
+        sum; an overflow to inf is told apart by the exact check that follows)."""
+        sums = block.values[:n].sum(axis=1)
+        if np.isfinite(sums).all():
+            return
+        for row in np.flatnonzero(~np.isfinite(sums)).tolist():
+            bad = [name for name, lo, hi, _ in block.slices if not np.isfinite(block.values[row, lo:hi]).all()]
+            if bad:
+                self._non_finite(bad, int(block.steps[row]))
 
     def _non_finite(self, names: list[str], step: int) -> None:
         new = [name for name in names if name not in self._nonfinite]
@@ -715,11 +722,19 @@ class Recorder:
         block.n = 0
         for name, lo, hi, shape in block.slices:
             self._sink.extend(name, block.steps[:n], block.values[:n, lo:hi].reshape((n, *shape)))
+        if block.floating:  # after handing them on: with strict=True the raise loses nothing
+            self._check_finite(block, n)
 
     def _flush_blocks(self) -> None:
+        error = None
         for tset in self._sets:
             for block in tset.blocks:
-                self._flush_block(block)
+                try:
+                    self._flush_block(block)
+                except RecorderError as exc:  # strict: hand on every block first
+                    error = error or exc
+        if error is not None:
+            raise error
 
     def log(self, step: int | None = None, **scalars: Any) -> None:
         """Record scalar series at ``step`` (default: the current step), e.g. ``log(loss=l)``.

@@ -290,3 +290,15 @@ def test_a_compiled_model_is_recorded_under_its_own_names():
     np.testing.assert_array_equal(r["0.weight"].values[-1], model[0].weight.detach().numpy())
     assert len(r["stats/act/1"]) == 3 and np.isfinite(r["stats/act/1"].values).all()
     assert r["stats/act/1"].values[:, 2].min() >= 0  # a ReLU's output: real values, not traced ones
+
+
+def test_strict_non_finite_parameter_raises_and_keeps_the_recording(tmp_path):
+    model = mlp()
+    with torch.no_grad():
+        model[0].bias[1] = float("nan")
+    rec = Recorder(model, strict=True, path=tmp_path / "s.rec").attach()
+    rec.tick()
+    with pytest.raises(RecorderError, match=r"'0\.bias' at step 0"):
+        rec.close()
+    r = load(tmp_path / "s.rec")
+    assert r.complete and len(r["0.bias"]) == 2 and r.metadata["nonfinite"] == {"0.bias": 0}
