@@ -31,8 +31,11 @@ the last one equals the final parameters bit for bit.
 Target (issue 11): at most +3 % for the 17k model and +2 % for the 36k model, in memory
 and to disk.
 
-Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 24
-rounds of 100 steps each); ``--models 17k --rounds 6`` for a quick look.
+Also reported, less sensitive to drifts in machine load: the median over cycles of six
+rounds of each recorded round's time against the mean of the two bare rounds of its cycle.
+
+Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 120
+rounds of 20 steps each); ``--models 17k --rounds 12`` for a quick look.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def bench(widths, a, tmp: Path) -> dict:
                  "disk": Recorder(model, opt, schedule=1, path=path, capture_initial=False)}
     wall = {v: [] for v in ("bare", "memory", "disk")}
     cpu = {v: [] for v in wall}
+    last = {}  # parameters at the end of each recorder's last round
     for r in range(a.rounds):
         variant = ORDER[r % len(ORDER)]
         rec = recorders.get(variant)
@@ -106,6 +110,7 @@ def bench(widths, a, tmp: Path) -> dict:
         t1, c1 = time.perf_counter(), time.process_time()
         if rec is not None:
             rec.detach()
+            last[variant] = [p.detach().clone() for p in model.parameters()]
         wall[variant].append((t1 - t0) / a.steps)
         cpu[variant].append((c1 - c0) / a.steps)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -114,14 +119,24 @@ def bench(widths, a, tmp: Path) -> dict:
     recorders["memory"].close()
     n_disk = sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == "disk") * a.steps
     check = {}
+    n_rounds = {v: sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == v) for v in ("memory", "disk")}
     for name, recording in (("memory", recorders["memory"].recording), ("disk", load(path))):
-        named = list(model.named_parameters())
-        check[name] = (all(len(recording[n]) == recording[n].steps.size > 0 for n, _ in named)
-                       and all(np.array_equal(np.asarray(recording[n].values[-1]), p.detach().numpy()) for n, p in named)
-                       and len(recording[named[0][0]]) == (n_disk if name == "disk" else len(recording[named[0][0]])))
+        names = [n for n, _ in model.named_parameters()]
+        check[name] = (all(len(recording[n]) == n_rounds[name] * a.steps for n in names)
+                       and all(np.array_equal(np.asarray(recording[n].values[-1]), p.numpy())
+                               for n, p in zip(names, last[name])))
     disk_bytes = sum(f.stat().st_size for f in path.iterdir())
     shutil.rmtree(path)
-    return {"wall": wall, "cpu": cpu, "close_wall": close_wall / n_disk, "close_cpu": close_cpu / n_disk,
+    paired = {v: [] for v in ("memory", "disk")}
+    seq = [(ORDER[r % len(ORDER)], r) for r in range(a.rounds)]
+    times = {r: t for v in wall for r, t in zip([r for vv, r in seq if vv == v], wall[v])}
+    for c in range(0, a.rounds - len(ORDER) + 1, len(ORDER)):
+        cycle = [(ORDER[i], c + i) for i in range(len(ORDER))]
+        bare = np.mean([times[r] for v, r in cycle if v == "bare"])
+        for v, r in cycle:
+            if v != "bare":
+                paired[v].append(times[r] / bare - 1)
+    return {"paired": paired, "wall": wall, "cpu": cpu, "close_wall": close_wall / n_disk, "close_cpu": close_cpu / n_disk,
             "check": check, "params": sum(p.numel() for p in model.parameters()),
             "tensors": len(list(model.parameters())), "disk_bytes": disk_bytes, "snapshots": n_disk}
 
@@ -130,8 +145,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default="17k,36k", help="comma-separated: " + ", ".join(MODELS))
-    p.add_argument("--rounds", type=int, default=24, help="rounds per model (a multiple of 6 keeps the order balanced)")
-    p.add_argument("--steps", type=int, default=100, help="steps per round")
+    p.add_argument("--rounds", type=int, default=120, help="rounds per model (a multiple of 6 keeps the order balanced)")
+    p.add_argument("--steps", type=int, default=20, help="steps per round")
     p.add_argument("--warmup", type=int, default=100, help="untimed steps before the first round")
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
@@ -165,6 +180,8 @@ def main(argv=None) -> int:
                 rounds = " ".join(f"{100 * (x / bare_w - 1):+.0f}" for x in out["wall"][v])
                 print(f"  {v:8s} {1000 * w:8.3f} {100 * (w / bare_w - 1):+8.1f}% {1e6 * (w - bare_w):+11.1f} "
                       f"{1000 * c:12.3f} {100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}")
+            print("  paired (each recorded round against the bare rounds of its cycle of 6; median over cycles): "
+                  + ", ".join(f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()))
             print(f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; close() "
                   f"{1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks (every parameter at every "
                   f"step, last snapshot bit-identical): memory {out['check']['memory']}, disk {out['check']['disk']}")
