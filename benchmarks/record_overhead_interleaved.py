@@ -31,7 +31,8 @@ the last one equals the final parameters bit for bit.
 Target (issue 11): at most +3 % for the 17k model and +2 % for the 36k model, in memory
 and to disk.
 
-Also reported, less sensitive to drifts in machine load: the median over cycles of six
+Also: the snapshot alone, ``tick()`` called in a loop with no training in between (the
+recorder's own time per snapshot, memory and disk). Also reported, less sensitive to drifts in machine load: the median over cycles of six
 rounds of each recorded round's time against the mean of the two bare rounds of its cycle.
 
 Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 120
@@ -127,6 +128,22 @@ def bench(widths, a, tmp: Path) -> dict:
                                for n, p in zip(names, last[name])))
     disk_bytes = sum(f.stat().st_size for f in path.iterdir())
     shutil.rmtree(path)
+    # the snapshot alone: tick() (capture of every parameter) with no training in between
+    alone = {}
+    for variant in ("memory", "disk"):
+        p2 = tmp / f"alone{os.getpid()}.rec" if variant == "disk" else None
+        rec = Recorder(model, schedule=1, path=p2, capture_initial=False).attach()
+        batches_us = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            for _ in range(200):
+                rec.tick()
+            batches_us.append((time.perf_counter() - t0) / 200 * 1e6)
+        t0 = time.perf_counter()
+        rec.close()
+        alone[variant] = (statistics.median(batches_us), (time.perf_counter() - t0) / 1400 * 1e6)
+        if p2 is not None:
+            shutil.rmtree(p2)
     paired = {v: [] for v in ("memory", "disk")}
     seq = [(ORDER[r % len(ORDER)], r) for r in range(a.rounds)]
     times = {r: t for v in wall for r, t in zip([r for vv, r in seq if vv == v], wall[v])}
@@ -136,7 +153,7 @@ def bench(widths, a, tmp: Path) -> dict:
         for v, r in cycle:
             if v != "bare":
                 paired[v].append(times[r] / bare - 1)
-    return {"paired": paired, "wall": wall, "cpu": cpu, "close_wall": close_wall / n_disk, "close_cpu": close_cpu / n_disk,
+    return {"alone": alone, "paired": paired, "wall": wall, "cpu": cpu, "close_wall": close_wall / n_disk, "close_cpu": close_cpu / n_disk,
             "check": check, "params": sum(p.numel() for p in model.parameters()),
             "tensors": len(list(model.parameters())), "disk_bytes": disk_bytes, "snapshots": n_disk}
 
@@ -182,6 +199,8 @@ def main(argv=None) -> int:
                       f"{1000 * c:12.3f} {100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}")
             print("  paired (each recorded round against the bare rounds of its cycle of 6; median over cycles): "
                   + ", ".join(f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()))
+            print("  snapshot alone (tick() in a loop, median of 7 x 200; + close() per snapshot): "
+                  + ", ".join(f"{v} {t:.1f} us (+{c:.1f} us)" for v, (t, c) in out["alone"].items()))
             print(f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; close() "
                   f"{1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks (every parameter at every "
                   f"step, last snapshot bit-identical): memory {out['check']['memory']}, disk {out['check']['disk']}")

@@ -105,7 +105,7 @@ def _unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     (``_orig_mod``) and ``DataParallel`` / ``DistributedDataParallel`` (``module``) are looked through."""
     parallel = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
     for _ in range(8):
-        inner = model.__dict__.get("_orig_mod") or model._modules.get("_orig_mod")
+        inner = model._modules.get("_orig_mod", model.__dict__.get("_orig_mod"))
         if isinstance(inner, torch.nn.Module):
             model = inner
         elif isinstance(model, parallel):
