@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import math
 import os
+import shutil
+import time
+import warnings
 import weakref
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .recording import MemoryWriter, Recording, RecordingWriter
+from .recording import MemoryWriter, Recording, RecordingWriter, load, to_jsonable
 from .summaries import Summarizer
 
-__all__ = ["Recorder", "Schedule", "every", "log_spaced", "at_steps"]
+__all__ = ["Recorder", "RecorderWarning", "RecorderError", "Schedule", "every", "log_spaced", "at_steps"]
 
 
 # --------------------------------------------------------------------------------------
@@ -79,6 +84,14 @@ def log_spaced(n: int, last: int) -> Schedule:
 # --------------------------------------------------------------------------------------
 
 
+class RecorderWarning(UserWarning):
+    """Something the recorder cannot record as asked (given once per recorder and cause)."""
+
+
+class RecorderError(RuntimeError):
+    """What would be a :class:`RecorderWarning`, raised instead because ``strict=True``."""
+
+
 def _patterns(spec: str | Sequence[str] | None) -> list[str]:
     return [] if spec is None else [spec] if isinstance(spec, str) else list(spec)
 
@@ -87,13 +100,108 @@ def _match(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-class Recorder:
-    """Capture parameters, gradients and derived quantities of a model over training.
+def _unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The module whose names the series carry: ``torch.compile``'s ``OptimizedModule``
+    (``_orig_mod``) and ``DataParallel`` / ``DistributedDataParallel`` (``module``) are looked through."""
+    parallel = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
+    for _ in range(8):
+        inner = model._modules.get("_orig_mod", model.__dict__.get("_orig_mod"))
+        if isinstance(inner, torch.nn.Module):
+            model = inner
+        elif isinstance(model, parallel):
+            model = model.module
+        else:
+            break
+    return model
 
-    Attach it to a model and, where there is one, its optimizer: after every
-    ``optimizer.step()`` the recorder advances its step counter and, on scheduled steps,
-    captures. In a hand-written update loop call :meth:`tick` after each update instead
-    (or :meth:`capture` to capture right now). Scalars go through :meth:`log`.
+
+def _unwrap_optimizer(opt: Any) -> torch.optim.Optimizer:
+    """The torch optimizer inside a wrapper (Lightning's ``LightningOptimizer``, accelerate's
+    ``AcceleratedOptimizer``): its ``step`` is the one that really updates the parameters."""
+    for _ in range(8):
+        inner = getattr(opt, "_optimizer", None) or getattr(opt, "optimizer", None)
+        if isinstance(inner, torch.optim.Optimizer) and inner is not opt:
+            opt = inner
+        else:
+            break
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"Recorder: optimizer must be a torch.optim.Optimizer (or a sequence of them), "
+                        f"got {type(opt).__name__}")
+    return opt
+
+
+def _storage_dtype(dtype: torch.dtype) -> np.dtype | None:
+    """The numpy dtype a tensor of ``dtype`` is stored in (bfloat16: float32, exactly), or
+    None where numpy has no equivalent (complex halves, quantized, float8)."""
+    if dtype is torch.bfloat16:
+        return np.dtype(np.float32)
+    try:
+        return np.dtype(torch.empty(0, dtype=dtype).numpy().dtype)
+    except (TypeError, RuntimeError):
+        return None
+
+
+def _leaves(obj: Any, suffix: str = ""):
+    """``(suffix, element)`` for every element of a module output: tensors and the
+    non-tensors among them. Tuples and lists by index, mappings by key:
+    ``("", out)``, ``("[0]", out[0])``, ``("[1][0]", out[1][0])``, ``("[logits]", out["logits"])``."""
+    if isinstance(obj, torch.Tensor):
+        yield suffix, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from _leaves(value, f"{suffix}[{key}]")
+    elif isinstance(obj, (tuple, list)):
+        for i, value in enumerate(obj):
+            yield from _leaves(value, f"{suffix}[{i}]")
+    else:
+        yield suffix, obj
+
+
+# Recorders attached to each model (one-time warning when a second one attaches)
+_ATTACHED: "weakref.WeakKeyDictionary[torch.nn.Module, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+
+class _Block:
+    """Snapshots of a fixed list of same-dtype CPU tensors, one row per snapshot.
+
+    A capture is one ``torch._foreach_copy_`` of every tensor into views of the next row
+    (bit-exact, no per-tensor Python); a full block (or a flush) is handed to the sink
+    series by series, one ``extend`` each.
+    """
+
+    def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtype: np.dtype, index: list[int]):
+        sizes = [math.prod(s) for s in shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        total = offsets[-1]
+        self.capacity = int(min(64, max(2, (1 << 20) // max(total * dtype.itemsize, 1))))
+        self.values = np.empty((self.capacity, total), dtype)
+        self.steps = np.empty(self.capacity, np.int64)
+        rows = torch.from_numpy(self.values)
+        self.rows = [rows[r] for r in range(self.capacity)]
+        self.views = [[rows[r, lo:hi].view(shape) for lo, hi, shape in zip(offsets, offsets[1:], shapes)]
+                      for r in range(self.capacity)]
+        self.slices = [(name, lo, hi, shape) for name, lo, hi, shape in zip(names, offsets, offsets[1:], shapes)]
+        self.index = index  # positions of this block's tensors in the set's tensor list
+        self.floating = dtype.kind == "f"
+        self.n = 0
+
+
+class _TensorSet:
+    """Parameters, buffers or gradients captured together (see :class:`_Block`)."""
+
+    def __init__(self, kind: str, names: list[str], sources: list[str]):
+        self.kind, self.names, self.sources = kind, names, sources
+        self.signature: list | None = None  # [(torch dtype, shape)] the blocks were built for
+        self.blocks: list[_Block] = []
+
+
+class Recorder:
+    """Capture parameters, gradients, buffers and derived quantities of a model over training.
+
+    Attach it to a model and, where there are, its optimizers: once every given optimizer
+    has stepped (since the last step) the recorder advances its step counter by one and,
+    on scheduled steps, captures. In a hand-written update loop call :meth:`tick` after each
+    update instead (or :meth:`capture` to capture right now). Scalars go through :meth:`log`.
 
     Recording never changes the run: captures run under ``torch.no_grad()``, draw no
     random numbers and only read parameters and gradients.
@@ -101,14 +209,27 @@ class Recorder:
     Parameters
     ----------
     model : torch.nn.Module
-        Held weakly: the recorder does not keep a model alive.
-    optimizer : torch.optim.Optimizer, optional
-        If given, a step post-hook captures after each ``step()``.
+        Held weakly: the recorder does not keep a model alive. A ``torch.compile``'d model
+        (and ``DataParallel`` / ``DistributedDataParallel``) is looked through: series are
+        named as on the original module and hooks go on it, outside the compiled graph.
+    optimizer : torch.optim.Optimizer or sequence of them, optional
+        Step post-hooks count the steps. With several optimizers (a GAN's D and G, or one per
+        parameter group), one training step is complete when *every* one of them has stepped
+        at least once since the previous step; it is captured then, after the last of them,
+        so no parameter is recorded before its own update (``D, D, D, G`` is one step).
+        Recorded parameters that require a gradient but that no given optimizer updates are
+        reported once (:class:`RecorderWarning`; ``metadata["recorder"]["not_optimized"]``):
+        another optimizer stepping them after the capture would make them one update stale.
     params : str or sequence of str or None
         Shell-style patterns over ``model.named_parameters()`` names (``"*"``: all;
         ``"layers.0.*"``). ``None`` records no parameters. Series are named as the parameter.
+    buffers : str or sequence of str or None
+        Patterns over ``model.named_buffers()`` (``"*running_*"``: BatchNorm's running
+        statistics). None by default. Series are named as the buffer, kind ``"buffer"``.
     grads : bool
         Also record the gradient of each selected parameter as series ``"grad/<name>"``.
+        Frozen parameters (``requires_grad=False``) have none: they are reported once and
+        listed in ``metadata["recorder"]["frozen"]``.
     derived : mapping of str to callable, optional
         ``{"positions": lambda model: model.a[:, None] * model.w}``: functions of the model
         returning a tensor or array of fixed shape, captured on the same schedule.
@@ -124,8 +245,19 @@ class Recorder:
     flush_seconds : float
         With ``path``: how much wall time of training a kill may lose (every series is
         written and committed at least this often; see :class:`RecordingWriter`).
+    resume : bool
+        Continue the recording at ``path`` of a run restarted from a checkpoint taken at
+        ``step``: snapshots up to ``step`` are kept, those after it (the crashed attempt's
+        steps that the restarted run will do again) dropped, and the steps count on from
+        ``step``; ``metadata["resumed"]`` lists each resumption. The recording is rewritten
+        into a temporary directory next to ``path`` and swapped in. Without a recording at
+        ``path`` a new one is started. Call :meth:`flush` when saving a checkpoint, so the
+        recording on disk reaches the checkpoint's step even if the process is killed.
+    step : int
+        The step counter's starting value (required with ``resume=True`` on an existing
+        recording: the checkpoint's step).
     capture_initial : bool
-        Capture step 0 on attach if the schedule contains it.
+        Capture the starting step on attach if the schedule contains it.
     summaries : str or sequence of str or None
         Patterns over parameter names whose *summaries* are recorded on the schedule
         (computed on the tensor's device, see :mod:`dynamics.summaries`): series
@@ -135,11 +267,22 @@ class Recorder:
         Also summarise the gradients of those parameters (``stats/grad/<name>`` ...).
     activations : str or sequence of str or None
         Patterns over module names (``model.named_modules()``) whose outputs are
-        summarised by forward hooks (``stats/act/<module>`` ...): a Linear or Conv
-        module's output is a pre-activation, a ReLU module's output an activation. The
-        first forward pass after a scheduled step is recorded under that step.
+        summarised by forward hooks (``stats/act/<module>`` ...). An output that is a tuple,
+        list or dict (an LSTM's ``output, (h_n, c_n)``) gives one series per tensor in it:
+        ``stats/act/lstm[0]``, ``stats/act/lstm[1][0]``, ``stats/act/attn[weights]``;
+        non-tensor elements are skipped (reported once). The first forward pass after a
+        scheduled step is recorded under that step.
     summarizer : Summarizer, optional
         Bins and range of the histograms (default: 30 adaptive bins).
+    strict : bool
+        Raise :class:`RecorderError` where the recorder would otherwise warn once (a second
+        recorder on the model, frozen parameters with ``grads=True``, parameters no given
+        optimizer updates, a NaN or inf in a captured value, a non-tensor module output).
+
+    Dtypes: a series is stored in the dtype of its tensor (float64 stays float64, float16
+    stays float16); bfloat16, which numpy lacks, is stored as float32 (exactly). The
+    recorder never casts: a tensor whose dtype changes after its series began (``model.double()``
+    after attaching) raises ``TypeError`` naming the series and both dtypes.
 
     Examples
     --------
@@ -153,9 +296,10 @@ class Recorder:
     def __init__(
         self,
         model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer | None = None,
+        optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None,
         *,
         params: str | Sequence[str] | None = "*",
+        buffers: str | Sequence[str] | None = None,
         grads: bool = False,
         derived: Mapping[str, Callable[[torch.nn.Module], Any]] | None = None,
         schedule: Schedule | int | Iterable[int] = 1,
@@ -163,21 +307,43 @@ class Recorder:
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         flush_seconds: float = 1.0,
+        resume: bool = False,
+        step: int | None = None,
         capture_initial: bool = True,
         summaries: str | Sequence[str] | None = None,
         summary_grads: bool = False,
         activations: str | Sequence[str] | None = None,
         summarizer: Summarizer | None = None,
+        strict: bool = False,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Recorder needs a torch.nn.Module, got {type(model).__name__}")
+        model = _unwrap_model(model)
         self._model = weakref.ref(model)
-        self._optimizer = weakref.ref(optimizer) if optimizer is not None else None
+        if optimizer is None:
+            optimizers = []
+        elif isinstance(optimizer, (list, tuple)):
+            optimizers = [_unwrap_optimizer(o) for o in optimizer]
+        else:
+            optimizers = [_unwrap_optimizer(optimizer)]
+        self._optimizers = [weakref.ref(o) for o in optimizers]
+        self._stepped: set[int] = set()  # optimizers that stepped since the last completed step
+        self.strict = bool(strict)
+        self._warned: set[str] = set()
+        named_params = dict(model.named_parameters())
+        all_params = list(named_params)
         patterns = _patterns(params)
-        self._param_names = [n for n, _ in model.named_parameters() if _match(n, patterns)]
+        self._param_names = [n for n in all_params if _match(n, patterns)]
         if patterns and not self._param_names:
-            raise ValueError(f"Recorder: no parameter matches {patterns}; the model has {[n for n, _ in model.named_parameters()]}")
-        all_params = [n for n, _ in model.named_parameters()]
+            hint = ""
+            if any(_match(n, patterns) for n, _ in model.named_buffers()):
+                hint = " (that pattern names buffers: pass buffers=... to record them)"
+            raise ValueError(f"Recorder: no parameter matches {patterns}{hint}; the model has {all_params}")
+        bpatterns = _patterns(buffers)
+        all_buffers = [n for n, _ in model.named_buffers()]
+        self._buffer_names = [n for n in all_buffers if _match(n, bpatterns)]
+        if bpatterns and not self._buffer_names:
+            raise ValueError(f"Recorder: no buffer matches buffers={bpatterns}; the model has {all_buffers}")
         spatterns = _patterns(summaries)
         self._summary_names = [n for n in all_params if _match(n, spatterns)]
         if spatterns and not self._summary_names:
@@ -195,40 +361,145 @@ class Recorder:
         self.derived = dict(derived or {})
         self.schedule = Schedule.coerce(schedule)
         self.capture_initial = capture_initial
+        self._frozen = [n for n in dict.fromkeys(self._param_names * self.grads
+                                                  + self._summary_names * self.summary_grads)
+                        if not named_params[n].requires_grad]
+        self._not_optimized: list[str] = []
+        if optimizers:
+            stepped = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
+            watched = dict.fromkeys(self._param_names + self._summary_names)
+            self._not_optimized = [n for n in watched if named_params[n].requires_grad and id(named_params[n]) not in stepped]
         meta = dict(metadata or {})
-        meta.setdefault("recorder", {"params": self._param_names, "grads": self.grads, "derived": list(self.derived),
-                                     "schedule": self.schedule.description})
+        info = {"params": self._param_names, "grads": self.grads, "derived": list(self.derived),
+                "schedule": self.schedule.description}
+        if self._buffer_names:
+            info["buffers"] = self._buffer_names
+        if len(optimizers) > 1:
+            info["optimizers"] = len(optimizers)
+            info["step_rule"] = "a step completes when every optimizer has stepped since the previous step"
+        if self._frozen:
+            info["frozen"] = self._frozen
+        if self._not_optimized:
+            info["not_optimized"] = self._not_optimized
+        meta.setdefault("recorder", info)
         if self._summary_names or self._activation_names:
             meta["recorder"]["summaries"] = {**self.summarizer.describe(), "params": self._summary_names,
                                              "grads": self.summary_grads, "activations": self._activation_names}
-        self._sink = (RecordingWriter(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
-                      if path is not None else MemoryWriter(meta))
-        self.step = 0
+        self.step = 0 if step is None else int(step)
+        self._declared: dict[str, np.dtype] = {}  # series -> stored dtype (never cast into)
+        self._floor: dict[str, int] = {}  # resumed series -> last kept step (later appends only)
+        self._floor_max = -1
+        self._nonfinite: dict[str, int] = {}
+        path = None if path is None else Path(path)
+        if resume and path is not None and path.exists():
+            if step is None:
+                raise ValueError("Recorder(resume=True): pass step=<the checkpoint's step> to continue the recording")
+            self._sink = self._resumed_sink(path, meta, self.step)
+        elif path is not None:
+            self._sink = RecordingWriter(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
+        else:
+            self._sink = MemoryWriter(meta)
+        self._disk = isinstance(self._sink, RecordingWriter)
+        self._next_flush = time.monotonic() + (self._sink.flush_seconds if self._disk else 0.0)
         self._handles: list[Any] = []
         self._pending: list[tuple[str, int, torch.Tensor, Any, tuple]] = []  # device->host copies in flight
-        self._declared: set[str] = set()
-        self._params: list[tuple[str, torch.nn.Parameter]] = []
+        self._sets: list[_TensorSet] = []
         self._resolve_params()
         self.attached = False
 
+    # -- resume ------------------------------------------------------------------------
+    def _resumed_sink(self, path: Path, meta: dict, step: int) -> RecordingWriter:
+        """A fresh recording holding the kept prefix of the one at ``path``, swapped in."""
+        old = load(path)
+        tmp = path.with_name(f".{path.name}.resuming")
+        if tmp.exists():  # left by a resume that was itself interrupted
+            shutil.rmtree(tmp)
+        merged = {**old.metadata, **to_jsonable(meta)}
+        writer = RecordingWriter(tmp, merged)
+        dropped, short = {}, []
+        for name, s in old.items():
+            keep = int(np.searchsorted(s.steps, step, side="right"))
+            writer.declare(name, s.values.dtype, s.shape, **s.info)
+            for lo in range(0, keep, 1024):
+                hi = min(keep, lo + 1024)
+                writer.extend(name, s.steps[lo:hi], np.asarray(s.values[lo:hi]))
+            self._declared[name] = np.dtype(s.values.dtype)
+            if keep:
+                self._floor[name] = int(s.steps[keep - 1])
+            if len(s) > keep:
+                dropped[name] = len(s) - keep
+            if s.kind in ("parameter", "buffer") and (not keep or s.steps[keep - 1] < step) and step in self.schedule:
+                short.append(name)
+        writer.flush()
+        entry = {"step": step, "previous_complete": old.complete, "dropped_snapshots": sum(dropped.values()),
+                 "dropped_series": len(dropped)}
+        resumed = list(old.metadata.get("resumed", [])) + [entry]
+        del old
+        aside = path.with_name(f".{path.name}.replaced")
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.replace(path, aside)
+        os.replace(tmp, path)
+        writer.moved(path)
+        shutil.rmtree(aside)
+        writer.update_metadata(resumed=resumed)
+        self._floor_max = max(self._floor.values(), default=-1)
+        if short:
+            self._report("resume-short", f"Recorder(resume=True): the recording at {path} holds no snapshot at the "
+                         f"checkpoint's step {step} for {len(short)} series ({', '.join(short[:3])} ...); they are "
+                         f"captured again now. Call rec.flush() when saving a checkpoint.", strict_raises=False)
+        return writer
+
+    # -- setup -------------------------------------------------------------------------
     def _resolve_params(self) -> None:
         # Looked up by name once (at construction and on each attach), not at every
         # capture: walking the module tree costs more than copying a small model's weights.
         model = self._model()
-        if model is not None:
-            named = dict(model.named_parameters())
-            self._params = [(name, named[name]) for name in self._param_names if name in named]
-            self._summary_params = [(name, named[name]) for name in self._summary_names if name in named]
+        if model is None:
+            return
+        named = dict(model.named_parameters())
+        self._param_objs = [named[n] for n in self._param_names if n in named]
+        self._summary_params = [(name, named[name]) for name in self._summary_names if name in named]
+
+        def slot(name: str, table: str):
+            owner, _, key = name.rpartition(".")
+            return getattr(model.get_submodule(owner), table), key
+
+        # (module._parameters, key) pairs: read at each capture, so a parameter or buffer
+        # replaced after attaching (model.double() replaces buffers) is still found
+        self._param_slots = [slot(n, "_parameters") for n in self._param_names if n in named]
+        self._buffer_slots = [slot(n, "_buffers") for n in self._buffer_names]
+        grad_names = [n for n in self._param_names if n in named and named[n].requires_grad] if self.grads else []
+        self._grad_params = [named[n] for n in grad_names]
+        if not self._sets:
+            self._sets = [_TensorSet("parameter", [n for n in self._param_names if n in named],
+                                     [n for n in self._param_names if n in named]),
+                          _TensorSet("buffer", list(self._buffer_names), list(self._buffer_names)),
+                          _TensorSet("gradient", [f"grad/{n}" for n in grad_names], grad_names)]
+
+    def _report(self, key: str, message: str, strict_raises: bool = True) -> None:
+        """Warn once per ``key`` (or raise, with ``strict=True``)."""
+        if self.strict and strict_raises:
+            raise RecorderError(message)
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RecorderWarning, stacklevel=3)
 
     def _activation_hook(self, name: str):
+        @torch.compiler.disable  # never traced into a compiled graph: runs eagerly on real tensors
         def hook(module, inputs, output) -> None:
             step = self.step
             if self._quiet or self._activation_last.get(name) == step or step not in self.schedule:
                 return
             self._activation_last[name] = step
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            if isinstance(out, torch.Tensor):
-                self._summarize(f"act/{name}", step, out, "activation", name)
+            with torch.no_grad():
+                for suffix, out in _leaves(output):
+                    if isinstance(out, torch.Tensor):
+                        self._summarize(f"act/{name}{suffix}", step, out, "activation", f"{name}{suffix}")
+                    else:
+                        self._report(f"act-nontensor/{name}{suffix}",
+                                     f"Recorder: the output of module {name!r} holds a {type(out).__name__} at "
+                                     f"{suffix or 'the top'}, not a tensor; it is not recorded")
 
         return hook
 
@@ -251,15 +522,33 @@ class Recorder:
 
     # -- lifecycle ---------------------------------------------------------------------
     def attach(self) -> "Recorder":
-        """Install the optimizer hook and capture step 0 (if scheduled). Returns self."""
+        """Install the optimizer hooks and capture the starting step (if scheduled). Returns self."""
         if self.attached:
             return self
         if self._sink.closed:
             raise RuntimeError("Recorder: this recording is closed; make a new Recorder")
-        opt = self._optimizer() if self._optimizer else None
-        if opt is not None:
-            self._handles.append(opt.register_step_post_hook(self._after_optimizer_step))
         model = self._model()
+        if model is not None:
+            others = [r for r in _ATTACHED.get(model, ()) if r is not self and r.attached]
+            if others:
+                self._report("second-recorder", f"Recorder: another Recorder is already attached to this "
+                             f"{type(model).__name__}; both hooks run (each records on its own); detach one "
+                             f"if that is not meant")
+            _ATTACHED.setdefault(model, weakref.WeakSet()).add(self)
+        if self._frozen:
+            self._report("frozen", f"Recorder: {len(self._frozen)} parameter(s) selected for gradients are frozen "
+                         f"(requires_grad=False) and have no gradient series: {', '.join(self._frozen[:5])}"
+                         f"{' ...' if len(self._frozen) > 5 else ''} (listed in metadata['recorder']['frozen'])")
+        if self._not_optimized:
+            self._report("not-optimized", f"Recorder: {len(self._not_optimized)} recorded parameter(s) require a "
+                         f"gradient but no optimizer given to the Recorder updates them: "
+                         f"{', '.join(self._not_optimized[:5])}{' ...' if len(self._not_optimized) > 5 else ''}. "
+                         f"If another optimizer steps them, pass it too (optimizer=[opt_a, opt_b]), or they are "
+                         f"captured before its update")
+        for index, ref in enumerate(self._optimizers):
+            opt = ref()
+            if opt is not None:
+                self._handles.append(opt.register_step_post_hook(self._optimizer_hook(index)))
         if model is not None and self._activation_names:
             modules = dict(model.named_modules())
             for name in self._activation_names:
@@ -275,7 +564,16 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._stepped.clear()
         self.attached = False
+
+    def flush(self) -> None:
+        """Hand every captured snapshot to the sink and, on disk, to the OS: a process killed
+        after this keeps them (call it when saving a checkpoint you may resume from)."""
+        self._drain()
+        self._flush_blocks()
+        if self._disk and not self._sink.closed:
+            self._sink.flush()
 
     def close(self, complete: bool = True) -> None:
         """Detach, finish pending copies and finalize the recording (idempotent).
@@ -285,8 +583,11 @@ class Recorder:
         """
         self.detach()
         if not self._sink.closed:
-            self._drain()
-            self._sink.close(complete=complete)
+            try:
+                self._drain()
+                self._flush_blocks()
+            finally:
+                self._sink.close(complete=complete)
 
     def __enter__(self) -> "Recorder":
         return self.attach()
@@ -298,6 +599,7 @@ class Recorder:
     def recording(self) -> Recording:
         """What has been recorded so far (final once the recorder is closed)."""
         self._drain()
+        self._flush_blocks()
         return self._sink.recording()
 
     def update_metadata(self, **items: Any) -> None:
@@ -305,8 +607,15 @@ class Recorder:
         self._sink.update_metadata(**items)
 
     # -- capture -----------------------------------------------------------------------
-    def _after_optimizer_step(self, optimizer, args, kwargs) -> None:
-        self.tick()
+    def _optimizer_hook(self, index: int):
+        @torch.compiler.disable
+        def hook(optimizer, args, kwargs) -> None:
+            self._stepped.add(index)
+            if len(self._stepped) == len(self._optimizers):
+                self._stepped.clear()
+                self.tick()
+
+        return hook
 
     def tick(self) -> None:
         """Advance the step counter by one update and capture if the schedule says so."""
@@ -323,18 +632,116 @@ class Recorder:
         step = self.step if step is None else int(step)
         if self._pending:
             self._drain()
-        for name, param in self._params:
-            self._emit(name, step, param, "parameter", name)
-        if self.grads:
-            for name, param in self._params:
-                if param.grad is not None:
-                    self._emit(f"grad/{name}", step, param.grad, "gradient", name)
+        params, buffers, grads = self._sets
+        if params.names:
+            self._capture_set(params, step, [table[key] for table, key in self._param_slots])
+        if buffers.names:
+            self._capture_set(buffers, step, [table.get(key) for table, key in self._buffer_slots])
+        if grads.names:
+            self._capture_set(grads, step, [p.grad for p in self._grad_params])
         for name, fn in self.derived.items():
             self._emit(name, step, fn(model), "derived")
         for name, param in self._summary_params:
             self._summarize(name, step, param, "parameter", name)
             if self.summary_grads and param.grad is not None:
                 self._summarize(f"grad/{name}", step, param.grad, "gradient", name)
+        if self._disk and time.monotonic() >= self._next_flush:
+            self._flush_blocks()  # the sink then writes within its flush_seconds
+            self._next_flush = time.monotonic() + self._sink.flush_seconds
+
+    def _capture_set(self, tset: _TensorSet, step: int, tensors: list) -> None:
+        signature = [(t.dtype, t.shape) if t is not None else None for t in tensors]
+        if signature != tset.signature and not self._build_blocks(tset, signature, tensors):
+            self._capture_slow(tset, step, tensors)
+            return
+        if step <= self._floor_max:  # just resumed: some series already hold this step
+            self._capture_slow(tset, step, tensors)
+            return
+        for block in tset.blocks:
+            n = block.n
+            if n and block.steps[n - 1] > step:
+                raise ValueError(f"series {block.slices[0][0]!r}: steps must not decrease (got {step} after "
+                                 f"{int(block.steps[n - 1])})")
+            torch._foreach_copy_(block.views[n], [tensors[i] for i in block.index] if len(tset.blocks) > 1 else tensors)
+            block.steps[n] = step
+            block.n = n + 1
+            if n == 0:
+                self._update_hold()
+            if block.n == block.capacity:
+                self._flush_block(block)
+
+    def _build_blocks(self, tset: _TensorSet, signature: list, tensors: list) -> bool:
+        """(Re)build the blocks of ``tset`` for ``signature``; False: capture it tensor by tensor
+        (a missing gradient, a tensor off the CPU, a dtype numpy lacks)."""
+        for block in tset.blocks:
+            self._flush_block(block)
+        tset.blocks, tset.signature = [], None
+        if any(t is None or not t.is_cpu for t in tensors):
+            return False
+        dtypes = [_storage_dtype(s[0]) for s in signature]
+        if any(d is None for d in dtypes):
+            return False
+        for name, source, dtype, s in zip(tset.names, tset.sources, dtypes, signature):
+            self._declare(name, dtype, tuple(s[1]), tset.kind, source, "")
+        groups: dict[np.dtype, list[int]] = {}
+        for i, d in enumerate(dtypes):
+            groups.setdefault(d, []).append(i)
+        for dtype, index in groups.items():
+            tset.blocks.append(_Block([tset.names[i] for i in index], [tuple(signature[i][1]) for i in index],
+                                      dtype, index))
+        tset.signature = signature
+        return True
+
+    def _capture_slow(self, tset: _TensorSet, step: int, tensors: list) -> None:
+        for block in tset.blocks:  # keep each series' steps in order
+            self._flush_block(block)
+        for name, source, tensor in zip(tset.names, tset.sources, tensors):
+            if tensor is not None:
+                self._emit(name, step, tensor, tset.kind, source)
+
+    def _check_finite(self, block: _Block, n: int) -> None:
+        """NaN or inf in the ``n`` rows of a block? One sum per row (NaN and inf survive a
+        sum; an overflow to inf is told apart by the exact check that follows)."""
+        sums = block.values[:n].sum(axis=1)
+        if np.isfinite(sums).all():
+            return
+        for row in np.flatnonzero(~np.isfinite(sums)).tolist():
+            bad = [name for name, lo, hi, _ in block.slices if not np.isfinite(block.values[row, lo:hi]).all()]
+            if bad:
+                self._non_finite(bad, int(block.steps[row]))
+
+    def _non_finite(self, names: list[str], step: int) -> None:
+        new = [name for name in names if name not in self._nonfinite]
+        if not new:
+            return
+        for name in new:
+            self._nonfinite[name] = step
+        self._sink.update_metadata(nonfinite=dict(self._nonfinite))
+        self._report(f"nonfinite/{new[0]}", f"Recorder: non-finite value (NaN or inf) in series "
+                     f"{', '.join(map(repr, new[:5]))}{' ...' if len(new) > 5 else ''} at step {step} (first for "
+                     f"each; listed in metadata['nonfinite'])")
+
+    def _flush_block(self, block: _Block) -> None:
+        n = block.n
+        if not n:
+            return
+        block.n = 0
+        for name, lo, hi, shape in block.slices:
+            self._sink.extend(name, block.steps[:n], block.values[:n, lo:hi].reshape((n, *shape)))
+        self._update_hold()
+        if block.floating:  # after handing them on: with strict=True the raise loses nothing
+            self._check_finite(block, n)
+
+    def _flush_blocks(self) -> None:
+        error = None
+        for tset in self._sets:
+            for block in tset.blocks:
+                try:
+                    self._flush_block(block)
+                except RecorderError as exc:  # strict: hand on every block first
+                    error = error or exc
+        if error is not None:
+            raise error
 
     def log(self, step: int | None = None, **scalars: Any) -> None:
         """Record scalar series at ``step`` (default: the current step), e.g. ``log(loss=l)``.
@@ -355,12 +762,27 @@ class Recorder:
         """
         self._emit(name, self.step if step is None else int(step), value, "data")
 
+    def _declare(self, name: str, dtype: np.dtype, shape: tuple, kind: str, source: str, of: str) -> None:
+        declared = self._declared.get(name)
+        if declared is None:
+            self._sink.declare(name, dtype, shape, kind=kind, source=source, of=of)
+            self._declared[name] = dtype
+        elif declared != dtype:
+            raise TypeError(f"Recorder: series {name!r} was recorded as {declared} and is now {dtype} "
+                            f"(model.double(), .half() or .to(dtype) after the recorder started?). A series keeps "
+                            f"one dtype and the recorder never casts: convert the model before making the "
+                            f"Recorder, or record the new dtype into a new recording")
+
     def _append(self, name: str, step: int, value: np.ndarray, kind: str = "", source: str = "", of: str = "") -> None:
         # the first snapshot of a series declares what it holds (written into the manifest)
-        if name not in self._declared:
-            value = np.asarray(value)
-            self._sink.declare(name, value.dtype, value.shape, kind=kind, source=source, of=of)
-            self._declared.add(name)
+        value = np.asarray(value)
+        declared = self._declared.get(name)
+        if declared is None or declared != value.dtype:  # (np.dtype("f8") == None is True)
+            self._declare(name, value.dtype, value.shape, kind, source, of)
+        if step <= self._floor.get(name, -1):
+            return  # resumed: the kept recording already holds this step
+        if kind in _CHECKED and value.dtype.kind == "f" and not np.isfinite(value).all():
+            self._non_finite([name], step)
         self._sink.append(name, step, value)
 
     def _emit(self, name: str, step: int, value: Any, kind: str, source: str = "", of: str = "") -> None:
@@ -369,7 +791,7 @@ class Recorder:
             return
         value = value.detach()
         if value.dtype is torch.bfloat16:
-            value = value.float()  # numpy has no bfloat16
+            value = value.float()  # numpy has no bfloat16; float32 holds every bfloat16 exactly
         if value.is_cpu:
             # no copy here: every sink copies what it keeps before this returns
             self._append(name, step, value.numpy(), kind, source, of)
@@ -383,9 +805,9 @@ class Recorder:
         host.copy_(value, non_blocking=True)
         event = torch.cuda.Event()
         event.record()
-        if not self._pending:  # a commit must not cover this step before the copy is appended
-            self._sink.hold_from(step)
         self._pending.append((name, step, host, event, (kind, source, of)))
+        if len(self._pending) == 1:  # a commit must not cover this step before the copy is appended
+            self._update_hold()
 
     def _drain(self) -> None:
         for name, step, host, event, info in self._pending:
@@ -393,4 +815,17 @@ class Recorder:
             self._append(name, step, host.numpy(), *info)
         if self._pending:
             self._pending.clear()
-            self._sink.hold_from(None)
+            self._update_hold()
+
+    def _update_hold(self) -> None:
+        """Tell the sink the first step whose snapshots are not all handed to it yet (rows
+        in this recorder's blocks, copies from an accelerator in flight): a commit, which
+        promises every series whole up to its step, stops before it."""
+        firsts = [int(b.steps[0]) for tset in self._sets for b in tset.blocks if b.n]
+        firsts += [step for _, step, *_ in self._pending]
+        self._sink.hold_from(min(firsts) if firsts else None)
+
+
+#: kinds whose values are checked for NaN and inf (parameters, buffers and gradients captured
+#: in blocks are checked there, with one sum per snapshot)
+_CHECKED = frozenset({"parameter", "gradient", "buffer", "derived", "scalar", "stats"})

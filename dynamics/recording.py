@@ -1142,15 +1142,39 @@ class _SinkBase:
         self._appended(step)
 
     def extend(self, name: str, steps, values) -> None:
-        """Append several snapshots at once: ``steps`` (n,), ``values`` (n, *shape)."""
+        """Append several snapshots at once: ``steps`` (n,), ``values`` (n, *shape).
+
+        Copied block by block into the staging block (no per-snapshot Python work)."""
+        if self.closed:
+            raise ValueError(f"series {name!r}: cannot append, the recording is closed")
         steps = np.asarray(steps, dtype=np.int64)
         values = np.asarray(values)
         if values.ndim == 0 or len(steps) != len(values):
             raise ValueError(f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps and values of shape {values.shape}")
         if np.any(np.diff(steps) < 0):
             raise ValueError(f"series {name!r}: steps must not decrease within one extend()")
-        for step, value in zip(steps.tolist(), values):
-            self.append(name, step, value)
+        if not len(steps):
+            return
+        state = self._series.get(name)
+        if state is None:
+            self.declare(name, values.dtype, values.shape[1:])
+            state = self._series[name]
+        elif values.shape[1:] != state.shape:
+            raise ValueError(f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier {state.shape}")
+        if int(steps[0]) < state.last:
+            raise ValueError(f"series {name!r}: steps must not decrease (got {int(steps[0])} after {state.last})")
+        done = 0
+        while done < len(steps):
+            if state.n == len(state.steps):
+                self._spill(state)
+            k = min(len(state.steps) - state.n, len(steps) - done)
+            state.values[state.n : state.n + k] = values[done : done + k]
+            state.steps[state.n : state.n + k] = steps[done : done + k]
+            state.n += k
+            state.count += k
+            done += k
+        state.last = int(steps[-1])
+        self._appended(state.last)
 
     def update_metadata(self, **items: Any) -> None:
         """Merge JSON-able ``items`` into the metadata."""
@@ -1348,6 +1372,16 @@ class RecordingWriter(_SinkBase):
                 return
         if time.monotonic() >= self._next_flush:
             self._flush(self._done)
+
+    def moved(self, path: str | os.PathLike) -> None:
+        """The recording's directory was renamed to ``path`` while open (a resume swaps a
+        rewritten recording in): every later write, commit and manifest goes there."""
+        self._thread.wait()
+        self.path = Path(path)
+        self._committer.path = self.path
+        for files in self._files.values():
+            files.close()
+            files.paths = tuple(self.path / p.name for p in files.paths)
 
     def hold_from(self, step: int | None) -> None:
         """Snapshots at ``step`` or later may still be appended (a recorder's copies from an

@@ -256,7 +256,8 @@ def run(config: ClassifiersConfig = ClassifiersConfig(), *, path=None, overwrite
     Recording
         ``field`` (T, grid, grid) class-1 probability at the cell centres (row 0 at the
         bottom) every ``record_every`` iterations and at the last; ``train_loss``,
-        ``test_loss``, ``train_accuracy``, ``test_accuracy`` on the same steps;
+        ``test_loss``, ``train_accuracy``, ``test_accuracy`` and every model parameter
+        (series named as in ``named_parameters()``) on the same steps;
         ``grad_error`` at every iteration (the relative gradient-check error before that
         iteration's update; absent with ``grad_check=False``); ``data/x``, ``data/y``,
         ``data/test`` at step 0. Metadata: ``experiment``, ``config``, ``seed``, ``lr``,
@@ -287,7 +288,7 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
         "caption": caption(config),
     }
-    recorder = Recorder(model, optimizer, params=None, schedule=every(config.record_every), path=path,
+    recorder = Recorder(model, optimizer, params="*", schedule=every(config.record_every), path=path,
                         overwrite=overwrite, metadata=metadata,
                         derived={"field": lambda m: m.probability(grid).reshape(g, g).float()})
 

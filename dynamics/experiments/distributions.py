@@ -164,8 +164,10 @@ def run(config: DistributionsConfig = DistributionsConfig(), *, path=None, overw
     Recording
         ``stats/<tensor>`` (4,), ``hist/<tensor>`` (bins,), ``edges/<tensor>`` (bins+1,)
         for every parameter (``conv1.weight`` ...), its gradient (``grad/conv1.weight``)
-        and module output (``act/conv1`` ... ``act/fc2``) every ``record_every`` steps;
-        ``loss`` every step; ``train_accuracy`` (on the first 1000 training images) and
+        and module output (``act/conv1`` ... ``act/fc2``) every ``record_every`` steps,
+        and on the same steps every parameter itself (series ``conv1.weight`` ..., float32;
+        about 4.4 MB per step at the default 16x16 images), so the summaries can be
+        recomputed from the recording; ``loss`` every step; ``train_accuracy`` (on the first 1000 training images) and
         ``test_accuracy`` every ``eval_every`` steps. Metadata: ``experiment``, ``config``,
         ``seed``, ``versions``, ``data``, ``summaries``.
     """
@@ -194,7 +196,7 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
         "show": ["activation fc1", "activation act3", "conv2.weight"],  # the summaries worth a first look
         "caption": caption(config),
     }
-    recorder = Recorder(model, opt, params=None, summaries="*", summary_grads=True,
+    recorder = Recorder(model, opt, params="*", summaries="*", summary_grads=True,
                         activations=list(ACTIVATION_MODULES), summarizer=Summarizer(bins=config.bins),
                         schedule=every(config.record_every), path=path, overwrite=overwrite, metadata=metadata)
     batches = torch.Generator().manual_seed(stream_seed(config.seed, "batches"))

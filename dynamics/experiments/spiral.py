@@ -233,7 +233,9 @@ def run(config: SpiralConfig = SpiralConfig(), *, path=None, overwrite: bool = F
         Series ``field`` (T, grid, grid) float32, the class-1 probability at the cell
         centres (row 0 at the bottom), ``prob`` (T, points) the class-1 probability of
         each data point, and ``train_accuracy`` () on the whole data set, all every
-        ``field_every`` steps and at the last step; ``loss`` (the objective, penalty
+        ``field_every`` steps and at the last step, with every model parameter (series
+        named as in ``named_parameters()``, float32) on the same steps, so the field can
+        be recomputed from the recording; ``loss`` (the objective, penalty
         included) and ``bce`` (its cross-entropy part) on each step's minibatch, at the
         weights before that step's update, every ``loss_every`` steps (and at the last
         step, on one more minibatch); ``data/x`` (points, 2), ``data/y`` (points,) at
@@ -274,7 +276,7 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
         "caption": caption(config),
     }
-    recorder = Recorder(model, optimizer, params=None, schedule=every(config.field_every), path=path,
+    recorder = Recorder(model, optimizer, params="*", schedule=every(config.field_every), path=path,
                         overwrite=overwrite, metadata=metadata,
                         derived={"field": field, "prob": lambda m: m.probability(x)})
 

@@ -1,0 +1,214 @@
+"""Benchmark: overhead of recording every parameter of a small MLP at every step, with bare
+and recorded rounds interleaved in one process (medians over rounds).
+
+Models (ReLU MLPs, Adam lr 1e-3, batches of ``--batch`` two-dimensional inputs, BCE loss on
+logits, ``torch.set_num_threads(--threads)``, default 1):
+
+* ``17k``: 2-256-64-1 (17 281 parameters in 6 tensors, 67.5 KiB per snapshot);
+* ``36k``: 2-1024-32-16-4-1 (36 473 parameters in 10 tensors, 142.5 KiB per snapshot;
+  the model of ``record_overhead.py``).
+
+For each model, one process trains one model through ``--rounds`` rounds of
+``--steps`` steps after ``--warmup`` untimed steps. Each round is one of three variants,
+in the order bare, memory, disk, bare, disk, memory, ... (every variant equally often
+before and after each other):
+
+* bare   -- the training step alone (no recorder attached);
+* memory -- ``Recorder(model, opt, schedule=1)`` attached (snapshots kept in memory);
+* disk   -- ``Recorder(model, opt, schedule=1, path=<tmp>.rec)`` attached (streamed).
+
+Each recorder is made once (``capture_initial=False``) and attached for its rounds only
+(``attach()`` / ``detach()``), so the three share one heap, one model and one warm cache:
+slow drifts in machine load hit all three alike. Per round: wall time per step and
+process CPU time per step (all threads, the disk writer's included). Reported: the median
+over rounds of each, the overhead against bare's median, and the cost per snapshot
+(median recorded minus median bare, in microseconds). The disk recorder's ``close()``
+(final flush) is timed separately and added, spread over its snapshots, to its figures.
+
+Checks: both recordings hold a snapshot of every parameter at every recorded step, and
+the last one equals the final parameters bit for bit.
+
+Target (issue 11): at most +3 % for the 17k model and +2 % for the 36k model, in memory
+and to disk.
+
+Also: the snapshot alone, ``tick()`` called in a loop with no training in between (the
+recorder's own time per snapshot, memory and disk). Also reported, less sensitive to drifts in machine load: the median over cycles of six
+rounds of each recorded round's time against the mean of the two bare rounds of its cycle.
+
+Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 120
+rounds of 20 steps each); ``--models 17k --rounds 12`` for a quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from dynamics import Recorder, load  # noqa: E402
+
+MODELS = {"17k": (2, 256, 64, 1), "36k": (2, 1024, 32, 16, 4, 1)}
+ORDER = ("bare", "memory", "disk", "bare", "disk", "memory")
+
+
+def make_model(widths, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def bench(widths, a, tmp: Path) -> dict:
+    model = make_model(widths, a.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    g = torch.Generator().manual_seed(a.seed + 1)
+    batches = []
+    for _ in range(16):
+        x = torch.randn(a.batch, 2, generator=g)
+        batches.append((x, ((x[:, 0] * x[:, 1]) > 0).float()[:, None]))
+    k = 0
+
+    def step():
+        nonlocal k
+        x, y = batches[k % len(batches)]
+        k += 1
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    for _ in range(a.warmup):
+        step()
+    path = tmp / f"bench{os.getpid()}_{len(widths)}.rec"
+    recorders = {"memory": Recorder(model, opt, schedule=1, capture_initial=False),
+                 "disk": Recorder(model, opt, schedule=1, path=path, capture_initial=False)}
+    wall = {v: [] for v in ("bare", "memory", "disk")}
+    cpu = {v: [] for v in wall}
+    last = {}  # parameters at the end of each recorder's last round
+    for r in range(a.rounds):
+        variant = ORDER[r % len(ORDER)]
+        rec = recorders.get(variant)
+        if rec is not None:
+            rec.attach()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(a.steps):
+            step()
+        t1, c1 = time.perf_counter(), time.process_time()
+        if rec is not None:
+            rec.detach()
+            last[variant] = [p.detach().clone() for p in model.parameters()]
+        wall[variant].append((t1 - t0) / a.steps)
+        cpu[variant].append((c1 - c0) / a.steps)
+    t0, c0 = time.perf_counter(), time.process_time()
+    recorders["disk"].close()
+    close_wall, close_cpu = time.perf_counter() - t0, time.process_time() - c0
+    recorders["memory"].close()
+    n_disk = sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == "disk") * a.steps
+    check = {}
+    n_rounds = {v: sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == v) for v in ("memory", "disk")}
+    for name, recording in (("memory", recorders["memory"].recording), ("disk", load(path))):
+        names = [n for n, _ in model.named_parameters()]
+        check[name] = (all(len(recording[n]) == n_rounds[name] * a.steps for n in names)
+                       and all(np.array_equal(np.asarray(recording[n].values[-1]), p.numpy())
+                               for n, p in zip(names, last[name])))
+    disk_bytes = sum(f.stat().st_size for f in path.iterdir())
+    shutil.rmtree(path)
+    # the snapshot alone: tick() (capture of every parameter) with no training in between
+    alone = {}
+    for variant in ("memory", "disk"):
+        p2 = tmp / f"alone{os.getpid()}.rec" if variant == "disk" else None
+        rec = Recorder(model, schedule=1, path=p2, capture_initial=False).attach()
+        batches_us = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            for _ in range(200):
+                rec.tick()
+            batches_us.append((time.perf_counter() - t0) / 200 * 1e6)
+        t0 = time.perf_counter()
+        rec.close()
+        alone[variant] = (statistics.median(batches_us), (time.perf_counter() - t0) / 1400 * 1e6)
+        if p2 is not None:
+            shutil.rmtree(p2)
+    paired = {v: [] for v in ("memory", "disk")}
+    seq = [(ORDER[r % len(ORDER)], r) for r in range(a.rounds)]
+    times = {r: t for v in wall for r, t in zip([r for vv, r in seq if vv == v], wall[v])}
+    for c in range(0, a.rounds - len(ORDER) + 1, len(ORDER)):
+        cycle = [(ORDER[i], c + i) for i in range(len(ORDER))]
+        bare = np.mean([times[r] for v, r in cycle if v == "bare"])
+        for v, r in cycle:
+            if v != "bare":
+                paired[v].append(times[r] / bare - 1)
+    return {"alone": alone, "paired": paired, "wall": wall, "cpu": cpu, "close_wall": close_wall / n_disk, "close_cpu": close_cpu / n_disk,
+            "check": check, "params": sum(p.numel() for p in model.parameters()),
+            "tensors": len(list(model.parameters())), "disk_bytes": disk_bytes, "snapshots": n_disk}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--models", default="17k,36k", help="comma-separated: " + ", ".join(MODELS))
+    p.add_argument("--rounds", type=int, default=120, help="rounds per model (a multiple of 6 keeps the order balanced)")
+    p.add_argument("--steps", type=int, default=20, help="steps per round")
+    p.add_argument("--warmup", type=int, default=100, help="untimed steps before the first round")
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:  # as record_overhead.py --malloc tuned: no heap trimming, so no page faults per step
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 1 << 30)
+        libc.mallopt(-3, 32 << 20)
+    except OSError:
+        pass
+    tmp = Path(tempfile.mkdtemp(prefix="bench_interleaved_"))
+    print(f"torch {torch.__version__}, {a.threads} torch thread(s), os.cpu_count()={os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.2f}; batch {a.batch}; {a.rounds} interleaved rounds of {a.steps} steps "
+          f"after {a.warmup} warm-up steps")
+    ok = True
+    try:
+        for key in a.models.split(","):
+            out = bench(MODELS[key], a, tmp)
+            bare_w, bare_c = statistics.median(out["wall"]["bare"]), statistics.median(out["cpu"]["bare"])
+            print(f"\n{key}: MLP {'-'.join(map(str, MODELS[key]))}, {out['params']:,} parameters in {out['tensors']} "
+                  f"tensors ({out['params'] * 4 / 1024:.1f} KiB per snapshot); bare step {1000 * bare_w:.3f} ms wall, "
+                  f"{1000 * bare_c:.3f} ms CPU (medians)")
+            print(f"  {'variant':8s} {'ms/step':>8s} {'overhead':>9s} {'us/snapshot':>12s} {'CPU ms/step':>12s} "
+                  f"{'CPU overhead':>13s} {'CPU us/snapshot':>16s}  per-round wall overheads vs bare median")
+            for v in ("bare", "memory", "disk"):
+                w, c = statistics.median(out["wall"][v]), statistics.median(out["cpu"][v])
+                if v == "disk":
+                    w, c = w + out["close_wall"], c + out["close_cpu"]
+                rounds = " ".join(f"{100 * (x / bare_w - 1):+.0f}" for x in out["wall"][v])
+                print(f"  {v:8s} {1000 * w:8.3f} {100 * (w / bare_w - 1):+8.1f}% {1e6 * (w - bare_w):+11.1f} "
+                      f"{1000 * c:12.3f} {100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}")
+            print("  paired (each recorded round against the bare rounds of its cycle of 6; median over cycles): "
+                  + ", ".join(f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()))
+            print("  snapshot alone (tick() in a loop, median of 7 x 200; + close() per snapshot): "
+                  + ", ".join(f"{v} {t:.1f} us (+{c:.1f} us)" for v, (t, c) in out["alone"].items()))
+            print(f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; close() "
+                  f"{1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks (every parameter at every "
+                  f"step, last snapshot bit-identical): memory {out['check']['memory']}, disk {out['check']['disk']}")
+            ok &= all(out["check"].values())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Recorder on real research code: several optimizers, buffers, dtypes, structured module
+outputs, honest warnings, compiled models, block capture (issue 11)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics import Recorder, load
+from dynamics.recorder import RecorderError, RecorderWarning
+
+
+def mlp(seed=0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).to(dtype)
+
+
+def sgd_step(model, opt, gen, dtype=torch.float32):
+    opt.zero_grad()
+    model(torch.randn(16, 3, generator=gen, dtype=dtype)).pow(2).mean().backward()
+    opt.step()
+
+
+# -- 2. several optimizers ------------------------------------------------------------------
+
+
+def test_two_optimizers_as_a_list_capture_once_after_both_stepped():
+    model = mlp()
+    first = torch.optim.SGD(model[0].parameters(), lr=0.1)
+    second = torch.optim.Adam(model[2].parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+    expected = {}
+    with Recorder(model, [first, second], schedule=1) as rec:
+        for step in range(1, 6):
+            first.zero_grad(); second.zero_grad()
+            model(torch.randn(16, 3, generator=gen)).pow(2).mean().backward()
+            first.step()
+            assert rec.step == step - 1  # not yet: the second optimizer has not stepped
+            second.step()
+            assert rec.step == step
+            expected[step] = {k: v.clone() for k, v in model.state_dict().items()}
+    r = rec.recording
+    np.testing.assert_array_equal(r["2.weight"].steps, range(6))
+    for step, state in expected.items():  # neither layer one update behind
+        for name in ("0.weight", "2.weight"):
+            np.testing.assert_array_equal(r[name].values[step], state[name].numpy())
+    assert r.metadata["recorder"]["optimizers"] == 2
+
+
+def test_alternating_gan_steps_count_one_step_when_every_optimizer_has_stepped():
+    torch.manual_seed(0)
+    gen_net, disc = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    model = torch.nn.ModuleDict({"g": gen_net, "d": disc})
+    opt_g = torch.optim.SGD(gen_net.parameters(), lr=0.1)
+    opt_d = torch.optim.SGD(disc.parameters(), lr=0.1)
+    with Recorder(model, [opt_d, opt_g], schedule=1) as rec:
+        for it in range(4):
+            for _ in range(3):  # critic steps
+                opt_d.zero_grad(); disc(gen_net(torch.randn(4, 2)).detach()).mean().backward(); opt_d.step()
+            assert rec.step == it  # D alone does not complete a step
+            opt_g.zero_grad(); (-disc(gen_net(torch.randn(4, 2)))).mean().backward(); opt_g.step()
+            assert rec.step == it + 1
+            np.testing.assert_array_equal(rec.recording["d.weight"].values[-1], disc.weight.detach().numpy())
+            np.testing.assert_array_equal(rec.recording["g.weight"].values[-1], gen_net.weight.detach().numpy())
+
+
+def test_parameters_no_given_optimizer_updates_are_reported():
+    model = mlp()
+    first = torch.optim.SGD(model[0].parameters(), lr=0.1)
+    with pytest.warns(RecorderWarning, match=r"no optimizer given to the Recorder updates them: 2\.weight, 2\.bias"):
+        rec = Recorder(model, first).attach()
+    assert rec.recording.metadata["recorder"]["not_optimized"] == ["2.weight", "2.bias"]
+    rec.close()
+    with pytest.raises(RecorderError, match="no optimizer"):
+        Recorder(model, first, strict=True).attach()
+
+
+# -- 3. buffers -------------------------------------------------------------------------------
+
+
+def test_buffers_by_pattern_and_none_by_default(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="names buffers: pass buffers="):
+        Recorder(model, opt, params="*running_mean")
+    assert not [k for k in Recorder(model, opt).recording if "running" in k]
+    means = []
+    with Recorder(model, opt, buffers="*running_*", path=tmp_path / "bn.rec") as rec:
+        means.append(model[1].running_mean.clone())
+        for _ in range(3):
+            opt.zero_grad(); model(torch.randn(8, 3)).sum().backward(); opt.step()
+            means.append(model[1].running_mean.clone())
+    r = load(tmp_path / "bn.rec")
+    assert r["1.running_mean"].kind == "buffer" and r["1.running_var"].source == "1.running_var"
+    np.testing.assert_array_equal(r["1.running_mean"].values, torch.stack(means).numpy())
+    assert "1.num_batches_tracked" not in r
+    with Recorder(model, buffers="*num_batches*") as rec:
+        pass
+    assert rec.recording["1.num_batches_tracked"].values.dtype == np.int64
+
+
+# -- 4. dtypes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype, stored", [(torch.float64, np.float64), (torch.float16, np.float16),
+                                           (torch.bfloat16, np.float32), (torch.float32, np.float32)])
+def test_series_keep_their_tensors_dtype(dtype, stored, tmp_path):
+    model = torch.nn.Linear(3, 2).to(dtype)
+    with torch.no_grad():
+        model.weight.uniform_(-1, 1)
+    with Recorder(model, grads=True, path=tmp_path / "d.rec") as rec:
+        model(torch.randn(4, 3, dtype=dtype)).sum().backward()
+        with torch.no_grad():
+            model.weight.mul_(1.5)
+        rec.tick()
+    r = load(tmp_path / "d.rec")
+    assert r["weight"].values.dtype == stored and r["grad/weight"].values.dtype == stored
+    np.testing.assert_array_equal(r["weight"].values[-1], model.weight.detach().to(torch.float64).numpy())
+    np.testing.assert_array_equal(r["grad/weight"].values[-1], model.weight.grad.to(torch.float64).numpy())
+
+
+def test_a_dtype_change_after_attaching_is_refused_not_downcast():
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    rec = Recorder(model, opt).attach()
+    sgd_step(model, opt, gen)
+    model.double()
+    with pytest.raises(TypeError, match=r"series '0\.weight' was recorded as float32 and is now float64"):
+        sgd_step(model, opt, gen, torch.float64)
+    rec.close(complete=False)
+    with Recorder(model, opt) as rec:  # made after converting: float64 throughout
+        sgd_step(model, opt, gen, torch.float64)
+    assert rec.recording["0.weight"].values.dtype == np.float64
+
+
+def test_buffers_replaced_by_a_conversion_are_still_found():
+    model = torch.nn.BatchNorm1d(3)
+    with Recorder(model, params=None, buffers="running_mean") as rec:
+        model.to(torch.float16)  # replaces the buffer tensors
+        with pytest.raises(TypeError, match="running_mean' was recorded as float32 and is now float16"):
+            rec.tick()
+
+
+# -- 5. structured module outputs ---------------------------------------------------------
+
+
+class DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(5, 4)
+
+    def forward(self, x):
+        y = self.lin(x)
+        return {"hidden": y, "weights": y.softmax(-1), "n": 3}
+
+
+def test_tuple_and_dict_outputs_give_one_series_per_tensor():
+    torch.manual_seed(0)
+    lstm, head = torch.nn.LSTM(4, 5, batch_first=True), DictOut()
+    model = torch.nn.ModuleDict({"lstm": lstm, "head": head})
+    x = torch.randn(2, 7, 4)
+    with pytest.warns(RecorderWarning, match=r"module 'head' holds a int at \[n\]") as caught:
+        with Recorder(model, params=None, activations=["lstm", "head"]) as rec:
+            out, (h, c) = lstm(x)
+            head(h[0])
+            rec.tick()
+            head(h[0])
+    assert sum("holds a int" in str(w.message) for w in caught) == 1  # once
+    r = rec.recording
+    for name, tensor in (("lstm[0]", out), ("lstm[1][0]", h), ("lstm[1][1]", c)):
+        stats = r[f"stats/act/{name}"]
+        assert stats.source == name and stats.of == "activation"
+        np.testing.assert_allclose(stats.values[0][[2, 3]], [tensor.min().item(), tensor.max().item()], rtol=1e-6)
+    assert {"stats/act/head[hidden]", "stats/act/head[weights]"} <= set(r.keys())
+    assert not [k for k in r.keys() if "[n]" in k]
+    assert "activation lstm[1][0]" in r.summaries()
+
+
+# -- 6. honest reporting ---------------------------------------------------------------------
+
+
+def test_second_recorder_on_the_same_model_is_reported():
+    model = mlp()
+    first = Recorder(model).attach()
+    with pytest.warns(RecorderWarning, match="another Recorder is already attached"):
+        second = Recorder(model).attach()
+    second.close()
+    with pytest.raises(RecorderError, match="another Recorder"):
+        Recorder(model, strict=True).attach()
+    first.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Recorder(model).attach().close()  # the others are detached: nothing to say
+
+
+def test_frozen_parameters_with_grads_are_reported_and_noted():
+    model = mlp()
+    model[0].weight.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    with pytest.warns(RecorderWarning, match=r"frozen \(requires_grad=False\).*0\.weight"):
+        with Recorder(model, opt, grads=True) as rec:
+            sgd_step(model, opt, torch.Generator().manual_seed(0))
+    r = rec.recording
+    assert r.metadata["recorder"]["frozen"] == ["0.weight"]
+    assert "grad/0.weight" not in r and len(r["grad/0.bias"]) == 1
+    with pytest.raises(RecorderError, match="frozen"):
+        Recorder(model, opt, grads=True, strict=True).attach()
+
+
+def test_non_finite_values_are_reported_once_naming_series_and_step():
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(model, opt) as rec:
+            sgd_step(model, opt, gen)
+            rec.log(loss=float("nan"))
+            rec.log(loss=float("nan"))
+            with torch.no_grad():
+                model[2].bias.fill_(float("inf"))
+            sgd_step(model, opt, gen)
+            sgd_step(model, opt, gen)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert any("'loss' at step 1" in m for m in messages)
+    assert any("'2.bias'" in m and "at step 2" in m for m in messages)
+    assert len(messages) == len(set(messages)) and sum("'loss'" in m for m in messages) == 1
+    nonfinite = rec.recording.metadata["nonfinite"]
+    assert nonfinite["loss"] == 1 and nonfinite["2.bias"] == 2
+    with pytest.raises(RecorderError, match="'loss' at step 0"):
+        Recorder(model, strict=True).log(loss=float("inf"))
+
+
+# -- 8. block capture: exact, across blocks and flushes ---------------------------------
+
+
+@pytest.mark.parametrize("to_disk", [True, False])
+def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 300), torch.nn.ReLU(), torch.nn.Linear(300, 1))
+    model.register_buffer("count", torch.zeros((), dtype=torch.int64))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(1)
+    snaps = []
+    rec = Recorder(model, opt, grads=True, buffers="count", path=tmp_path / "b.rec" if to_disk else None)
+    with rec:
+        snaps.append({k: v.clone() for k, v in model.state_dict().items()})
+        for _ in range(150):  # several blocks (at most 64 snapshots each)
+            opt.zero_grad(set_to_none=True)
+            model(torch.randn(8, 2, generator=gen)).pow(2).mean().backward()
+            model.count += 1  # before the step: the capture happens inside opt.step()
+            opt.step()
+            snaps.append({k: v.clone() for k, v in model.state_dict().items()})
+            snaps[-1]["grad"] = model[0].weight.grad.clone()
+            if len(snaps) == 70:
+                mid = rec.recording  # a read in the middle flushes the blocks and goes on
+                assert len(mid["0.weight"]) == 70
+    r = load(tmp_path / "b.rec") if to_disk else rec.recording
+    assert r["0.weight"].kind == "parameter" and r["grad/0.weight"].source == "0.weight"
+    np.testing.assert_array_equal(r["0.weight"].steps, range(151))
+    np.testing.assert_array_equal(r["grad/0.weight"].steps, range(1, 151))
+    for name in ("0.weight", "0.bias", "2.weight", "count"):
+        np.testing.assert_array_equal(r[name].values, torch.stack([s[name] for s in snaps]).numpy())
+    np.testing.assert_array_equal(r["grad/0.weight"].values, torch.stack([s["grad"] for s in snaps[1:]]).numpy())
+
+
+# -- 1. compiled models ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_compiled_model_is_recorded_under_its_own_names():
+    torch._dynamo.reset()
+    model = mlp()
+    compiled = torch.compile(model)  # inductor, on this CPU
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    with Recorder(compiled, opt, grads=True, summaries="*", summary_grads=True, activations=["0", "1"]) as rec:
+        for _ in range(3):
+            opt.zero_grad()
+            out = compiled(torch.randn(16, 3, generator=gen))
+            out.pow(2).mean().backward()
+            opt.step()
+            rec.log(loss=out.pow(2).mean())
+    r = rec.recording
+    assert {"0.weight", "grad/2.bias", "stats/0.weight", "stats/grad/0.weight", "stats/act/1", "loss"} <= set(r.keys())
+    assert not [k for k in r.keys() if "_orig_mod" in k]
+    np.testing.assert_array_equal(r["0.weight"].values[-1], model[0].weight.detach().numpy())
+    assert len(r["stats/act/1"]) == 3 and np.isfinite(r["stats/act/1"].values).all()
+    assert r["stats/act/1"].values[:, 2].min() >= 0  # a ReLU's output: real values, not traced ones
+
+
+def test_strict_non_finite_parameter_raises_and_keeps_the_recording(tmp_path):
+    model = mlp()
+    with torch.no_grad():
+        model[0].bias[1] = float("nan")
+    rec = Recorder(model, strict=True, path=tmp_path / "s.rec").attach()
+    rec.tick()
+    with pytest.raises(RecorderError, match=r"'0\.bias' at step 0"):
+        rec.close()
+    r = load(tmp_path / "s.rec")
+    assert r.complete and len(r["0.bias"]) == 2 and r.metadata["nonfinite"] == {"0.bias": 0}
