@@ -8,11 +8,19 @@ writer's real CRC-32 and a no-op checksum, so slow drifts of a shared machine's 
 both alike. Prints the median ms/step of each. (recording_format.py measures the same
 switch on pure streaming, where nothing else runs.)
 """
-import statistics, sys, tempfile, time, zlib
+
+import statistics
+import sys
+import tempfile
+import time
+import zlib
 from pathlib import Path
+
 import torch
+
 import dynamics.recording as recording
 from dynamics import Recorder
+
 torch.set_num_threads(1)
 torch.manual_seed(0)
 widths = [2, 1024, 32, 16, 4, 1]
@@ -32,8 +40,12 @@ with Recorder(model, opt, params="*", schedule=1, path=Path(tempfile.mkdtemp()) 
         recording._crc32 = zlib.crc32 if mode == "crc" else noop
         t = time.perf_counter()
         for _ in range(block):
-            opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
         if i >= 2:
             times[mode].append((time.perf_counter() - t) / block * 1e3)
 c, n = statistics.median(times["crc"]), statistics.median(times["none"])
-print(f"{blocks} blocks of {block} steps each way: median {c:.2f} ms/step with CRC-32, {n:.2f} without: {100 * (c - n) / n:+.1f}%")
+print(
+    f"{blocks} blocks of {block} steps each way: median {c:.2f} ms/step with CRC-32, {n:.2f} without: {100 * (c - n) / n:+.1f}%"
+)

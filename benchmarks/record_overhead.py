@@ -72,7 +72,9 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 
 from dynamics import Recorder, load  # noqa: E402
 
@@ -198,8 +200,12 @@ def v_recorder_disk(r: Run, tmp: Path) -> tuple[float, dict]:
         "tensors": len(named),
         "lengths": sorted({len(rec[n]) for n, _ in named}),
         "expected": r.a.warmup + r.steps + 1,  # step 0 is captured on attach
-        "last_equal": all(np.array_equal(np.asarray(rec[n].values[-1]), p.detach().numpy()) for n, p in named),
-        "steps_ok": all(np.array_equal(rec[n].steps, np.arange(r.a.warmup + r.steps + 1)) for n, _ in named),
+        "last_equal": all(
+            np.array_equal(np.asarray(rec[n].values[-1]), p.detach().numpy()) for n, p in named
+        ),
+        "steps_ok": all(
+            np.array_equal(rec[n].steps, np.arange(r.a.warmup + r.steps + 1)) for n, _ in named
+        ),
         "bytes": sum(f.stat().st_size for f in path.iterdir()),
     }
     shutil.rmtree(path)
@@ -246,7 +252,9 @@ def make_paired(kind: str):
         rec = None
         if kind == "floor":
             params = list(r.model.parameters())
-            rows = torch.from_numpy(np.empty((n_blocks // 2 * block, sum(p.numel() for p in params)), np.float32))
+            rows = torch.from_numpy(
+                np.empty((n_blocks // 2 * block, sum(p.numel() for p in params)), np.float32)
+            )
         else:
             path = tmp / f"paired{os.getpid()}.rec" if kind == "disk" else None
             rec = Recorder(r.model, r.opt, schedule=1, path=path, capture_initial=False)
@@ -290,9 +298,21 @@ def child(conn, fn, a, steps, checkpoints, tmp) -> None:
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         total, check = fn(r, tmp)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0  # ru_maxrss is KiB on Linux
-        conn.send({"times": r.times, "total": total, "check": check, "hashes": r.hashes, "final": r.param_hash(),
-                   "k": r.k, "faults": faults / (a.warmup + steps), "peak": max(peak, 0)})
+        peak = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+        )  # ru_maxrss is KiB on Linux
+        conn.send(
+            {
+                "times": r.times,
+                "total": total,
+                "check": check,
+                "hashes": r.hashes,
+                "final": r.param_hash(),
+                "k": r.k,
+                "faults": faults / (a.warmup + steps),
+                "peak": max(peak, 0),
+            }
+        )
     except BaseException as exc:  # report, do not hang the parent
         import traceback
 
@@ -318,32 +338,68 @@ def run_in_child(fn, a, steps, checkpoints, tmp) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog="Target: Recorder overhead < 5% per step. See the module docstring.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Target: Recorder overhead < 5% per step. See the module docstring.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--steps", type=int, default=2000, help="timed steps per run")
     p.add_argument("--warmup", type=int, default=50, help="untimed steps before each timed run")
-    p.add_argument("--rounds", type=int, default=3, help="rounds; each runs every variant once (interleaved)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="rounds; each runs every variant once (interleaved)"
+    )
     p.add_argument("--threads", type=int, default=1, choices=(1, 2), help="torch.set_num_threads")
     p.add_argument("--batch", type=int, default=1000, help="batch size")
-    p.add_argument("--memory-steps", type=int, default=500,
-                   help="timed steps of the in-memory Recorder (its memory grows fast); 0 skips it")
-    p.add_argument("--tb-steps", type=int, default=300,
-                   help="timed steps of the TensorBoard variants (slow; per-step figures need no more)")
+    p.add_argument(
+        "--memory-steps",
+        type=int,
+        default=500,
+        help="timed steps of the in-memory Recorder (its memory grows fast); 0 skips it",
+    )
+    p.add_argument(
+        "--tb-steps",
+        type=int,
+        default=300,
+        help="timed steps of the TensorBoard variants (slow; per-step figures need no more)",
+    )
     p.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard comparison")
-    p.add_argument("--paired-steps", type=int, default=1000,
-                   help="steps of each paired A/B run (half with recording); 0 skips the paired runs")
+    p.add_argument(
+        "--paired-steps",
+        type=int,
+        default=1000,
+        help="steps of each paired A/B run (half with recording); 0 skips the paired runs",
+    )
     p.add_argument("--block", type=int, default=25, help="steps per block in the paired A/B runs")
-    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
-                   help="tuned: glibc mallopt in every run, no heap trimming and mmap threshold 32 MiB "
-                        "(no page faults per step); default: glibc's defaults")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model initialisation and the data")
-    p.add_argument("--tmp", type=Path, default=None, help="folder for the recordings (default: a temporary folder)")
+    p.add_argument(
+        "--malloc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="tuned: glibc mallopt in every run, no heap trimming and mmap threshold 32 MiB "
+        "(no page faults per step); default: glibc's defaults",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the model initialisation and the data"
+    )
+    p.add_argument(
+        "--tmp",
+        type=Path,
+        default=None,
+        help="folder for the recordings (default: a temporary folder)",
+    )
     a = p.parse_args(argv)
-    if a.steps < 1 or a.warmup < 0 or a.rounds < 1 or a.tb_steps < 1 or a.memory_steps < 0 or a.paired_steps < 0 \
-            or a.block < 1:
-        p.error("need --steps >= 1, --warmup >= 0, --rounds >= 1, --tb-steps >= 1, --memory-steps >= 0, "
-                "--paired-steps >= 0, --block >= 1")
+    if (
+        a.steps < 1
+        or a.warmup < 0
+        or a.rounds < 1
+        or a.tb_steps < 1
+        or a.memory_steps < 0
+        or a.paired_steps < 0
+        or a.block < 1
+    ):
+        p.error(
+            "need --steps >= 1, --warmup >= 0, --rounds >= 1, --tb-steps >= 1, --memory-steps >= 0, "
+            "--paired-steps >= 0, --block >= 1"
+        )
 
     wall0 = time.perf_counter()
     model = make_model(a.seed)
@@ -354,27 +410,35 @@ def main(argv=None) -> int:
 
     mem_steps = min(a.memory_steps, a.steps)
     tb_steps = min(a.tb_steps, a.steps)
-    variants = [("bare", v_bare, a.steps),
-                ("floor: torch.cat into preallocated buffer", v_floor, a.steps),
-                ("Recorder(path=<tmp>.rec), every step", v_recorder_disk, a.steps)]
+    variants = [
+        ("bare", v_bare, a.steps),
+        ("floor: torch.cat into preallocated buffer", v_floor, a.steps),
+        ("Recorder(path=<tmp>.rec), every step", v_recorder_disk, a.steps),
+    ]
     notes = []
     # Measured: resident memory grows ~5 MiB per step (about 40x the 142 KiB snapshot).
     mem_need = (a.warmup + mem_steps) * 6 * 2**20
     if mem_steps == 0:
         notes.append("in-memory Recorder: skipped (--memory-steps 0)")
     elif mem_need > available_bytes() // 2:
-        notes.append(f"in-memory Recorder: skipped, it would need about {mem_need / 2**30:.1f} GiB "
-                     f"(> half of the available memory); lower --memory-steps")
+        notes.append(
+            f"in-memory Recorder: skipped, it would need about {mem_need / 2**30:.1f} GiB "
+            f"(> half of the available memory); lower --memory-steps"
+        )
     else:
         variants.append(("Recorder(path=None), every step", v_recorder_memory, mem_steps))
     if a.no_tensorboard:
         notes.append("TensorBoard: skipped (--no-tensorboard)")
     else:
         try:
-            importlib.import_module("tensorboard")  # what torch.utils.tensorboard needs; imported in the runs
+            importlib.import_module(
+                "tensorboard"
+            )  # what torch.utils.tensorboard needs; imported in the runs
         except ImportError as exc:
-            notes.append(f"TensorBoard comparison skipped: torch.utils.tensorboard needs the tensorboard package "
-                         f"({exc}); pip install tensorboard to run it")
+            notes.append(
+                f"TensorBoard comparison skipped: torch.utils.tensorboard needs the tensorboard package "
+                f"({exc}); pip install tensorboard to run it"
+            )
         else:
             variants.append(("TensorBoard add_histogram, every step", make_tb(1), tb_steps))
             variants.append(("TensorBoard add_histogram, every 10 steps", make_tb(10), tb_steps))
@@ -383,13 +447,19 @@ def main(argv=None) -> int:
     tmp_owned = a.tmp is None
     tmp = Path(tempfile.mkdtemp(prefix="bench_record_")) if tmp_owned else a.tmp
     tmp.mkdir(parents=True, exist_ok=True)
-    print(f"MLP {'-'.join(map(str, WIDTHS))} (ReLU): {n_params:,} parameters in {n_tensors} tensors "
-          f"({snap_bytes / 1024:.1f} KiB per snapshot); Adam lr 1e-3; batch {a.batch}; BCE loss")
-    print(f"torch {torch.__version__}, {a.threads} torch thread(s); os.cpu_count()={os.cpu_count()}; "
-          f"malloc {'tuned (mallopt: no trim, mmap threshold 32 MiB)' if a.malloc == 'tuned' else 'glibc defaults'}; "
-          f"one fresh forked process per run")
-    print(f"{a.steps} timed steps per run ({mem_steps} for the in-memory Recorder, {tb_steps} for TensorBoard) "
-          f"after {a.warmup} warm-up steps; {a.rounds} interleaved round(s); recordings in {tmp}")
+    print(
+        f"MLP {'-'.join(map(str, WIDTHS))} (ReLU): {n_params:,} parameters in {n_tensors} tensors "
+        f"({snap_bytes / 1024:.1f} KiB per snapshot); Adam lr 1e-3; batch {a.batch}; BCE loss"
+    )
+    print(
+        f"torch {torch.__version__}, {a.threads} torch thread(s); os.cpu_count()={os.cpu_count()}; "
+        f"malloc {'tuned (mallopt: no trim, mmap threshold 32 MiB)' if a.malloc == 'tuned' else 'glibc defaults'}; "
+        f"one fresh forked process per run"
+    )
+    print(
+        f"{a.steps} timed steps per run ({mem_steps} for the in-memory Recorder, {tb_steps} for TensorBoard) "
+        f"after {a.warmup} warm-up steps; {a.rounds} interleaved round(s); recordings in {tmp}"
+    )
     for note in notes:
         print(note)
     print()
@@ -407,12 +477,16 @@ def main(argv=None) -> int:
             print(f"  round {r + 1} (ms/step): " + " | ".join(parts), flush=True)
         paired = {}
         if a.paired_steps:
-            kinds = [("floor: torch.cat into preallocated buffer", "floor"),
-                     ("Recorder(path=<tmp>.rec), every step", "disk")]
+            kinds = [
+                ("floor: torch.cat into preallocated buffer", "floor"),
+                ("Recorder(path=<tmp>.rec), every step", "disk"),
+            ]
             if any(name.startswith("Recorder(path=None)") for name, _, _ in variants):
                 kinds.append(("Recorder(path=None), every step", "memory"))
             for name, kind in kinds:
-                paired[name] = run_in_child(make_paired(kind), a, a.paired_steps, set(), tmp)["check"]
+                paired[name] = run_in_child(make_paired(kind), a, a.paired_steps, set(), tmp)[
+                    "check"
+                ]
             print(f"  paired A/B runs done ({', '.join(k for _, k in kinds)})", flush=True)
     finally:
         if tmp_owned:
@@ -423,44 +497,62 @@ def main(argv=None) -> int:
     bare_mean = statistics.median(o["per_step"] for o in bare)
     bare_med = float(np.median(np.concatenate([o["times"] for o in bare])))
     print()
-    print("ms/step: median over rounds of (timed span including close()) / steps;  per round: overhead of each")
-    print("round's run against the same round's bare run;  median step: median single-step time pooled over rounds;")
-    print("faults: minor page faults per step;  peak MiB: growth of resident memory during the run.")
-    hdr = (f"{'variant':43s} {'ms/step':>8s} {'overhead':>9s} {'per round':>22s} {'median step':>12s} "
-           f"{'overhead':>9s} {'faults':>7s} {'peak MiB':>9s}")
+    print(
+        "ms/step: median over rounds of (timed span including close()) / steps;  per round: overhead of each"
+    )
+    print(
+        "round's run against the same round's bare run;  median step: median single-step time pooled over rounds;"
+    )
+    print(
+        "faults: minor page faults per step;  peak MiB: growth of resident memory during the run."
+    )
+    hdr = (
+        f"{'variant':43s} {'ms/step':>8s} {'overhead':>9s} {'per round':>22s} {'median step':>12s} "
+        f"{'overhead':>9s} {'faults':>7s} {'peak MiB':>9s}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for name, _, _ in variants:
         outs = results[name]
         m = statistics.median(o["per_step"] for o in outs)
         med = float(np.median(np.concatenate([o["times"] for o in outs])))
-        per_round = ", ".join(f"{100 * (o['per_step'] / b['per_step'] - 1):+.0f}%" for o, b in zip(outs, bare))
+        per_round = ", ".join(
+            f"{100 * (o['per_step'] / b['per_step'] - 1):+.0f}%" for o, b in zip(outs, bare)
+        )
         faults = statistics.median(o["faults"] for o in outs)
         peak = max(o["peak"] for o in outs) / 2**20
-        print(f"{name:43s} {1000 * m:8.3f} {100 * (m / bare_mean - 1):+8.1f}% {per_round:>22s} {1000 * med:9.3f} ms "
-              f"{100 * (med / bare_med - 1):+8.1f}% {faults:7.0f} {peak:9.0f}")
+        print(
+            f"{name:43s} {1000 * m:8.3f} {100 * (m / bare_mean - 1):+8.1f}% {per_round:>22s} {1000 * med:9.3f} ms "
+            f"{100 * (med / bare_med - 1):+8.1f}% {faults:7.0f} {peak:9.0f}"
+        )
     print("-" * len(hdr))
     if a.malloc == "default":
         bare_faults = statistics.median(o["faults"] for o in bare)
-        print(f"Note (--malloc default): the bare step page-faults {bare_faults:.0f} times per step here; a variant "
-              f"whose allocations keep the heap from shrinking can then run faster than bare. Negative overheads "
-              f"measure the heap, not free recording: judge the target with --malloc tuned.")
+        print(
+            f"Note (--malloc default): the bare step page-faults {bare_faults:.0f} times per step here; a variant "
+            f"whose allocations keep the heap from shrinking can then run faster than bare. Negative overheads "
+            f"measure the heap, not free recording: judge the target with --malloc tuned."
+        )
     for name in results:
         if name.startswith("Recorder"):
             m = statistics.median(o["per_step"] for o in results[name])
             ov = 100 * (m / bare_mean - 1)
             med = float(np.median(np.concatenate([o["times"] for o in results[name]])))
             ov_med = 100 * (med / bare_med - 1)
-            print(f"{name}: overhead {ov:+.1f}% ({1000 * (m - bare_mean):+.3f} ms/step; median step {ov_med:+.1f}%) "
-                  f"-> target < 5%: {'MET' if max(ov, ov_med) < 5 else 'NOT MET'}")
+            print(
+                f"{name}: overhead {ov:+.1f}% ({1000 * (m - bare_mean):+.3f} ms/step; median step {ov_med:+.1f}%) "
+                f"-> target < 5%: {'MET' if max(ov, ov_med) < 5 else 'NOT MET'}"
+            )
 
     if paired:
         print()
         blocks = len(next(iter(paired.values()))["on"]) * 2
-        print(f"Paired A/B in one process per variant: {blocks} blocks of {a.block} steps after {a.warmup} warm-up "
-              f"steps, recording off/on/on/off/... (Recorder: detach()/attach() of one Recorder made with "
-              f"capture_initial=False; its close() is charged to the last 'on' block). Less sensitive to slow drifts "
-              f"in machine load than separate runs.")
+        print(
+            f"Paired A/B in one process per variant: {blocks} blocks of {a.block} steps after {a.warmup} warm-up "
+            f"steps, recording off/on/on/off/... (Recorder: detach()/attach() of one Recorder made with "
+            f"capture_initial=False; its close() is charged to the last 'on' block). Less sensitive to slow drifts "
+            f"in machine load than separate runs."
+        )
         hdr2 = f"{'variant':43s} {'off ms/step':>12s} {'on ms/step':>11s} {'overhead':>9s} {'median of block pairs':>22s}"
         print(hdr2)
         print("-" * len(hdr2))
@@ -468,11 +560,15 @@ def main(argv=None) -> int:
             on, off = np.array(c["on"]), np.array(c["off"])
             ov = 100 * (on.sum() / off.sum() - 1)
             pairs = 100 * np.median(on / off - 1)  # on_i paired with the off block beside it (ABBA)
-            print(f"{name:43s} {1000 * off.mean():12.3f} {1000 * on.mean():11.3f} {ov:+8.1f}% {pairs:+21.1f}%")
+            print(
+                f"{name:43s} {1000 * off.mean():12.3f} {1000 * on.mean():11.3f} {ov:+8.1f}% {pairs:+21.1f}%"
+            )
             if name.startswith("Recorder"):
-                paired_verdicts.append(f"{name} (paired A/B): overhead {ov:+.1f}% "
-                                       f"({1000 * (on.mean() - off.mean()):+.3f} ms/step) -> target < 5%: "
-                                       f"{'MET' if ov < 5 else 'NOT MET'}")
+                paired_verdicts.append(
+                    f"{name} (paired A/B): overhead {ov:+.1f}% "
+                    f"({1000 * (on.mean() - off.mean()):+.3f} ms/step) -> target < 5%: "
+                    f"{'MET' if ov < 5 else 'NOT MET'}"
+                )
         print("-" * len(hdr2))
         for line in paired_verdicts:
             print(line)
@@ -480,16 +576,25 @@ def main(argv=None) -> int:
     print()
     print("Checks:")
     c = results["Recorder(path=<tmp>.rec), every step"][-1]["check"]
-    ok = c["series"] == c["tensors"] and c["lengths"] == [c["expected"]] and c["last_equal"] and c["steps_ok"]
-    print(f"  disk recording: {c['series']} series x {c['lengths']} snapshots (expected {c['tensors']} x "
-          f"{c['expected']}), steps 0..{c['expected'] - 1}: {c['steps_ok']}, last snapshot equals the final "
-          f"parameters: {c['last_equal']}; {c['bytes'] / 2**20:.1f} MiB on disk  {'OK' if ok else 'MISMATCH'}")
+    ok = (
+        c["series"] == c["tensors"]
+        and c["lengths"] == [c["expected"]]
+        and c["last_equal"]
+        and c["steps_ok"]
+    )
+    print(
+        f"  disk recording: {c['series']} series x {c['lengths']} snapshots (expected {c['tensors']} x "
+        f"{c['expected']}), steps 0..{c['expected'] - 1}: {c['steps_ok']}, last snapshot equals the final "
+        f"parameters: {c['last_equal']}; {c['bytes'] / 2**20:.1f} MiB on disk  {'OK' if ok else 'MISMATCH'}"
+    )
     for name, _, steps in variants:
         if name == "bare":
             continue
         ref = bare[0]["hashes"].get(a.warmup + steps)
         same = all(o["final"] == ref for o in results[name])
-        print(f"  {name}: final parameters bit-identical to bare after {a.warmup + steps} steps: {same}")
+        print(
+            f"  {name}: final parameters bit-identical to bare after {a.warmup + steps} steps: {same}"
+        )
     print()
     print(f"Wall time of this benchmark: {time.perf_counter() - wall0:.1f} s")
     return 0

@@ -55,7 +55,9 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 
 from dynamics import Recorder, load  # noqa: E402
 
@@ -95,8 +97,10 @@ def bench(widths, a, tmp: Path) -> dict:
     for _ in range(a.warmup):
         step()
     path = tmp / f"bench{os.getpid()}_{len(widths)}.rec"
-    recorders = {"memory": Recorder(model, opt, schedule=1, capture_initial=False),
-                 "disk": Recorder(model, opt, schedule=1, path=path, capture_initial=False)}
+    recorders = {
+        "memory": Recorder(model, opt, schedule=1, capture_initial=False),
+        "disk": Recorder(model, opt, schedule=1, path=path, capture_initial=False),
+    }
     wall = {v: [] for v in ("bare", "memory", "disk")}
     cpu = {v: [] for v in wall}
     last = {}  # parameters at the end of each recorder's last round
@@ -120,12 +124,15 @@ def bench(widths, a, tmp: Path) -> dict:
     recorders["memory"].close()
     n_disk = sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == "disk") * a.steps
     check = {}
-    n_rounds = {v: sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == v) for v in ("memory", "disk")}
+    n_rounds = {
+        v: sum(1 for r in range(a.rounds) if ORDER[r % len(ORDER)] == v) for v in ("memory", "disk")
+    }
     for name, recording in (("memory", recorders["memory"].recording), ("disk", load(path))):
         names = [n for n, _ in model.named_parameters()]
-        check[name] = (all(len(recording[n]) == n_rounds[name] * a.steps for n in names)
-                       and all(np.array_equal(np.asarray(recording[n].values[-1]), p.numpy())
-                               for n, p in zip(names, last[name])))
+        check[name] = all(len(recording[n]) == n_rounds[name] * a.steps for n in names) and all(
+            np.array_equal(np.asarray(recording[n].values[-1]), p.numpy())
+            for n, p in zip(names, last[name])
+        )
     disk_bytes = sum(f.stat().st_size for f in path.iterdir())
     shutil.rmtree(path)
     # the snapshot alone: tick() (capture of every parameter) with no training in between
@@ -153,16 +160,32 @@ def bench(widths, a, tmp: Path) -> dict:
         for v, r in cycle:
             if v != "bare":
                 paired[v].append(times[r] / bare - 1)
-    return {"alone": alone, "paired": paired, "wall": wall, "cpu": cpu, "close_wall": close_wall / n_disk, "close_cpu": close_cpu / n_disk,
-            "check": check, "params": sum(p.numel() for p in model.parameters()),
-            "tensors": len(list(model.parameters())), "disk_bytes": disk_bytes, "snapshots": n_disk}
+    return {
+        "alone": alone,
+        "paired": paired,
+        "wall": wall,
+        "cpu": cpu,
+        "close_wall": close_wall / n_disk,
+        "close_cpu": close_cpu / n_disk,
+        "check": check,
+        "params": sum(p.numel() for p in model.parameters()),
+        "tensors": len(list(model.parameters())),
+        "disk_bytes": disk_bytes,
+        "snapshots": n_disk,
+    }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--models", default="17k,36k", help="comma-separated: " + ", ".join(MODELS))
-    p.add_argument("--rounds", type=int, default=120, help="rounds per model (a multiple of 6 keeps the order balanced)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=120,
+        help="rounds per model (a multiple of 6 keeps the order balanced)",
+    )
     p.add_argument("--steps", type=int, default=20, help="steps per round")
     p.add_argument("--warmup", type=int, default=100, help="untimed steps before the first round")
     p.add_argument("--batch", type=int, default=1000)
@@ -177,33 +200,52 @@ def main(argv=None) -> int:
     except OSError:
         pass
     tmp = Path(tempfile.mkdtemp(prefix="bench_interleaved_"))
-    print(f"torch {torch.__version__}, {a.threads} torch thread(s), os.cpu_count()={os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.2f}; batch {a.batch}; {a.rounds} interleaved rounds of {a.steps} steps "
-          f"after {a.warmup} warm-up steps")
+    print(
+        f"torch {torch.__version__}, {a.threads} torch thread(s), os.cpu_count()={os.cpu_count()}, "
+        f"load average {os.getloadavg()[0]:.2f}; batch {a.batch}; {a.rounds} interleaved rounds of {a.steps} steps "
+        f"after {a.warmup} warm-up steps"
+    )
     ok = True
     try:
         for key in a.models.split(","):
             out = bench(MODELS[key], a, tmp)
-            bare_w, bare_c = statistics.median(out["wall"]["bare"]), statistics.median(out["cpu"]["bare"])
-            print(f"\n{key}: MLP {'-'.join(map(str, MODELS[key]))}, {out['params']:,} parameters in {out['tensors']} "
-                  f"tensors ({out['params'] * 4 / 1024:.1f} KiB per snapshot); bare step {1000 * bare_w:.3f} ms wall, "
-                  f"{1000 * bare_c:.3f} ms CPU (medians)")
-            print(f"  {'variant':8s} {'ms/step':>8s} {'overhead':>9s} {'us/snapshot':>12s} {'CPU ms/step':>12s} "
-                  f"{'CPU overhead':>13s} {'CPU us/snapshot':>16s}  per-round wall overheads vs bare median")
+            bare_w, bare_c = (
+                statistics.median(out["wall"]["bare"]),
+                statistics.median(out["cpu"]["bare"]),
+            )
+            print(
+                f"\n{key}: MLP {'-'.join(map(str, MODELS[key]))}, {out['params']:,} parameters in {out['tensors']} "
+                f"tensors ({out['params'] * 4 / 1024:.1f} KiB per snapshot); bare step {1000 * bare_w:.3f} ms wall, "
+                f"{1000 * bare_c:.3f} ms CPU (medians)"
+            )
+            print(
+                f"  {'variant':8s} {'ms/step':>8s} {'overhead':>9s} {'us/snapshot':>12s} {'CPU ms/step':>12s} "
+                f"{'CPU overhead':>13s} {'CPU us/snapshot':>16s}  per-round wall overheads vs bare median"
+            )
             for v in ("bare", "memory", "disk"):
                 w, c = statistics.median(out["wall"][v]), statistics.median(out["cpu"][v])
                 if v == "disk":
                     w, c = w + out["close_wall"], c + out["close_cpu"]
                 rounds = " ".join(f"{100 * (x / bare_w - 1):+.0f}" for x in out["wall"][v])
-                print(f"  {v:8s} {1000 * w:8.3f} {100 * (w / bare_w - 1):+8.1f}% {1e6 * (w - bare_w):+11.1f} "
-                      f"{1000 * c:12.3f} {100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}")
-            print("  paired (each recorded round against the bare rounds of its cycle of 6; median over cycles): "
-                  + ", ".join(f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()))
-            print("  snapshot alone (tick() in a loop, median of 7 x 200; + close() per snapshot): "
-                  + ", ".join(f"{v} {t:.1f} us (+{c:.1f} us)" for v, (t, c) in out["alone"].items()))
-            print(f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; close() "
-                  f"{1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks (every parameter at every "
-                  f"step, last snapshot bit-identical): memory {out['check']['memory']}, disk {out['check']['disk']}")
+                print(
+                    f"  {v:8s} {1000 * w:8.3f} {100 * (w / bare_w - 1):+8.1f}% {1e6 * (w - bare_w):+11.1f} "
+                    f"{1000 * c:12.3f} {100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}"
+                )
+            print(
+                "  paired (each recorded round against the bare rounds of its cycle of 6; median over cycles): "
+                + ", ".join(
+                    f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()
+                )
+            )
+            print(
+                "  snapshot alone (tick() in a loop, median of 7 x 200; + close() per snapshot): "
+                + ", ".join(f"{v} {t:.1f} us (+{c:.1f} us)" for v, (t, c) in out["alone"].items())
+            )
+            print(
+                f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; close() "
+                f"{1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks (every parameter at every "
+                f"step, last snapshot bit-identical): memory {out['check']['memory']}, disk {out['check']['disk']}"
+            )
             ok &= all(out["check"].values())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

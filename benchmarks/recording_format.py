@@ -36,9 +36,15 @@ def stream(path, snap, snapshots):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--snapshots", type=int, default=2000, help="snapshots to append (default: 2000)")
-    p.add_argument("--size", type=int, default=36473, help="float32 values per snapshot (default: 36473)")
-    p.add_argument("--repeat", type=int, default=3, help="timings with and without checksums (default: 3)")
+    p.add_argument(
+        "--snapshots", type=int, default=2000, help="snapshots to append (default: 2000)"
+    )
+    p.add_argument(
+        "--size", type=int, default=36473, help="float32 values per snapshot (default: 36473)"
+    )
+    p.add_argument(
+        "--repeat", type=int, default=3, help="timings with and without checksums (default: 3)"
+    )
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
     rng = np.random.default_rng(0)
@@ -73,15 +79,27 @@ def main():
     np.save(tmp / "ref.npy", stacked)
     t_npsave = time.perf_counter() - t
     del stacked
-    print(f"data: {args.snapshots} snapshots x {args.size} float32 = {total_mb:.0f} MiB (+ a scalar series)")
-    print(f"append (stream to disk)    : {t_append:6.2f} s  {total_mb / t_append:7.0f} MiB/s  "
-          f"{t_append / args.snapshots * 1e6:6.0f} us/snapshot")
+    print(
+        f"data: {args.snapshots} snapshots x {args.size} float32 = {total_mb:.0f} MiB (+ a scalar series)"
+    )
+    print(
+        f"append (stream to disk)    : {t_append:6.2f} s  {total_mb / t_append:7.0f} MiB/s  "
+        f"{t_append / args.snapshots * 1e6:6.0f} us/snapshot"
+    )
     best, base = min(with_crc), min(without_crc)
-    print(f"stream, best of {len(with_crc)} with checksums: {best:6.3f} s; best of {len(without_crc)} without: "
-          f"{base:6.3f} s; checksums cost {100 * (best - base) / base:+.1f} %")
-    print(f"verify (read all, CRC-32)  : {t_verify:6.2f} s  {total_mb / t_verify:7.0f} MiB/s  ({len(problems)} damaged)")
-    print(f"np.stack + np.save (ref.)  : {t_npsave:6.2f} s  {total_mb / t_npsave:7.0f} MiB/s  (needs all data in memory)")
-    print(f"peak RSS growth while appending: {rss1 - rss0:.0f} MiB (data streamed: {total_mb:.0f} MiB)")
+    print(
+        f"stream, best of {len(with_crc)} with checksums: {best:6.3f} s; best of {len(without_crc)} without: "
+        f"{base:6.3f} s; checksums cost {100 * (best - base) / base:+.1f} %"
+    )
+    print(
+        f"verify (read all, CRC-32)  : {t_verify:6.2f} s  {total_mb / t_verify:7.0f} MiB/s  ({len(problems)} damaged)"
+    )
+    print(
+        f"np.stack + np.save (ref.)  : {t_npsave:6.2f} s  {total_mb / t_npsave:7.0f} MiB/s  (needs all data in memory)"
+    )
+    print(
+        f"peak RSS growth while appending: {rss1 - rss0:.0f} MiB (data streamed: {total_mb:.0f} MiB)"
+    )
     print(f"open recording (lazy)      : {t_open * 1e3:6.1f} ms")
     print(f"random snapshot read       : {t_read * 1e6:6.0f} us  (checksum {checksum:.1f})")
     shutil.rmtree(tmp)

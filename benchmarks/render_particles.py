@@ -67,7 +67,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FFMpegWriter, FuncAnimation  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 
 from dynamics.recording import Recording, Series  # noqa: E402
 from scenes.base import RenderOptions  # noqa: E402
@@ -95,7 +97,9 @@ def make_recording(frames: int, particles: int, seed: int = 0) -> Recording:
     teacher = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
     t = np.arange(frames, dtype=np.float64)[:, None]  # (T, 1)
     k = rng.integers(0, len(teacher), particles)
-    target = teacher[k] * rng.uniform(0.7, 1.15, (particles, 1)) + rng.normal(0, 0.08, (particles, 2))
+    target = teacher[k] * rng.uniform(0.7, 1.15, (particles, 1)) + rng.normal(
+        0, 0.08, (particles, 2)
+    )
     start = rng.normal(0, 0.05, (particles, 2))
     tau = rng.uniform(0.15, 0.4, particles) * max(frames, 2)
     s = 1 - np.exp(-t / tau)  # (T, n) progress 0 -> ~1
@@ -103,7 +107,9 @@ def make_recording(frames: int, particles: int, seed: int = 0) -> Recording:
     theta = turns * (1 - s)  # unwinds as the particle arrives
     base = start + s[..., None] * target  # (T, n, 2)
     c, sn = np.cos(theta), np.sin(theta)
-    rot = np.stack([c * base[..., 0] - sn * base[..., 1], sn * base[..., 0] + c * base[..., 1]], axis=-1)
+    rot = np.stack(
+        [c * base[..., 0] - sn * base[..., 1], sn * base[..., 0] + c * base[..., 1]], axis=-1
+    )
     steps_noise = rng.normal(0, 0.012, (frames, particles, 2))
     kernel = np.exp(-0.5 * (np.arange(-12, 13) / 5.0) ** 2)
     kernel /= kernel.sum()
@@ -115,10 +121,19 @@ def make_recording(frames: int, particles: int, seed: int = 0) -> Recording:
     loss *= np.exp(rng.normal(0, 0.05, frames))
     metadata = {
         "teacher": {"positions": teacher.tolist()},
-        "config": {"width": particles, "teachers": len(teacher), "radius": 0.05, "scaling": "mean-field",
-                   "step": 0.1, "batch": 100, "seed": seed},
+        "config": {
+            "width": particles,
+            "teachers": len(teacher),
+            "radius": 0.05,
+            "scaling": "mean-field",
+            "step": 0.1,
+            "batch": 100,
+            "seed": seed,
+        },
     }
-    return Recording({"positions": Series(steps, positions), "loss": Series(steps.copy(), loss)}, metadata)
+    return Recording(
+        {"positions": Series(steps, positions), "loss": Series(steps.copy(), loss)}, metadata
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -152,18 +167,44 @@ class BaselineFigure:
         for p in teacher:  # rays from the origin through each teacher neuron
             far = p / max(np.linalg.norm(p), 1e-12) * LIMIT * 1.5
             ax.plot([0, far[0]], [0, far[1]], color="black", linewidth=1.2, zorder=1)
-        ax.scatter(teacher[:, 0], teacher[:, 1], s=70 * 1.1, color="#d62728", edgecolor="black", linewidth=0.8,
-                   zorder=5, label="teacher neuron $a_j w_j$")
-        self.trail_art = ax.scatter([], [], s=3, color="#8c8c8c", alpha=0.55, linewidths=0, zorder=2)
-        self.particles = ax.scatter(np.zeros(n), np.zeros(n), s=70, color="#1f5fbf", edgecolor="#0b2550",
-                                    linewidth=0.8, zorder=6, label="student neuron $a_i w_i$")
+        ax.scatter(
+            teacher[:, 0],
+            teacher[:, 1],
+            s=70 * 1.1,
+            color="#d62728",
+            edgecolor="black",
+            linewidth=0.8,
+            zorder=5,
+            label="teacher neuron $a_j w_j$",
+        )
+        self.trail_art = ax.scatter(
+            [], [], s=3, color="#8c8c8c", alpha=0.55, linewidths=0, zorder=2
+        )
+        self.particles = ax.scatter(
+            np.zeros(n),
+            np.zeros(n),
+            s=70,
+            color="#1f5fbf",
+            edgecolor="#0b2550",
+            linewidth=0.8,
+            zorder=6,
+            label="student neuron $a_i w_i$",
+        )
         ax.legend(loc="upper left", fontsize="small", framealpha=0.9).set_zorder(10)
         ax.set_xlabel("first coordinate of $a_i w_i$")
         ax.set_ylabel("second coordinate of $a_i w_i$")
-        sub = [f"m = {c['width']} students, M = {c['teachers']} teachers, initial radius R = {c['radius']:g}",
-               f"{c['scaling']} step {c['step']:g}, batch {c['batch']}"]
-        fig.text(0.035, 0.955, "Student neurons travel to the teacher's neurons", fontsize="x-large", weight="bold",
-                 va="center")
+        sub = [
+            f"m = {c['width']} students, M = {c['teachers']} teachers, initial radius R = {c['radius']:g}",
+            f"{c['scaling']} step {c['step']:g}, batch {c['batch']}",
+        ]
+        fig.text(
+            0.035,
+            0.955,
+            "Student neurons travel to the teacher's neurons",
+            fontsize="x-large",
+            weight="bold",
+            va="center",
+        )
         fig.text(0.62, 0.955, "\n".join(sub), fontsize="medium", color="#444444", va="center")
         self.label = fig.text(0.62, 0.875, "", fontsize="large", family="monospace", va="center")
         cax.set_yscale("log")
@@ -199,9 +240,14 @@ class BaselineFigure:
 
 def run_baseline(rec: Recording, path: Path, a: argparse.Namespace) -> None:
     base = BaselineFigure(rec, a.width, a.height, a.dpi, a.trail)
-    anim = FuncAnimation(base.fig, base.update, frames=len(rec["positions"]), blit=False, repeat=False)
-    writer = FFMpegWriter(fps=a.fps, codec="libx264",
-                          extra_args=["-pix_fmt", "yuv420p", "-preset", a.preset, "-crf", str(a.crf)])
+    anim = FuncAnimation(
+        base.fig, base.update, frames=len(rec["positions"]), blit=False, repeat=False
+    )
+    writer = FFMpegWriter(
+        fps=a.fps,
+        codec="libx264",
+        extra_args=["-pix_fmt", "yuv420p", "-preset", a.preset, "-crf", str(a.crf)],
+    )
     anim.save(str(path), writer=writer)
     base.close()
 
@@ -212,8 +258,9 @@ def run_baseline(rec: Recording, path: Path, a: argparse.Namespace) -> None:
 
 
 def make_scene(rec: Recording, a: argparse.Namespace) -> ReluParticlesScene:
-    opts = RenderOptions(width=a.width, height=a.height, dpi=a.dpi, fps=a.fps, progress=False,
-                         workers=a.workers)
+    opts = RenderOptions(
+        width=a.width, height=a.height, dpi=a.dpi, fps=a.fps, progress=False, workers=a.workers
+    )
     return ReluParticlesScene(rec, ReluParticlesSceneConfig(limit=LIMIT, trail=a.trail), opts)
 
 
@@ -259,28 +306,51 @@ def decode_check(path: Path) -> tuple[int, set, np.ndarray | None]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog="Target: ours/baseline >= 3x frames per second. See the module docstring.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--frames", type=int, default=300, help="frames (= snapshots in the synthetic recording)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Target: ours/baseline >= 3x frames per second. See the module docstring.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--frames", type=int, default=300, help="frames (= snapshots in the synthetic recording)"
+    )
     p.add_argument("--particles", type=int, default=200, help="particles (student neurons)")
-    p.add_argument("--trail", type=int, default=30, help="trail length in positions; 0 = the whole path")
+    p.add_argument(
+        "--trail", type=int, default=30, help="trail length in positions; 0 = the whole path"
+    )
     p.add_argument("--width", type=int, default=1280, help="frame width in pixels (even)")
     p.add_argument("--height", type=int, default=720, help="frame height in pixels (even)")
     p.add_argument("--dpi", type=float, default=100, help="figure dpi (figure size = pixels / dpi)")
     p.add_argument("--fps", type=float, default=30, help="frames per second of the movies")
     p.add_argument("--preset", default="medium", help="x264 preset (ultrafast ... veryslow)")
     p.add_argument("--crf", type=int, default=20, help="x264 constant rate factor")
-    p.add_argument("--workers", type=int, default=0, help="RenderOptions.workers for ours (0 = auto)")
-    p.add_argument("--no-serial", action="store_true",
-                   help="skip the extra row: ours with RenderOptions.workers=1 (no worker processes)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="rounds of (baseline, ours, [ours workers=1], render only, limit), interleaved; "
-                        "medians are reported")
+    p.add_argument(
+        "--workers", type=int, default=0, help="RenderOptions.workers for ours (0 = auto)"
+    )
+    p.add_argument(
+        "--no-serial",
+        action="store_true",
+        help="skip the extra row: ours with RenderOptions.workers=1 (no worker processes)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of (baseline, ours, [ours workers=1], render only, limit), interleaved; "
+        "medians are reported",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
-    p.add_argument("--out-dir", type=Path, default=None,
-                   help="where to write the movies (kept); without it a temporary folder, deleted at the end")
-    p.add_argument("--no-verify", action="store_true", help="skip decoding the outputs and the pixel comparison")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where to write the movies (kept); without it a temporary folder, deleted at the end",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip decoding the outputs and the pixel comparison",
+    )
     a = p.parse_args(argv)
     if a.frames < 2 or a.particles < 1 or a.trail < 0 or a.repeats < 1:
         p.error("need --frames >= 2, --particles >= 1, --trail >= 0, --repeats >= 1")
@@ -299,19 +369,36 @@ def main(argv=None) -> int:
         probe = make_scene(rec, a)
         workers = probe.options.resolved_workers(len(probe))
         trail_desc = "whole path" if a.trail == 0 else f"last {a.trail} positions"
-        print(f"Particle animation: {len(probe)} frames at {a.width}x{a.height}, dpi {a.dpi:g}, {a.particles} particles, "
-              f"trail = {trail_desc}, 4 teacher rays, loss panel, title")
-        print(f"Encoder: libx264 yuv420p, preset {a.preset}, crf {a.crf}, {a.fps:g} fps;  ffmpeg {imageio_ffmpeg.get_ffmpeg_version()}")
-        print(f"Ours: RenderOptions.workers={a.workers} -> {workers} worker process(es) "
-              f"(os.cpu_count()={os.cpu_count()}, usable cores={len(os.sched_getaffinity(0))})")
-        print(f"matplotlib {matplotlib.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}; "
-              f"outputs in {out}")
+        print(
+            f"Particle animation: {len(probe)} frames at {a.width}x{a.height}, dpi {a.dpi:g}, {a.particles} particles, "
+            f"trail = {trail_desc}, 4 teacher rays, loss panel, title"
+        )
+        print(
+            f"Encoder: libx264 yuv420p, preset {a.preset}, crf {a.crf}, {a.fps:g} fps;  ffmpeg {imageio_ffmpeg.get_ffmpeg_version()}"
+        )
+        print(
+            f"Ours: RenderOptions.workers={a.workers} -> {workers} worker process(es) "
+            f"(os.cpu_count()={os.cpu_count()}, usable cores={len(os.sched_getaffinity(0))})"
+        )
+        print(
+            f"matplotlib {matplotlib.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}; "
+            f"outputs in {out}"
+        )
         print()
 
-        results: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": [], "serial": [], "render": [],
-                                                         "limit": []}
+        results: dict[str, list[tuple[float, float]]] = {
+            "baseline": [],
+            "ours": [],
+            "serial": [],
+            "render": [],
+            "limit": [],
+        }
         serial = argparse.Namespace(**{**vars(a), "workers": 1})
-        base_path, ours_path, limit_path = out / "bench_baseline.mp4", out / "bench_ours.mp4", out / "bench_limit.mp4"
+        base_path, ours_path, limit_path = (
+            out / "bench_baseline.mp4",
+            out / "bench_ours.mp4",
+            out / "bench_limit.mp4",
+        )
         for r in range(a.repeats):
             wall, cpu, _ = timed(run_baseline, rec, base_path, a)
             results["baseline"].append((wall, cpu))
@@ -336,8 +423,11 @@ def main(argv=None) -> int:
         if nframes != n:
             print(f"WARNING: the scene rendered {nframes} frames for {n} snapshots")
 
-        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
-               for k, v in results.items() if v}
+        med = {
+            k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for k, v in results.items()
+            if v
+        }
         fps = {k: n / w for k, (w, _) in med.items()}
         rows = [
             ("(a) baseline: FuncAnimation.save + FFMpegWriter", "baseline"),
@@ -355,17 +445,23 @@ def main(argv=None) -> int:
             if k not in med:
                 continue
             w, c = med[k]
-            print(f"{label:56s} {w:8.2f} {fps[k]:9.1f} {fps[k] / fps['baseline']:6.2f}x {1000 * c / n:13.1f}")
+            print(
+                f"{label:56s} {w:8.2f} {fps[k]:9.1f} {fps[k] / fps['baseline']:6.2f}x {1000 * c / n:13.1f}"
+            )
         print("-" * len(hdr))
         ratio = fps["ours"] / fps["baseline"]
         per_round = [bw / ow for (bw, _), (ow, _) in zip(results["baseline"], results["ours"])]
         verdict = "MET" if ratio >= 3 else "NOT MET"
-        print(f"ours / baseline: {ratio:.2f}x frames/s  (target >= 3x: {verdict}; per round: "
-              f"{', '.join(f'{x:.2f}x' for x in per_round)})")
+        print(
+            f"ours / baseline: {ratio:.2f}x frames/s  (target >= 3x: {verdict}; per round: "
+            f"{', '.join(f'{x:.2f}x' for x in per_round)})"
+        )
         cpu_ratio = med["baseline"][1] / med["ours"][1]
         print(f"CPU per frame, baseline / ours: {cpu_ratio:.2f}x")
-        print(f"ours reaches {100 * fps['ours'] / fps['limit']:.0f}% of the encoding-only limit "
-              f"({fps['limit']:.1f} frames/s at preset {a.preset})")
+        print(
+            f"ours reaches {100 * fps['ours'] / fps['limit']:.0f}% of the encoding-only limit "
+            f"({fps['limit']:.1f} frames/s at preset {a.preset})"
+        )
 
         if not a.no_verify:
             print()
@@ -376,11 +472,15 @@ def main(argv=None) -> int:
                 lasts[name] = last
                 ok = count == n and shapes == {(a.height, a.width, 3)}
                 sizes = ", ".join(f"{w}x{h}" for h, w, _ in sorted(shapes))
-                print(f"  {path.name:20s} decodes to {count} frames of {sizes}  "
-                      f"({path.stat().st_size / 1e6:.2f} MB)  {'OK' if ok else 'MISMATCH'}")
+                print(
+                    f"  {path.name:20s} decodes to {count} frames of {sizes}  "
+                    f"({path.stat().st_size / 1e6:.2f} MB)  {'OK' if ok else 'MISMATCH'}"
+                )
             d = np.abs(lasts["baseline"].astype(np.int16) - lasts["ours"].astype(np.int16))
-            print(f"  last decoded frame, baseline vs ours: mean |diff| {d.mean():.3f}, "
-                  f"max {d.max()}, pixels off by > 32: {100 * (d.max(axis=2) > 32).mean():.3f}%")
+            print(
+                f"  last decoded frame, baseline vs ours: mean |diff| {d.mean():.3f}, "
+                f"max {d.max()}, pixels off by > 32: {100 * (d.max(axis=2) > 32).mean():.3f}%"
+            )
             # Uncompressed comparison of the same frames: a full pyplot redraw (zorder respected)
             # against the scene's blitted frame and its non-blitted reference path; then the
             # baseline again with the scene's figure size and artist order, to show that what
@@ -389,15 +489,23 @@ def main(argv=None) -> int:
             twin = BaselineFigure(rec, a.width, a.height, a.dpi, a.trail)
             scene = make_scene(rec, a)
             scene.frame(0)
-            size = scene._fig.get_size_inches() if getattr(scene, "_fig", None) is not None else None
+            size = (
+                scene._fig.get_size_inches() if getattr(scene, "_fig", None) is not None else None
+            )
             if size is not None:
                 twin.fig.set_size_inches(size)
             # Scene order: moving artists after the static background, in the order animate()
             # got them (particles, then the trail) -- above the legend and the teacher dots.
             twin.particles.set_zorder(11)
-            twin.trail_art.set_zorder(12 if a.trail else 10.5)  # trail 0: stamped into the background
-            print(f"  uncompressed frames: nominal figure {a.width / a.dpi:g} x {a.height / a.dpi:g} in; the scene's "
-                  f"figure is {size[0]:g} x {size[1]:g} in" if size is not None else "")
+            twin.trail_art.set_zorder(
+                12 if a.trail else 10.5
+            )  # trail 0: stamped into the background
+            print(
+                f"  uncompressed frames: nominal figure {a.width / a.dpi:g} x {a.height / a.dpi:g} in; the scene's "
+                f"figure is {size[0]:g} x {size[1]:g} in"
+                if size is not None
+                else ""
+            )
 
             def diff(x, y):
                 d = np.abs(x.astype(np.int16) - y.astype(np.int16)).max(axis=2)
@@ -405,9 +513,11 @@ def main(argv=None) -> int:
 
             for t in sorted({0, n // 2, n - 1}):
                 fo = scene.frame(t)
-                print(f"  frame {t:4d}: baseline vs ours {diff(base.frame(t), fo)} of pixels differ; "
-                      f"with the scene's figure size and artist order {diff(twin.frame(t), fo)}; "
-                      f"ours blit vs no-blit {diff(scene.frame(t, blit=False), fo)}")
+                print(
+                    f"  frame {t:4d}: baseline vs ours {diff(base.frame(t), fo)} of pixels differ; "
+                    f"with the scene's figure size and artist order {diff(twin.frame(t), fo)}; "
+                    f"ours blit vs no-blit {diff(scene.frame(t, blit=False), fo)}"
+                )
             twin.close()
             base.close()
             scene.close()

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 
 from dynamics import load  # noqa: E402
 from dynamics.experiments import relu_particles as rp  # noqa: E402
@@ -45,20 +47,33 @@ def ints(text: str) -> list[int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--radius", type=floats, default=[0.01, 0.1, 1.0], help="radii R (rows)")
     p.add_argument("--width", type=ints, default=[5, 20, 100], help="student widths m (columns)")
-    p.add_argument("--frames", type=int, default=rp.Config.frames, help="frames per run (the default config's)")
-    p.add_argument("--jobs", type=int, default=None, help="pool workers (default: one per usable core)")
-    p.add_argument("--tmp", type=Path, default=None, help="folder for the recordings (default: a temporary one)")
+    p.add_argument(
+        "--frames", type=int, default=rp.Config.frames, help="frames per run (the default config's)"
+    )
+    p.add_argument(
+        "--jobs", type=int, default=None, help="pool workers (default: one per usable core)"
+    )
+    p.add_argument(
+        "--tmp",
+        type=Path,
+        default=None,
+        help="folder for the recordings (default: a temporary one)",
+    )
     args = p.parse_args()
 
     base = rp.Config(frames=args.frames)
     grid = {"radius": args.radius, "width": args.width}
     tmp = args.tmp or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     jobs = args.jobs or usable_cpus()
-    print(f"{len(grid_points(grid))} configurations: radius {args.radius} x width {args.width}, {args.frames} frames "
-          f"each; pool of {jobs} workers; usable cores: {usable_cpus()}; recordings in {tmp}")
+    print(
+        f"{len(grid_points(grid))} configurations: radius {args.radius} x width {args.width}, {args.frames} frames "
+        f"each; pool of {jobs} workers; usable cores: {usable_cpus()}; recordings in {tmp}"
+    )
 
     seq_root = tmp / "sequential"
     shutil.rmtree(seq_root, ignore_errors=True)
@@ -85,16 +100,21 @@ def main() -> None:
     for point, path in zip(result.points, seq_paths):
         a, b = load(point.path), load(path)
         same &= point.status == "done" and all(
-            np.array_equal(np.asarray(a[k].values), np.asarray(b[k].values)) for k in a)
+            np.array_equal(np.asarray(a[k].values), np.asarray(b[k].values)) for k in a
+        )
     print(f"identical recordings on both sides: {same}")
 
-    print("\nper configuration (final snapshot): held-out relative error, share of the student's mass within "
-          "10 degrees of a teacher neuron's line, run time in the pool")
+    print(
+        "\nper configuration (final snapshot): held-out relative error, share of the student's mass within "
+        "10 degrees of a teacher neuron's line, run time in the pool"
+    )
     print(f"{'radius':>8} {'width':>6} {'rel. error':>11} {'aligned':>8} {'seconds':>8}")
     for point in result.points:
         m = rp.alignment(load(point.path))
         o = point.overrides
-        print(f"{o['radius']:>8g} {o['width']:>6d} {m['rel_error']:>11.2e} {m['aligned']:>8.2f} {point.seconds:>8.1f}")
+        print(
+            f"{o['radius']:>8g} {o['width']:>6d} {m['rel_error']:>11.2e} {m['aligned']:>8.2f} {point.seconds:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

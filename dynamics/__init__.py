@@ -4,11 +4,29 @@
 the torch-based names (``Recorder`` and the schedules) are imported on first use.
 """
 
-from .recording import MemoryWriter, Recording, RecordingError, RecordingWriter, Series, load, verify
+from .recording import (
+    MemoryWriter,
+    Recording,
+    RecordingError,
+    RecordingWriter,
+    Series,
+    load,
+    verify,
+)
 
 __all__ = [
-    "Recorder", "Schedule", "every", "log_spaced", "at_steps",
-    "Recording", "RecordingError", "RecordingWriter", "MemoryWriter", "Series", "load", "verify",
+    "Recorder",
+    "Schedule",
+    "every",
+    "log_spaced",
+    "at_steps",
+    "Recording",
+    "RecordingError",
+    "RecordingWriter",
+    "MemoryWriter",
+    "Series",
+    "load",
+    "verify",
 ]
 __version__ = "0.1.0"
 

@@ -19,9 +19,14 @@ from .recording import RecordingError, _open, verify
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dynamics.check", description="Check recordings for damage: every block against the checksum stored with it.",
-                                epilog="Exit status: 0 intact, 1 damaged, 2 unreadable.")
-    p.add_argument("recordings", nargs="+", metavar="RUN.rec", help="recording directories to check")
+    p = argparse.ArgumentParser(
+        prog="python -m dynamics.check",
+        description="Check recordings for damage: every block against the checksum stored with it.",
+        epilog="Exit status: 0 intact, 1 damaged, 2 unreadable.",
+    )
+    p.add_argument(
+        "recordings", nargs="+", metavar="RUN.rec", help="recording directories to check"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     args = p.parse_args(argv)
     status = 0
@@ -38,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             status = max(status, 1)
         elif not args.quiet:
-            state = "complete" if rec.complete else f"incomplete, committed up to step {rec.committed_step}"
+            state = (
+                "complete"
+                if rec.complete
+                else f"incomplete, committed up to step {rec.committed_step}"
+            )
             snaps = sum(len(s) for _, s in rec.items())
             print(f"{path}: ok ({len(rec)} series, {snaps} snapshots, {state})")
     return status

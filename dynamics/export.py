@@ -22,7 +22,9 @@ from .recording import Recording, load
 __all__ = ["to_tensorboard"]
 
 
-def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.PathLike) -> dict[str, int]:
+def to_tensorboard(
+    recording: Recording | str | os.PathLike, logdir: str | os.PathLike
+) -> dict[str, int]:
     """Write ``recording``'s scalars and histograms as TensorBoard events under ``logdir``.
 
     Returns how many scalar and histogram events were written.
@@ -30,7 +32,9 @@ def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.Pa
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise ImportError("exporting to TensorBoard needs the optional package: pip install tensorboard") from exc
+        raise ImportError(
+            "exporting to TensorBoard needs the optional package: pip install tensorboard"
+        ) from exc
     rec = recording if isinstance(recording, Recording) else load(recording)
     written = {"scalars": 0, "histograms": 0}
     writer = SummaryWriter(log_dir=str(logdir))
@@ -38,7 +42,9 @@ def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.Pa
         for name, series in rec.items():
             # a scalar by kind; a series that says nothing of itself, by its shape
             if series.kind == "scalar" or (not series.kind and series.shape == ()):
-                for step, value in zip(series.steps.tolist(), np.asarray(series.values, dtype=float).tolist()):
+                for step, value in zip(
+                    series.steps.tolist(), np.asarray(series.values, dtype=float).tolist()
+                ):
                     writer.add_scalar(name, value, step)
                     written["scalars"] += 1
         for summary in rec.summaries().values():
@@ -51,10 +57,17 @@ def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.Pa
                 num = float(counts[i].sum())
                 if not (num > 0 and np.isfinite(edges[i]).all()):
                     continue
-                writer.add_histogram_raw(tag, min=lo, max=hi, num=num, sum=mean * num,
-                                         sum_squares=(std * std + mean * mean) * num,
-                                         bucket_limits=edges[i][1:].tolist(), bucket_counts=counts[i].tolist(),
-                                         global_step=step)
+                writer.add_histogram_raw(
+                    tag,
+                    min=lo,
+                    max=hi,
+                    num=num,
+                    sum=mean * num,
+                    sum_squares=(std * std + mean * mean) * num,
+                    bucket_limits=edges[i][1:].tolist(),
+                    bucket_counts=counts[i].tolist(),
+                    global_step=step,
+                )
                 written["histograms"] += 1
     finally:
         writer.close()
@@ -62,7 +75,9 @@ def to_tensorboard(recording: Recording | str | os.PathLike, logdir: str | os.Pa
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dynamics.export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m dynamics.export", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("recording", type=Path, help="a recording directory (*.rec)")
     parser.add_argument("logdir", type=Path, help="TensorBoard log directory to write into")
     args = parser.parse_args(argv)
@@ -71,8 +86,10 @@ def main(argv=None) -> None:
     except (ImportError, ValueError, FileNotFoundError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"{args.logdir}: {written['scalars']} scalar and {written['histograms']} histogram events; "
-          f"open with: tensorboard --logdir {args.logdir}")
+    print(
+        f"{args.logdir}: {written['scalars']} scalar and {written['histograms']} histogram events; "
+        f"open with: tensorboard --logdir {args.logdir}"
+    )
 
 
 if __name__ == "__main__":

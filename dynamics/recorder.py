@@ -19,7 +19,15 @@ import torch
 from .recording import MemoryWriter, Recording, RecordingWriter, load, to_jsonable
 from .summaries import Summarizer
 
-__all__ = ["Recorder", "RecorderWarning", "RecorderError", "Schedule", "every", "log_spaced", "at_steps"]
+__all__ = [
+    "Recorder",
+    "RecorderWarning",
+    "RecorderError",
+    "Schedule",
+    "every",
+    "log_spaced",
+    "at_steps",
+]
 
 
 # --------------------------------------------------------------------------------------
@@ -125,8 +133,10 @@ def _unwrap_optimizer(opt: Any) -> torch.optim.Optimizer:
         else:
             break
     if not isinstance(opt, torch.optim.Optimizer):
-        raise TypeError(f"Recorder: optimizer must be a torch.optim.Optimizer (or a sequence of them), "
-                        f"got {type(opt).__name__}")
+        raise TypeError(
+            f"Recorder: optimizer must be a torch.optim.Optimizer (or a sequence of them), "
+            f"got {type(opt).__name__}"
+        )
     return opt
 
 
@@ -158,7 +168,9 @@ def _leaves(obj: Any, suffix: str = ""):
 
 
 # Recorders attached to each model (one-time warning when a second one attaches)
-_ATTACHED: "weakref.WeakKeyDictionary[torch.nn.Module, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+_ATTACHED: "weakref.WeakKeyDictionary[torch.nn.Module, weakref.WeakSet]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _Block:
@@ -169,7 +181,9 @@ class _Block:
     series by series, one ``extend`` each.
     """
 
-    def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtype: np.dtype, index: list[int]):
+    def __init__(
+        self, names: list[str], shapes: list[tuple[int, ...]], dtype: np.dtype, index: list[int]
+    ):
         sizes = [math.prod(s) for s in shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
         total = offsets[-1]
@@ -178,9 +192,14 @@ class _Block:
         self.steps = np.empty(self.capacity, np.int64)
         rows = torch.from_numpy(self.values)
         self.rows = [rows[r] for r in range(self.capacity)]
-        self.views = [[rows[r, lo:hi].view(shape) for lo, hi, shape in zip(offsets, offsets[1:], shapes)]
-                      for r in range(self.capacity)]
-        self.slices = [(name, lo, hi, shape) for name, lo, hi, shape in zip(names, offsets, offsets[1:], shapes)]
+        self.views = [
+            [rows[r, lo:hi].view(shape) for lo, hi, shape in zip(offsets, offsets[1:], shapes)]
+            for r in range(self.capacity)
+        ]
+        self.slices = [
+            (name, lo, hi, shape)
+            for name, lo, hi, shape in zip(names, offsets, offsets[1:], shapes)
+        ]
         self.index = index  # positions of this block's tensors in the set's tensor list
         self.floating = dtype.kind == "f"
         self.n = 0
@@ -338,21 +357,29 @@ class Recorder:
             hint = ""
             if any(_match(n, patterns) for n, _ in model.named_buffers()):
                 hint = " (that pattern names buffers: pass buffers=... to record them)"
-            raise ValueError(f"Recorder: no parameter matches {patterns}{hint}; the model has {all_params}")
+            raise ValueError(
+                f"Recorder: no parameter matches {patterns}{hint}; the model has {all_params}"
+            )
         bpatterns = _patterns(buffers)
         all_buffers = [n for n, _ in model.named_buffers()]
         self._buffer_names = [n for n in all_buffers if _match(n, bpatterns)]
         if bpatterns and not self._buffer_names:
-            raise ValueError(f"Recorder: no buffer matches buffers={bpatterns}; the model has {all_buffers}")
+            raise ValueError(
+                f"Recorder: no buffer matches buffers={bpatterns}; the model has {all_buffers}"
+            )
         spatterns = _patterns(summaries)
         self._summary_names = [n for n in all_params if _match(n, spatterns)]
         if spatterns and not self._summary_names:
-            raise ValueError(f"Recorder: no parameter matches summaries={spatterns}; the model has {all_params}")
+            raise ValueError(
+                f"Recorder: no parameter matches summaries={spatterns}; the model has {all_params}"
+            )
         apatterns = _patterns(activations)
         self._activation_names = [n for n, _ in model.named_modules() if n and _match(n, apatterns)]
         if apatterns and not self._activation_names:
-            raise ValueError(f"Recorder: no module matches activations={apatterns}; "
-                             f"the model has {[n for n, _ in model.named_modules() if n]}")
+            raise ValueError(
+                f"Recorder: no module matches activations={apatterns}; "
+                f"the model has {[n for n, _ in model.named_modules() if n]}"
+            )
         self.summary_grads = bool(summary_grads)
         self.summarizer = summarizer or Summarizer()
         self._activation_last: dict[str, int] = {}
@@ -361,30 +388,48 @@ class Recorder:
         self.derived = dict(derived or {})
         self.schedule = Schedule.coerce(schedule)
         self.capture_initial = capture_initial
-        self._frozen = [n for n in dict.fromkeys(self._param_names * self.grads
-                                                  + self._summary_names * self.summary_grads)
-                        if not named_params[n].requires_grad]
+        self._frozen = [
+            n
+            for n in dict.fromkeys(
+                self._param_names * self.grads + self._summary_names * self.summary_grads
+            )
+            if not named_params[n].requires_grad
+        ]
         self._not_optimized: list[str] = []
         if optimizers:
             stepped = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
             watched = dict.fromkeys(self._param_names + self._summary_names)
-            self._not_optimized = [n for n in watched if named_params[n].requires_grad and id(named_params[n]) not in stepped]
+            self._not_optimized = [
+                n
+                for n in watched
+                if named_params[n].requires_grad and id(named_params[n]) not in stepped
+            ]
         meta = dict(metadata or {})
-        info = {"params": self._param_names, "grads": self.grads, "derived": list(self.derived),
-                "schedule": self.schedule.description}
+        info = {
+            "params": self._param_names,
+            "grads": self.grads,
+            "derived": list(self.derived),
+            "schedule": self.schedule.description,
+        }
         if self._buffer_names:
             info["buffers"] = self._buffer_names
         if len(optimizers) > 1:
             info["optimizers"] = len(optimizers)
-            info["step_rule"] = "a step completes when every optimizer has stepped since the previous step"
+            info["step_rule"] = (
+                "a step completes when every optimizer has stepped since the previous step"
+            )
         if self._frozen:
             info["frozen"] = self._frozen
         if self._not_optimized:
             info["not_optimized"] = self._not_optimized
         meta.setdefault("recorder", info)
         if self._summary_names or self._activation_names:
-            meta["recorder"]["summaries"] = {**self.summarizer.describe(), "params": self._summary_names,
-                                             "grads": self.summary_grads, "activations": self._activation_names}
+            meta["recorder"]["summaries"] = {
+                **self.summarizer.describe(),
+                "params": self._summary_names,
+                "grads": self.summary_grads,
+                "activations": self._activation_names,
+            }
         self.step = 0 if step is None else int(step)
         self._declared: dict[str, np.dtype] = {}  # series -> stored dtype (never cast into)
         self._floor: dict[str, int] = {}  # resumed series -> last kept step (later appends only)
@@ -393,16 +438,22 @@ class Recorder:
         path = None if path is None else Path(path)
         if resume and path is not None and path.exists():
             if step is None:
-                raise ValueError("Recorder(resume=True): pass step=<the checkpoint's step> to continue the recording")
+                raise ValueError(
+                    "Recorder(resume=True): pass step=<the checkpoint's step> to continue the recording"
+                )
             self._sink = self._resumed_sink(path, meta, self.step)
         elif path is not None:
-            self._sink = RecordingWriter(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
+            self._sink = RecordingWriter(
+                path, meta, overwrite=overwrite, flush_seconds=flush_seconds
+            )
         else:
             self._sink = MemoryWriter(meta)
         self._disk = isinstance(self._sink, RecordingWriter)
         self._next_flush = time.monotonic() + (self._sink.flush_seconds if self._disk else 0.0)
         self._handles: list[Any] = []
-        self._pending: list[tuple[str, int, torch.Tensor, Any, tuple]] = []  # device->host copies in flight
+        self._pending: list[
+            tuple[str, int, torch.Tensor, Any, tuple]
+        ] = []  # device->host copies in flight
         self._sets: list[_TensorSet] = []
         self._resolve_params()
         self.attached = False
@@ -428,11 +479,19 @@ class Recorder:
                 self._floor[name] = int(s.steps[keep - 1])
             if len(s) > keep:
                 dropped[name] = len(s) - keep
-            if s.kind in ("parameter", "buffer") and (not keep or s.steps[keep - 1] < step) and step in self.schedule:
+            if (
+                s.kind in ("parameter", "buffer")
+                and (not keep or s.steps[keep - 1] < step)
+                and step in self.schedule
+            ):
                 short.append(name)
         writer.flush()
-        entry = {"step": step, "previous_complete": old.complete, "dropped_snapshots": sum(dropped.values()),
-                 "dropped_series": len(dropped)}
+        entry = {
+            "step": step,
+            "previous_complete": old.complete,
+            "dropped_snapshots": sum(dropped.values()),
+            "dropped_series": len(dropped),
+        }
         resumed = list(old.metadata.get("resumed", [])) + [entry]
         del old
         aside = path.with_name(f".{path.name}.replaced")
@@ -445,9 +504,13 @@ class Recorder:
         writer.update_metadata(resumed=resumed)
         self._floor_max = max(self._floor.values(), default=-1)
         if short:
-            self._report("resume-short", f"Recorder(resume=True): the recording at {path} holds no snapshot at the "
-                         f"checkpoint's step {step} for {len(short)} series ({', '.join(short[:3])} ...); they are "
-                         f"captured again now. Call rec.flush() when saving a checkpoint.", strict_raises=False)
+            self._report(
+                "resume-short",
+                f"Recorder(resume=True): the recording at {path} holds no snapshot at the "
+                f"checkpoint's step {step} for {len(short)} series ({', '.join(short[:3])} ...); they are "
+                f"captured again now. Call rec.flush() when saving a checkpoint.",
+                strict_raises=False,
+            )
         return writer
 
     # -- setup -------------------------------------------------------------------------
@@ -459,7 +522,9 @@ class Recorder:
             return
         named = dict(model.named_parameters())
         self._param_objs = [named[n] for n in self._param_names if n in named]
-        self._summary_params = [(name, named[name]) for name in self._summary_names if name in named]
+        self._summary_params = [
+            (name, named[name]) for name in self._summary_names if name in named
+        ]
 
         def slot(name: str, table: str):
             owner, _, key = name.rpartition(".")
@@ -469,13 +534,22 @@ class Recorder:
         # replaced after attaching (model.double() replaces buffers) is still found
         self._param_slots = [slot(n, "_parameters") for n in self._param_names if n in named]
         self._buffer_slots = [slot(n, "_buffers") for n in self._buffer_names]
-        grad_names = [n for n in self._param_names if n in named and named[n].requires_grad] if self.grads else []
+        grad_names = (
+            [n for n in self._param_names if n in named and named[n].requires_grad]
+            if self.grads
+            else []
+        )
         self._grad_params = [named[n] for n in grad_names]
         if not self._sets:
-            self._sets = [_TensorSet("parameter", [n for n in self._param_names if n in named],
-                                     [n for n in self._param_names if n in named]),
-                          _TensorSet("buffer", list(self._buffer_names), list(self._buffer_names)),
-                          _TensorSet("gradient", [f"grad/{n}" for n in grad_names], grad_names)]
+            self._sets = [
+                _TensorSet(
+                    "parameter",
+                    [n for n in self._param_names if n in named],
+                    [n for n in self._param_names if n in named],
+                ),
+                _TensorSet("buffer", list(self._buffer_names), list(self._buffer_names)),
+                _TensorSet("gradient", [f"grad/{n}" for n in grad_names], grad_names),
+            ]
 
     def _report(self, key: str, message: str, strict_raises: bool = True) -> None:
         """Warn once per ``key`` (or raise, with ``strict=True``)."""
@@ -495,11 +569,15 @@ class Recorder:
             with torch.no_grad():
                 for suffix, out in _leaves(output):
                     if isinstance(out, torch.Tensor):
-                        self._summarize(f"act/{name}{suffix}", step, out, "activation", f"{name}{suffix}")
+                        self._summarize(
+                            f"act/{name}{suffix}", step, out, "activation", f"{name}{suffix}"
+                        )
                     else:
-                        self._report(f"act-nontensor/{name}{suffix}",
-                                     f"Recorder: the output of module {name!r} holds a {type(out).__name__} at "
-                                     f"{suffix or 'the top'}, not a tensor; it is not recorded")
+                        self._report(
+                            f"act-nontensor/{name}{suffix}",
+                            f"Recorder: the output of module {name!r} holds a {type(out).__name__} at "
+                            f"{suffix or 'the top'}, not a tensor; it is not recorded",
+                        )
 
         return hook
 
@@ -531,20 +609,29 @@ class Recorder:
         if model is not None:
             others = [r for r in _ATTACHED.get(model, ()) if r is not self and r.attached]
             if others:
-                self._report("second-recorder", f"Recorder: another Recorder is already attached to this "
-                             f"{type(model).__name__}; both hooks run (each records on its own); detach one "
-                             f"if that is not meant")
+                self._report(
+                    "second-recorder",
+                    f"Recorder: another Recorder is already attached to this "
+                    f"{type(model).__name__}; both hooks run (each records on its own); detach one "
+                    f"if that is not meant",
+                )
             _ATTACHED.setdefault(model, weakref.WeakSet()).add(self)
         if self._frozen:
-            self._report("frozen", f"Recorder: {len(self._frozen)} parameter(s) selected for gradients are frozen "
-                         f"(requires_grad=False) and have no gradient series: {', '.join(self._frozen[:5])}"
-                         f"{' ...' if len(self._frozen) > 5 else ''} (listed in metadata['recorder']['frozen'])")
+            self._report(
+                "frozen",
+                f"Recorder: {len(self._frozen)} parameter(s) selected for gradients are frozen "
+                f"(requires_grad=False) and have no gradient series: {', '.join(self._frozen[:5])}"
+                f"{' ...' if len(self._frozen) > 5 else ''} (listed in metadata['recorder']['frozen'])",
+            )
         if self._not_optimized:
-            self._report("not-optimized", f"Recorder: {len(self._not_optimized)} recorded parameter(s) require a "
-                         f"gradient but no optimizer given to the Recorder updates them: "
-                         f"{', '.join(self._not_optimized[:5])}{' ...' if len(self._not_optimized) > 5 else ''}. "
-                         f"If another optimizer steps them, pass it too (optimizer=[opt_a, opt_b]), or they are "
-                         f"captured before its update")
+            self._report(
+                "not-optimized",
+                f"Recorder: {len(self._not_optimized)} recorded parameter(s) require a "
+                f"gradient but no optimizer given to the Recorder updates them: "
+                f"{', '.join(self._not_optimized[:5])}{' ...' if len(self._not_optimized) > 5 else ''}. "
+                f"If another optimizer steps them, pass it too (optimizer=[opt_a, opt_b]), or they are "
+                f"captured before its update",
+            )
         for index, ref in enumerate(self._optimizers):
             opt = ref()
             if opt is not None:
@@ -552,7 +639,9 @@ class Recorder:
         if model is not None and self._activation_names:
             modules = dict(model.named_modules())
             for name in self._activation_names:
-                self._handles.append(modules[name].register_forward_hook(self._activation_hook(name)))
+                self._handles.append(
+                    modules[name].register_forward_hook(self._activation_hook(name))
+                )
         self._resolve_params()
         self.attached = True
         if self.capture_initial and self.step in self.schedule:
@@ -660,9 +749,14 @@ class Recorder:
         for block in tset.blocks:
             n = block.n
             if n and block.steps[n - 1] > step:
-                raise ValueError(f"series {block.slices[0][0]!r}: steps must not decrease (got {step} after "
-                                 f"{int(block.steps[n - 1])})")
-            torch._foreach_copy_(block.views[n], [tensors[i] for i in block.index] if len(tset.blocks) > 1 else tensors)
+                raise ValueError(
+                    f"series {block.slices[0][0]!r}: steps must not decrease (got {step} after "
+                    f"{int(block.steps[n - 1])})"
+                )
+            torch._foreach_copy_(
+                block.views[n],
+                [tensors[i] for i in block.index] if len(tset.blocks) > 1 else tensors,
+            )
             block.steps[n] = step
             block.n = n + 1
             if n == 0:
@@ -687,8 +781,14 @@ class Recorder:
         for i, d in enumerate(dtypes):
             groups.setdefault(d, []).append(i)
         for dtype, index in groups.items():
-            tset.blocks.append(_Block([tset.names[i] for i in index], [tuple(signature[i][1]) for i in index],
-                                      dtype, index))
+            tset.blocks.append(
+                _Block(
+                    [tset.names[i] for i in index],
+                    [tuple(signature[i][1]) for i in index],
+                    dtype,
+                    index,
+                )
+            )
         tset.signature = signature
         return True
 
@@ -706,7 +806,11 @@ class Recorder:
         if np.isfinite(sums).all():
             return
         for row in np.flatnonzero(~np.isfinite(sums)).tolist():
-            bad = [name for name, lo, hi, _ in block.slices if not np.isfinite(block.values[row, lo:hi]).all()]
+            bad = [
+                name
+                for name, lo, hi, _ in block.slices
+                if not np.isfinite(block.values[row, lo:hi]).all()
+            ]
             if bad:
                 self._non_finite(bad, int(block.steps[row]))
 
@@ -717,9 +821,12 @@ class Recorder:
         for name in new:
             self._nonfinite[name] = step
         self._sink.update_metadata(nonfinite=dict(self._nonfinite))
-        self._report(f"nonfinite/{new[0]}", f"Recorder: non-finite value (NaN or inf) in series "
-                     f"{', '.join(map(repr, new[:5]))}{' ...' if len(new) > 5 else ''} at step {step} (first for "
-                     f"each; listed in metadata['nonfinite'])")
+        self._report(
+            f"nonfinite/{new[0]}",
+            f"Recorder: non-finite value (NaN or inf) in series "
+            f"{', '.join(map(repr, new[:5]))}{' ...' if len(new) > 5 else ''} at step {step} (first for "
+            f"each; listed in metadata['nonfinite'])",
+        )
 
     def _flush_block(self, block: _Block) -> None:
         n = block.n
@@ -762,18 +869,30 @@ class Recorder:
         """
         self._emit(name, self.step if step is None else int(step), value, "data")
 
-    def _declare(self, name: str, dtype: np.dtype, shape: tuple, kind: str, source: str, of: str) -> None:
+    def _declare(
+        self, name: str, dtype: np.dtype, shape: tuple, kind: str, source: str, of: str
+    ) -> None:
         declared = self._declared.get(name)
         if declared is None:
             self._sink.declare(name, dtype, shape, kind=kind, source=source, of=of)
             self._declared[name] = dtype
         elif declared != dtype:
-            raise TypeError(f"Recorder: series {name!r} was recorded as {declared} and is now {dtype} "
-                            f"(model.double(), .half() or .to(dtype) after the recorder started?). A series keeps "
-                            f"one dtype and the recorder never casts: convert the model before making the "
-                            f"Recorder, or record the new dtype into a new recording")
+            raise TypeError(
+                f"Recorder: series {name!r} was recorded as {declared} and is now {dtype} "
+                f"(model.double(), .half() or .to(dtype) after the recorder started?). A series keeps "
+                f"one dtype and the recorder never casts: convert the model before making the "
+                f"Recorder, or record the new dtype into a new recording"
+            )
 
-    def _append(self, name: str, step: int, value: np.ndarray, kind: str = "", source: str = "", of: str = "") -> None:
+    def _append(
+        self,
+        name: str,
+        step: int,
+        value: np.ndarray,
+        kind: str = "",
+        source: str = "",
+        of: str = "",
+    ) -> None:
         # the first snapshot of a series declares what it holds (written into the manifest)
         value = np.asarray(value)
         declared = self._declared.get(name)
@@ -785,7 +904,9 @@ class Recorder:
             self._non_finite([name], step)
         self._sink.append(name, step, value)
 
-    def _emit(self, name: str, step: int, value: Any, kind: str, source: str = "", of: str = "") -> None:
+    def _emit(
+        self, name: str, step: int, value: Any, kind: str, source: str = "", of: str = ""
+    ) -> None:
         if not isinstance(value, torch.Tensor):
             self._append(name, step, np.asarray(value), kind, source, of)
             return

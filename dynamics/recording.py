@@ -30,6 +30,7 @@ Why this format (measured and argued in README.md, "Recordings on disk"):
 * No extra dependency (HDF5 needs h5py and its single-writer rules; a crash during an
   HDF5 write can corrupt the whole file; zarr would add a dependency to do the same job).
 """
+
 from __future__ import annotations
 
 import collections
@@ -166,12 +167,16 @@ class Series:
         if self.kind and self.kind not in KINDS:
             raise ValueError(f"series kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.of and self.of not in SUMMARISED:
-            raise ValueError(f"a summary's 'of' must be one of {', '.join(SUMMARISED)}, got {self.of!r}")
+            raise ValueError(
+                f"a summary's 'of' must be one of {', '.join(SUMMARISED)}, got {self.of!r}"
+            )
 
     @property
     def info(self) -> dict[str, str]:
         """``kind``, ``source`` and ``of``, only those that are set (as in the manifest)."""
-        return {k: v for k, v in (("kind", self.kind), ("source", self.source), ("of", self.of)) if v}
+        return {
+            k: v for k, v in (("kind", self.kind), ("source", self.source), ("of", self.of)) if v
+        }
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -199,7 +204,9 @@ class Series:
     def between(self, start: int | None = None, stop: int | None = None) -> "Series":
         """Snapshots with ``start <= step < stop`` (either bound may be None)."""
         lo = 0 if start is None else int(np.searchsorted(self.steps, start, side="left"))
-        hi = len(self.steps) if stop is None else int(np.searchsorted(self.steps, stop, side="left"))
+        hi = (
+            len(self.steps) if stop is None else int(np.searchsorted(self.steps, stop, side="left"))
+        )
         return Series(self.steps[lo:hi], self.values[lo:hi], **self.info)
 
     def resample(self, steps: Iterable[int]) -> "Series":
@@ -266,7 +273,11 @@ class Recording:
 
     def select(self, *patterns: str) -> dict[str, Series]:
         """Series whose names match any of the shell-style ``patterns`` (``"grad/*"``)."""
-        return {k: s for k, s in self._series.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+        return {
+            k: s
+            for k, s in self._series.items()
+            if any(fnmatch.fnmatchcase(k, p) for p in patterns)
+        }
 
     def of_kind(self, *kinds: str) -> dict[str, Series]:
         """Series whose kind is one of ``kinds`` (``of_kind("scalar")``), in recording order."""
@@ -287,8 +298,14 @@ class Recording:
         fixed = ((self.metadata.get("recorder") or {}).get("summaries") or {}).get("edges")
         out = {}
         for (of, source), names in parts.items():
-            if "stats" in names and "histogram" in names and ("edges" in names or fixed is not None):
-                summary = Summary(of, source, names["stats"], names["histogram"], names.get("edges"), fixed)
+            if (
+                "stats" in names
+                and "histogram" in names
+                and ("edges" in names or fixed is not None)
+            ):
+                summary = Summary(
+                    of, source, names["stats"], names["histogram"], names.get("edges"), fixed
+                )
                 out[summary.label] = summary
         return out
 
@@ -319,7 +336,9 @@ class Recording:
             for name, s in self._series.items():
                 writer.declare(name, s.values.dtype, s.shape, **s.info)
                 for lo in range(0, len(s), chunk):
-                    writer.extend(name, s.steps[lo : lo + chunk], np.asarray(s.values[lo : lo + chunk]))
+                    writer.extend(
+                        name, s.steps[lo : lo + chunk], np.asarray(s.values[lo : lo + chunk])
+                    )
         return Path(path)
 
 
@@ -350,8 +369,11 @@ class Summary:
 
     @property
     def label(self) -> str:
-        return {"parameter": self.source, "gradient": f"gradient of {self.source}",
-                "activation": f"activation {self.source}"}.get(self.of, self.source)
+        return {
+            "parameter": self.source,
+            "gradient": f"gradient of {self.source}",
+            "activation": f"activation {self.source}",
+        }.get(self.of, self.source)
 
     def read(self, recording: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``steps (T,)``, ``counts (T, bins)`` and ``edges`` (``(T, bins + 1)`` or ``(bins + 1,)``)."""
@@ -379,8 +401,24 @@ _COMMIT = "commit"
 _crc32 = zlib.crc32  # the writer's checksum (benchmarks/recording_format.py swaps it to time it)
 _LOCK = "lock"
 #: dtypes a series may have: numeric and bool, little endian (what every reader maps).
-DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8",
-                    "<f2", "<f4", "<f8", "<c8", "<c16"})
+DTYPES = frozenset(
+    {
+        "|b1",
+        "|i1",
+        "|u1",
+        "<i2",
+        "<u2",
+        "<i4",
+        "<u4",
+        "<i8",
+        "<u8",
+        "<f2",
+        "<f4",
+        "<f8",
+        "<c8",
+        "<c16",
+    }
+)
 
 
 def _header(magic: bytes, record_size: int, dtype: np.dtype | None = None) -> bytes:
@@ -396,15 +434,22 @@ def _is_int(x) -> bool:
 def _open_file(path: Path, what: str) -> tuple[int, os.stat_result]:
     """Open a file of a recording for reading: never follows a link, never blocks (a FIFO),
     refuses anything but a regular file. Returns the descriptor and its stat."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise RecordingError(f"{path}: {what} is missing") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise RecordingError(f"{path}: {what} is a symbolic link (files of a recording must be "
-                                 "regular files inside its directory)") from None
+            raise RecordingError(
+                f"{path}: {what} is a symbolic link (files of a recording must be "
+                "regular files inside its directory)"
+            ) from None
         raise RecordingError(f"{path}: cannot open {what} ({exc.strerror or exc})") from None
     except ValueError as exc:  # embedded null byte
         raise RecordingError(f"{path!r}: cannot open {what} ({exc})") from None
@@ -430,7 +475,9 @@ def _read_small(path: Path, what: str, limit: int) -> bytes:
     fd, st = _open_file(path, what)
     try:
         if st.st_size > limit:
-            raise RecordingError(f"{path}: {what} is {st.st_size} bytes, more than the {limit} a recording writes")
+            raise RecordingError(
+                f"{path}: {what} is {st.st_size} bytes, more than the {limit} a recording writes"
+            )
         return _pread(fd, st.st_size, 0, path)
     finally:
         os.close(fd)
@@ -449,7 +496,11 @@ def _parse_json(data: bytes, path: Path, what: str):
         raise RecordingError(f"{path}: {what} is nested more than {_MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, huge int
+    except (
+        UnicodeDecodeError,
+        ValueError,
+        RecursionError,
+    ) as exc:  # ValueError: bad JSON, huge int
         raise RecordingError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
@@ -484,7 +535,9 @@ def _read_manifest(root: Path) -> _Manifest:
     except FileNotFoundError:
         raise RecordingNotFound(f"{root}: no such recording") from None
     except (OSError, ValueError) as exc:
-        raise RecordingError(f"{root!r}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        raise RecordingError(
+            f"{root!r}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise RecordingError(f"{root}: not a recording (expected a directory holding {MANIFEST})")
     mpath = root / MANIFEST
@@ -515,8 +568,10 @@ def _read_manifest(root: Path) -> _Manifest:
         raise bad("manifest has no series table")
     specs, stems = [], set()
     for name, spec in table.items():
+
         def field(what, name=name):
             return bad(f"series {name!r}: {what}")
+
         if not isinstance(spec, dict):
             raise field("entry is not a mapping")
         stem = spec.get("file")
@@ -529,9 +584,14 @@ def _read_manifest(root: Path) -> _Manifest:
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise field(f"dtype {dtype!r} is not one of {', '.join(sorted(DTYPES))}")
         shape = spec.get("shape")
-        if (not isinstance(shape, list) or len(shape) > _MAX_NDIM
-                or not all(_is_int(d) and 0 <= d <= _MAX_RECORD_BYTES for d in shape)):
-            raise field(f"shape {shape!r} is not a list of at most {_MAX_NDIM} non-negative integers")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > _MAX_NDIM
+            or not all(_is_int(d) and 0 <= d <= _MAX_RECORD_BYTES for d in shape)
+        ):
+            raise field(
+                f"shape {shape!r} is not a list of at most {_MAX_NDIM} non-negative integers"
+            )
         dt = np.dtype(dtype)
         if dt.itemsize * math.prod(shape) > _MAX_RECORD_BYTES:
             raise field(f"snapshots of shape {shape} are larger than a series file can hold")
@@ -550,15 +610,21 @@ def _read_manifest(root: Path) -> _Manifest:
     if complete:
         counts = m.get("counts")
         if not isinstance(counts, dict):
-            raise bad("a complete recording must record its counts (a mapping of series to snapshot counts)")
+            raise bad(
+                "a complete recording must record its counts (a mapping of series to snapshot counts)"
+            )
         for spec in specs:
             if spec.name not in counts:
                 raise bad(f"complete recording lacks the count of series {spec.name!r}")
             if not _is_int(counts[spec.name]) or counts[spec.name] < 0:
-                raise bad(f"count of series {spec.name!r} must be a non-negative integer, got {counts[spec.name]!r}")
+                raise bad(
+                    f"count of series {spec.name!r} must be a non-negative integer, got {counts[spec.name]!r}"
+                )
         extra = set(counts) - {s.name for s in specs}
         if extra:
-            raise bad(f"counts name series that the table lacks: {', '.join(map(repr, sorted(extra)))}")
+            raise bad(
+                f"counts name series that the table lacks: {', '.join(map(repr, sorted(extra)))}"
+            )
     return _Manifest(mpath, raw, version, complete, metadata, specs, counts)
 
 
@@ -570,8 +636,10 @@ class _Commit:
 
 
 def _commit_bytes(step: int | None, counts: Mapping[str, int], manifest_crc32: int) -> bytes:
-    body = json.dumps({"step": step, "counts": dict(counts), "manifest_crc32": manifest_crc32},
-                      separators=(",", ":")).encode()
+    body = json.dumps(
+        {"step": step, "counts": dict(counts), "manifest_crc32": manifest_crc32},
+        separators=(",", ":"),
+    ).encode()
     return body + b"\n%08x\n" % zlib.crc32(body)
 
 
@@ -579,7 +647,9 @@ def _read_commit(root: Path, stems: set[str], strict: bool) -> _Commit:
     path = root / _COMMIT
     data = _read_small(path, "commit file", _MAX_MANIFEST_BYTES)
     body, nl, crc = data[:-1].rpartition(b"\n")
-    if not (data.endswith(b"\n") and nl and re.fullmatch(rb"[0-9a-f]{8}", crc)) or int(crc, 16) != zlib.crc32(body):
+    if not (data.endswith(b"\n") and nl and re.fullmatch(rb"[0-9a-f]{8}", crc)) or int(
+        crc, 16
+    ) != zlib.crc32(body):
         raise RecordingError(f"{path}: commit file is damaged (its checksum does not match)")
     c = _parse_json(body, path, "commit file")
     if not isinstance(c, dict) or not isinstance(c.get("counts"), dict):
@@ -589,14 +659,19 @@ def _read_commit(root: Path, stems: set[str], strict: bool) -> _Commit:
         raise RecordingError(f"{path}: commit file has a malformed step or manifest checksum")
     for stem, n in counts.items():
         if stem not in stems and strict:
-            raise RecordingError(f"{path}: commit names series file {stem!r}, which the manifest lacks")
+            raise RecordingError(
+                f"{path}: commit names series file {stem!r}, which the manifest lacks"
+            )
         if not _is_int(n) or n < 0:
-            raise RecordingError(f"{path}: count of {stem!r} must be a non-negative integer, got {n!r}")
+            raise RecordingError(
+                f"{path}: count of {stem!r} must be a non-negative integer, got {n!r}"
+            )
     return _Commit(step, counts, mcrc)
 
 
-def _check_header(path: Path, header: bytes, magic: bytes, record_size: int, dtype: np.dtype | None,
-                  version: int) -> None:
+def _check_header(
+    path: Path, header: bytes, magic: bytes, record_size: int, dtype: np.dtype | None, version: int
+) -> None:
     if len(header) < _HEADER_SIZE or header[:8] != magic:
         raise RecordingError(f"{path}: not a series file of this format (bad header)")
     if version == 1:
@@ -604,9 +679,13 @@ def _check_header(path: Path, header: bytes, magic: bytes, record_size: int, dty
     else:
         stored, tail = int.from_bytes(header[8:14], "little"), header[14:16]
     if stored != record_size:
-        raise RecordingError(f"{path}: header says {stored}-byte records, manifest implies {record_size}")
+        raise RecordingError(
+            f"{path}: header says {stored}-byte records, manifest implies {record_size}"
+        )
     if version > 1 and tail != _header(magic, record_size, dtype)[14:]:
-        raise RecordingError(f"{path}: header says another dtype than the manifest's {dtype.str if dtype else ''}")
+        raise RecordingError(
+            f"{path}: header says another dtype than the manifest's {dtype.str if dtype else ''}"
+        )
 
 
 class _SeriesFile:
@@ -616,12 +695,16 @@ class _SeriesFile:
         self.path, self.record_size = path, record_size
         self.fd, st = _open_file(path, "series file")
         try:
-            _check_header(path, os.pread(self.fd, _HEADER_SIZE, 0), magic, record_size, dtype, version)
+            _check_header(
+                path, os.pread(self.fd, _HEADER_SIZE, 0), magic, record_size, dtype, version
+            )
         except BaseException:
             os.close(self.fd)
             raise
         self.size = st.st_size
-        self.records = (self.size - _HEADER_SIZE) // record_size if record_size else None  # None: any number
+        self.records = (
+            (self.size - _HEADER_SIZE) // record_size if record_size else None
+        )  # None: any number
 
     def has_exactly(self, n: int) -> bool:
         return self.size == _HEADER_SIZE + n * self.record_size
@@ -650,7 +733,9 @@ def _map_values(vfile: _SeriesFile, n: int, dtype: np.dtype, shape: tuple[int, .
         raise RecordingError(f"{vfile.path}: cannot map the values ({os.strerror(err)})")
     buf = (ctypes.c_char * length).from_address(addr)
     weakref.finalize(buf, munmap_fn, addr, length)
-    arr = np.frombuffer(buf, dtype=dtype, count=n * math.prod(shape), offset=_HEADER_SIZE).reshape(n, *shape)
+    arr = np.frombuffer(buf, dtype=dtype, count=n * math.prod(shape), offset=_HEADER_SIZE).reshape(
+        n, *shape
+    )
     arr.flags.writeable = False
     arr = arr.view(np.memmap)
     arr.filename, arr.offset, arr.mode = str(vfile.path), _HEADER_SIZE, "r"
@@ -668,8 +753,14 @@ def _libc_mmap():
                 libc = ctypes.CDLL(None, use_errno=True)
                 mmap_fn, munmap_fn = libc.mmap, libc.munmap
                 mmap_fn.restype, munmap_fn.restype = ctypes.c_void_p, ctypes.c_int
-                mmap_fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                    ctypes.c_int64]
+                mmap_fn.argtypes = [
+                    ctypes.c_void_p,
+                    ctypes.c_size_t,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_int64,
+                ]
                 munmap_fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
                 fns = (mmap_fn, munmap_fn)
             except (OSError, AttributeError):
@@ -695,8 +786,10 @@ def _open(root: Path) -> tuple[_Opened, Recording]:
     if man.complete and commit is not None:
         for s in man.series:
             if commit.counts.get(s.stem, 0) != man.counts[s.name]:
-                raise RecordingError(f"{root / _COMMIT}: commits {commit.counts.get(s.stem, 0)} snapshots of series "
-                                     f"{s.name!r}, the manifest records {man.counts[s.name]}")
+                raise RecordingError(
+                    f"{root / _COMMIT}: commits {commit.counts.get(s.stem, 0)} snapshots of series "
+                    f"{s.name!r}, the manifest records {man.counts[s.name]}"
+                )
     series: dict[str, Series] = {}
     used: dict[str, int] = {}
     cut = None if (man.complete or commit is None) else commit.step
@@ -711,14 +804,20 @@ def _open(root: Path) -> tuple[_Opened, Recording]:
         try:
             n_values = sfile.records if vfile.records is None else vfile.records
             if man.complete or commit is not None:
-                expected = man.counts[spec.name] if man.complete else commit.counts.get(spec.stem, 0)
+                expected = (
+                    man.counts[spec.name] if man.complete else commit.counts.get(spec.stem, 0)
+                )
                 said = "the manifest records" if man.complete else "the last commit records"
                 for f, n in ((sfile, sfile.records), (vfile, n_values)):
                     if n < expected:
-                        raise RecordingError(f"{f.path}: truncated, holds {n} of the {expected} snapshots {said}")
+                        raise RecordingError(
+                            f"{f.path}: truncated, holds {n} of the {expected} snapshots {said}"
+                        )
                     if man.complete and not f.has_exactly(expected):
-                        raise RecordingError(f"{f.path}: {f.size} bytes, not the {expected} snapshots {said} "
-                                             "(extra or partial data after the end)")
+                        raise RecordingError(
+                            f"{f.path}: {f.size} bytes, not the {expected} snapshots {said} "
+                            "(extra or partial data after the end)"
+                        )
                 n = expected
             else:  # version 1, writer never closed: the longest prefix present in both files
                 n = min(sfile.records, n_values)
@@ -729,8 +828,11 @@ def _open(root: Path) -> tuple[_Opened, Recording]:
             if cut is not None or (commit is not None and commit.step is None and not man.complete):
                 n = int(np.searchsorted(steps, cut, side="right")) if cut is not None else 0
                 steps = steps[:n]
-            values = (_map_values(vfile, n, spec.dtype, spec.shape) if n and spec.record_size
-                      else np.empty((n, *spec.shape), spec.dtype))
+            values = (
+                _map_values(vfile, n, spec.dtype, spec.shape)
+                if n and spec.record_size
+                else np.empty((n, *spec.shape), spec.dtype)
+            )
         finally:
             sfile.close()
             vfile.close()
@@ -762,10 +864,14 @@ def verify(path: str | os.PathLike) -> list[str]:
     opened, _ = _open(root)
     man, commit = opened.manifest, opened.commit
     if commit is None:
-        raise RecordingError(f"{man.path}: format version {man.version} has no checksums; nothing to verify")
+        raise RecordingError(
+            f"{man.path}: format version {man.version} has no checksums; nothing to verify"
+        )
     problems = []
     if man.complete and zlib.crc32(man.raw) != commit.manifest_crc32:
-        problems.append(f"{man.path}: checksum mismatch (the manifest was changed or damaged after it was written)")
+        problems.append(
+            f"{man.path}: checksum mismatch (the manifest was changed or damaged after it was written)"
+        )
     for spec in man.series:
         n = opened.counts[spec.name]
         cpath = root / f"{spec.stem}.crc"
@@ -790,22 +896,41 @@ def verify(path: str | os.PathLike) -> list[str]:
                         problems.append(f"{cpath}: checksum records after the last snapshot ({n})")
                     break
                 if first != covered or count < 1 or first + count > n:
-                    problems.append(f"{cpath}: checksum record {i} covers snapshots {first}..{first + count - 1}, "
-                                    f"expected a block starting at {covered} within the {n} snapshots")
+                    problems.append(
+                        f"{cpath}: checksum record {i} covers snapshots {first}..{first + count - 1}, "
+                        f"expected a block starting at {covered} within the {n} snapshots"
+                    )
                     broken = True
                     break
                 s_ok = _crc_file(sfd, cpath, _HEADER_SIZE + 8 * first, 8 * count) == scrc
-                v_ok = _crc_file(vfd, cpath, _HEADER_SIZE + spec.record_size * first,
-                                 spec.record_size * count) == vcrc
+                v_ok = (
+                    _crc_file(
+                        vfd,
+                        cpath,
+                        _HEADER_SIZE + spec.record_size * first,
+                        spec.record_size * count,
+                    )
+                    == vcrc
+                )
                 if not (s_ok and v_ok):
-                    which = " and ".join(w for w, ok in (("steps", s_ok), ("values", v_ok)) if not ok)
-                    lo, hi = (int.from_bytes(os.pread(sfd, 8, _HEADER_SIZE + 8 * k), "little", signed=True)
-                              for k in (first, first + count - 1))
-                    problems.append(f"series {spec.name!r} ({spec.stem}): snapshots {first}..{first + count - 1} "
-                                    f"(steps {lo}..{hi} as stored): {which} checksum mismatch")
+                    which = " and ".join(
+                        w for w, ok in (("steps", s_ok), ("values", v_ok)) if not ok
+                    )
+                    lo, hi = (
+                        int.from_bytes(
+                            os.pread(sfd, 8, _HEADER_SIZE + 8 * k), "little", signed=True
+                        )
+                        for k in (first, first + count - 1)
+                    )
+                    problems.append(
+                        f"series {spec.name!r} ({spec.stem}): snapshots {first}..{first + count - 1} "
+                        f"(steps {lo}..{hi} as stored): {which} checksum mismatch"
+                    )
                 covered = first + count
             if covered < n and not broken:
-                problems.append(f"series {spec.name!r} ({spec.stem}): snapshots {covered}..{n - 1} have no checksum")
+                problems.append(
+                    f"series {spec.name!r} ({spec.stem}): snapshots {covered}..{n - 1} have no checksum"
+                )
         finally:
             os.close(sfd)
             os.close(vfd)
@@ -835,7 +960,9 @@ def load(path: str | os.PathLike, *, verify: bool = False) -> Recording:
 # --------------------------------------------------------------------------------------
 
 
-_CRC_OFFLOAD_BYTES = 64 << 10  # larger blocks are checksummed on a second thread, during their write
+_CRC_OFFLOAD_BYTES = (
+    64 << 10
+)  # larger blocks are checksummed on a second thread, during their write
 _MAX_BLOCKS = 3  # staging blocks per series in a RecordingWriter: one filling, two being written
 
 
@@ -883,11 +1010,15 @@ class _WriterThread:
         self._queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self._open: collections.OrderedDict = collections.OrderedDict()  # series with open files
-        self._thread = threading.Thread(target=self._run, name="nndynamics-recording-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="nndynamics-recording-writer", daemon=True
+        )
         self._thread.start()
         self._crc_jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._crc_done: queue.SimpleQueue = queue.SimpleQueue()
-        self._crc_thread = threading.Thread(target=self._checksums, name="nndynamics-recording-crc", daemon=True)
+        self._crc_thread = threading.Thread(
+            target=self._checksums, name="nndynamics-recording-crc", daemon=True
+        )
         self._crc_thread.start()
 
     def _checksums(self) -> None:
@@ -970,7 +1101,9 @@ class _Committer:
     encoder that ``indent`` needs, rewriting it at each of 1500 new series took 50 s.
     """
 
-    def __init__(self, path: Path, files: dict[str, _Files], stems: dict[str, str], sink: "_SinkBase"):
+    def __init__(
+        self, path: Path, files: dict[str, _Files], stems: dict[str, str], sink: "_SinkBase"
+    ):
         self.path, self.files, self.stems = path, files, stems
         self.series, self.metadata = sink._series, sink.metadata  # shared, not copied
         self.manifest_crc32 = 0
@@ -984,12 +1117,20 @@ class _Committer:
             "complete": complete,
             "metadata": self.metadata,
             "series": {
-                name: {"file": self.stems[name], "dtype": s.dtype.str, "shape": list(s.shape), **s.info}
-                for name, s in self.series.items() if name in self.stems
+                name: {
+                    "file": self.stems[name],
+                    "dtype": s.dtype.str,
+                    "shape": list(s.shape),
+                    **s.info,
+                }
+                for name, s in self.series.items()
+                if name in self.stems
             },
         }
         if closed:
-            manifest["counts"] = {name: s.count for name, s in self.series.items() if name in self.stems}
+            manifest["counts"] = {
+                name: s.count for name, s in self.series.items() if name in self.stems
+            }
         return json.dumps(manifest, indent=1).encode("utf-8")
 
     def write_manifest(self, data: bytes | None = None) -> None:
@@ -1014,7 +1155,7 @@ def _replace(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -1025,9 +1166,15 @@ def _lock(root: Path) -> int:
     life and released by the OS when the process dies, even by SIGKILL)."""
     path = root / _LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = os.open(
+            path,
+            os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+            0o644,
+        )
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot open the writer lock ({exc.strerror or exc})") from None
+        raise RecordingError(
+            f"{path}: cannot open the writer lock ({exc.strerror or exc})"
+        ) from None
     if fcntl is None:  # no OS lock (Windows): one writer per recording is not enforced
         return fd
     try:
@@ -1035,20 +1182,26 @@ def _lock(root: Path) -> int:
     except OSError:
         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
         os.close(fd)
-        raise RecordingError(f"{root}: is being written by another writer (process {holder}); "
-                             "one writer per recording") from None
+        raise RecordingError(
+            f"{root}: is being written by another writer (process {holder}); "
+            "one writer per recording"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
-def _finish_at_exit(thread: _WriterThread, series: dict, files: dict, committer: _Committer, lock: list) -> None:
+def _finish_at_exit(
+    thread: _WriterThread, series: dict, files: dict, committer: _Committer, lock: list
+) -> None:
     """Write and commit what an unclosed RecordingWriter staged (run by weakref.finalize at
     exit: the process is ending, so every step appended is finished)."""
     try:
         for state in series.values():
             if state.n and state.name in files:
-                thread.submit(files[state.name], state.steps, state.values, state.n, queue.SimpleQueue())
+                thread.submit(
+                    files[state.name], state.steps, state.values, state.n, queue.SimpleQueue()
+                )
                 state.n = 0
         thread.wait()
         last = max((s.last for s in series.values() if s.count), default=None)
@@ -1066,8 +1219,15 @@ class _SeriesState:
 
     __slots__ = ("name", "index", "dtype", "shape", "info", "count", "last", "steps", "values", "n")
 
-    def __init__(self, name: str, index: int, dtype: np.dtype, shape: tuple[int, ...], capacity: int,
-                 info: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        dtype: np.dtype,
+        shape: tuple[int, ...],
+        capacity: int,
+        info: dict[str, str],
+    ):
         self.name, self.index, self.dtype, self.shape, self.info = name, index, dtype, shape, info
         self.count = 0  # snapshots appended so far
         self.last = -1  # last step appended (steps never decrease)
@@ -1094,8 +1254,16 @@ class _SinkBase:
         self.closed = False
         self.complete = False  # closed after the producer finished (not cut short by an error)
 
-    def declare(self, name: str, dtype, shape: tuple[int, ...], *, kind: str = "", source: str = "",
-                of: str = "") -> None:
+    def declare(
+        self,
+        name: str,
+        dtype,
+        shape: tuple[int, ...],
+        *,
+        kind: str = "",
+        source: str = "",
+        of: str = "",
+    ) -> None:
         """Fix a series' dtype, per-snapshot shape and what it holds (``kind``, ``source``,
         ``of``: see :class:`Series`) before its first append (optional)."""
         info = Series(np.empty(0, np.int64), np.empty(0), kind, source, of).info  # validates
@@ -1109,12 +1277,16 @@ class _SinkBase:
         if state is None:
             dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
             if dtype.str not in DTYPES:
-                raise TypeError(f"series {name!r}: dtype {dtype} cannot be recorded (numeric or bool only)")
+                raise TypeError(
+                    f"series {name!r}: dtype {dtype} cannot be recorded (numeric or bool only)"
+                )
             capacity = self._initial_capacity(dtype.itemsize * math.prod(shape))
             self._series[name] = _SeriesState(name, len(self._series), dtype, shape, capacity, info)
             self._on_new_series(self._series[name])
         elif state.shape != shape:
-            raise ValueError(f"series {name!r}: snapshot shape {shape} differs from earlier {state.shape}")
+            raise ValueError(
+                f"series {name!r}: snapshot shape {shape} differs from earlier {state.shape}"
+            )
 
     def append(self, name: str, step: int, value) -> None:
         """Append one snapshot of series ``name`` taken at training ``step`` (copied now)."""
@@ -1127,10 +1299,14 @@ class _SinkBase:
             self.declare(name, value.dtype, value.shape)
             state = self._series[name]
         elif value.shape != state.shape:
-            raise ValueError(f"series {name!r}: snapshot shape {value.shape} differs from earlier {state.shape}")
+            raise ValueError(
+                f"series {name!r}: snapshot shape {value.shape} differs from earlier {state.shape}"
+            )
         step = int(step)
         if step < state.last:
-            raise ValueError(f"series {name!r}: steps must not decrease (got {step} after {state.last})")
+            raise ValueError(
+                f"series {name!r}: steps must not decrease (got {step} after {state.last})"
+            )
         if state.n == len(state.steps):
             self._spill(state)
         n = state.n
@@ -1150,7 +1326,9 @@ class _SinkBase:
         steps = np.asarray(steps, dtype=np.int64)
         values = np.asarray(values)
         if values.ndim == 0 or len(steps) != len(values):
-            raise ValueError(f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps and values of shape {values.shape}")
+            raise ValueError(
+                f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps and values of shape {values.shape}"
+            )
         if np.any(np.diff(steps) < 0):
             raise ValueError(f"series {name!r}: steps must not decrease within one extend()")
         if not len(steps):
@@ -1160,9 +1338,13 @@ class _SinkBase:
             self.declare(name, values.dtype, values.shape[1:])
             state = self._series[name]
         elif values.shape[1:] != state.shape:
-            raise ValueError(f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier {state.shape}")
+            raise ValueError(
+                f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier {state.shape}"
+            )
         if int(steps[0]) < state.last:
-            raise ValueError(f"series {name!r}: steps must not decrease (got {int(steps[0])} after {state.last})")
+            raise ValueError(
+                f"series {name!r}: steps must not decrease (got {int(steps[0])} after {state.last})"
+            )
         done = 0
         while done < len(steps):
             if state.n == len(state.steps):
@@ -1304,14 +1486,18 @@ class RecordingWriter(_SinkBase):
             held = _lock(self.path) if os.path.isfile(self.path / _LOCK) else None
             try:
                 if not overwrite:
-                    raise FileExistsError(f"{self.path}: already exists (pass overwrite=True to replace it)")
+                    raise FileExistsError(
+                        f"{self.path}: already exists (pass overwrite=True to replace it)"
+                    )
                 if self.path.is_dir() and (self.path / MANIFEST).exists():
                     _read_manifest(self.path)  # only ever delete what is one of our recordings
                     shutil.rmtree(self.path)
                 elif self.path.is_dir() and not [p for p in self.path.iterdir() if p.name != _LOCK]:
                     shutil.rmtree(self.path)
                 else:
-                    raise FileExistsError(f"{self.path}: exists and is not a recording; refusing to overwrite it")
+                    raise FileExistsError(
+                        f"{self.path}: exists and is not a recording; refusing to overwrite it"
+                    )
                 self.path.mkdir(parents=True)
                 self._lock_fd.append(_lock(self.path))
             finally:
@@ -1332,8 +1518,15 @@ class RecordingWriter(_SinkBase):
         self._thread = _WriterThread()
         self._committer = _Committer(self.path, self._files, self._stems, self)
         # a process that exits without close() still writes and commits what it staged
-        self._finalizer = weakref.finalize(self, _finish_at_exit, self._thread, self._series, self._files,
-                                           self._committer, self._lock_fd)
+        self._finalizer = weakref.finalize(
+            self,
+            _finish_at_exit,
+            self._thread,
+            self._series,
+            self._files,
+            self._committer,
+            self._lock_fd,
+        )
         self._next_flush = time.monotonic() + self.flush_seconds
         self._write_manifest()
         self._committer.commit(None)
@@ -1350,8 +1543,11 @@ class RecordingWriter(_SinkBase):
     def _on_new_series(self, state: _SeriesState) -> None:
         stem = self._stem(state.name)
         files = _Files(self.path, stem)
-        headers = (_header(_STEPS_MAGIC, 8, np.dtype("<i8")), _header(_VALUES_MAGIC, state.snapshot_bytes, state.dtype),
-                   _header(_CRC_MAGIC, _CRC_RECORD.size))
+        headers = (
+            _header(_STEPS_MAGIC, 8, np.dtype("<i8")),
+            _header(_VALUES_MAGIC, state.snapshot_bytes, state.dtype),
+            _header(_CRC_MAGIC, _CRC_RECORD.size),
+        )
         for p, header in zip(files.paths, headers):
             with open(p, "xb") as f:
                 f.write(header)

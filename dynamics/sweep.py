@@ -30,7 +30,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .recording import Recording, RecordingError, load, to_jsonable
 
-__all__ = ["Sweep", "SweepPoint", "SweepResult", "grid_points", "open_executor", "parse_sweep_values", "usable_cpus"]
+__all__ = [
+    "Sweep",
+    "SweepPoint",
+    "SweepResult",
+    "grid_points",
+    "open_executor",
+    "parse_sweep_values",
+    "usable_cpus",
+]
 
 INDEX = "sweep.json"
 
@@ -57,7 +65,9 @@ def parse_sweep_values(config_cls: type, spec: str) -> tuple[str, list[Any]]:
     if not sep or not values.strip():
         raise ValueError(f"--sweep needs NAME=V1,V2,..., got {spec!r}")
     if name not in fields:
-        raise ValueError(f"--sweep: {name!r} is not a field of {config_cls.__name__}; choose from {', '.join(fields)}")
+        raise ValueError(
+            f"--sweep: {name!r} is not a field of {config_cls.__name__}; choose from {', '.join(fields)}"
+        )
     kind = type(fields[name].default)
     out = []
     for text in values.split(","):
@@ -93,8 +103,14 @@ class SweepPoint:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return {"index": self.index, "overrides": to_jsonable(self.overrides), "file": self.path.name,
-                "status": self.status, "error": self.error, "seconds": round(self.seconds, 3)}
+        return {
+            "index": self.index,
+            "overrides": to_jsonable(self.overrides),
+            "file": self.path.name,
+            "status": self.status,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -147,8 +163,15 @@ class Sweep:
         Directory of the sweep: one recording per point and the index ``sweep.json``.
     """
 
-    def __init__(self, experiment: str, base: Any, grid: Mapping[str, Sequence[Any]] | None = None, *,
-                 points: Sequence[Mapping[str, Any]] | None = None, root: str | os.PathLike):
+    def __init__(
+        self,
+        experiment: str,
+        base: Any,
+        grid: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        points: Sequence[Mapping[str, Any]] | None = None,
+        root: str | os.PathLike,
+    ):
         if (grid is None) == (points is None):
             raise ValueError("a sweep needs either a grid or a list of points")
         self.experiment = experiment
@@ -164,7 +187,9 @@ class Sweep:
         for i, ov in enumerate(overrides):
             unknown = set(ov) - names
             if unknown:
-                raise ValueError(f"sweep: {sorted(unknown)} are not fields of {type(base).__name__}")
+                raise ValueError(
+                    f"sweep: {sorted(unknown)} are not fields of {type(base).__name__}"
+                )
             dataclasses.replace(base, **ov)  # validate every configuration before running any
             self.points.append(SweepPoint(i, dict(ov), self.root / f"{i:03d}-{_slug(ov)}.rec"))
 
@@ -190,8 +215,14 @@ class Sweep:
         tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
         os.replace(tmp, self.root / INDEX)
 
-    def run(self, executor: Executor | None = None, *, jobs: int | None = None, progress: bool = False,
-            on_done: Callable[[SweepPoint], None] | None = None) -> SweepResult:
+    def run(
+        self,
+        executor: Executor | None = None,
+        *,
+        jobs: int | None = None,
+        progress: bool = False,
+        on_done: Callable[[SweepPoint], None] | None = None,
+    ) -> SweepResult:
         """Run every configuration whose recording is not complete yet.
 
         Parameters
@@ -224,14 +255,26 @@ class Sweep:
                 point.status, point.error = "pending", ""
                 todo.append(point)
         self._write_index()
-        bar = tqdm(total=len(self.points), initial=len(result.skipped), desc="sweep", unit="run", disable=not progress)
+        bar = tqdm(
+            total=len(self.points),
+            initial=len(result.skipped),
+            desc="sweep",
+            unit="run",
+            disable=not progress,
+        )
 
-        def finish(point: SweepPoint, fut: Future | None, seconds: float | None, exc: BaseException | None):
+        def finish(
+            point: SweepPoint, fut: Future | None, seconds: float | None, exc: BaseException | None
+        ):
             if exc is None:
                 point.status, point.seconds = "done", seconds
             else:
                 point.status = "failed"
-                point.error = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+                point.error = (
+                    f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    if str(exc)
+                    else type(exc).__name__
+                )
             result.ran.append(point.index)
             self._write_index()
             bar.update()
@@ -251,7 +294,9 @@ class Sweep:
             if executor is None and (jobs == 1 or len(todo) <= 1):
                 for point in todo:  # in this process: no pool to start for one worker
                     try:
-                        seconds = _run_point(self.experiment, dataclasses.asdict(self.config(point)), str(point.path))
+                        seconds = _run_point(
+                            self.experiment, dataclasses.asdict(self.config(point)), str(point.path)
+                        )
                     except Exception as exc:  # reported with its overrides; the others go on
                         finish(point, None, None, exc)
                     else:
@@ -262,10 +307,16 @@ class Sweep:
                 import multiprocessing as mp
 
                 # spawn, not fork: the parent may hold torch/OpenMP threads a fork would copy mid-state
-                executor = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=mp.get_context("spawn"))
+                executor = ProcessPoolExecutor(
+                    max_workers=min(jobs, len(todo)), mp_context=mp.get_context("spawn")
+                )
             try:
-                futures = {executor.submit(_run_point, self.experiment, dataclasses.asdict(self.config(p)),
-                                           str(p.path)): p for p in todo}
+                futures = {
+                    executor.submit(
+                        _run_point, self.experiment, dataclasses.asdict(self.config(p)), str(p.path)
+                    ): p
+                    for p in todo
+                }
                 for fut in as_completed(futures):
                     point = futures[fut]
                     try:
@@ -300,9 +351,11 @@ def open_executor(url: str | None):
     try:
         from distributed import Client
     except ImportError:
-        raise ValueError("--executor dask://... needs the optional dependency: pip install 'dask[distributed]'") from None
+        raise ValueError(
+            "--executor dask://... needs the optional dependency: pip install 'dask[distributed]'"
+        ) from None
     try:
-        client = Client("tcp://" + url[len("dask://"):], timeout=10)
+        client = Client("tcp://" + url[len("dask://") :], timeout=10)
     except OSError as exc:
         raise ValueError(f"cannot reach the Dask scheduler at {url}: {exc}") from None
     try:

@@ -13,14 +13,22 @@ def main(argv: list[str] | None = None) -> None:
     scenes = discover()
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, scenes))
-        print("usage: python -m scenes NAME [flags]   (python -m scenes NAME --help lists the flags)\n")
+        print(
+            "usage: python -m scenes NAME [flags]   (python -m scenes NAME --help lists the flags)\n"
+        )
         for name, entry in scenes.items():
-            source = "trains its experiment or draws a recording" if entry.experiment else "draws a recording"
+            source = (
+                "trains its experiment or draws a recording"
+                if entry.experiment
+                else "draws a recording"
+            )
             print(f"  {name:<{width}}  {entry.summary} ({source})")
         return
     if argv[0] not in scenes:
-        print(f"python -m scenes: error: no scene named {argv[0]!r}; the scenes are: {', '.join(scenes)}",
-              file=sys.stderr)
+        print(
+            f"python -m scenes: error: no scene named {argv[0]!r}; the scenes are: {', '.join(scenes)}",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     from .cli import main as run
 

@@ -51,7 +51,16 @@ from dynamics.sweep import usable_cpus
 
 from .writers import Writer, open_writer
 
-__all__ = ["RenderOptions", "Scene", "PanelScene", "Cell", "Field", "QUALITY_PRESETS", "grid_axes", "new_figure"]
+__all__ = [
+    "RenderOptions",
+    "Scene",
+    "PanelScene",
+    "Cell",
+    "Field",
+    "QUALITY_PRESETS",
+    "grid_axes",
+    "new_figure",
+]
 
 # Named presets of what a frame is: draft for tests and quick looks, final for lectures.
 # (Each writer has its own presets of the same names for its encoder, see scenes.writers.)
@@ -92,7 +101,9 @@ class RenderOptions:
 
     def __post_init__(self):
         if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
-            raise ValueError(f"frame size must be even and at least 16x16 pixels, got {self.width}x{self.height}")
+            raise ValueError(
+                f"frame size must be even and at least 16x16 pixels, got {self.width}x{self.height}"
+            )
         if not self.dpi > 0:
             raise ValueError(f"dpi must be positive, got {self.dpi}")
         if not self.fps > 0:
@@ -106,7 +117,9 @@ class RenderOptions:
     def preset_for(cls, quality: str, **overrides: Any) -> "RenderOptions":
         """Options of a named quality preset ("draft" or "final"), with overrides."""
         if quality not in QUALITY_PRESETS:
-            raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}")
+            raise ValueError(
+                f"unknown quality {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}"
+            )
         return cls(**{**QUALITY_PRESETS[quality], **overrides})
 
     def resolved_workers(self, frames: int) -> int:
@@ -163,8 +176,10 @@ def frame_indices(n: int, stride: int) -> np.ndarray:
 def new_figure(options: RenderOptions) -> Figure:
     """A figure with an Agg canvas of exactly ``options.width x options.height`` pixels."""
     # +0.01 px: the canvas truncates width*dpi, and 1366/96*96 can land a hair under 1366
-    fig = Figure(figsize=((options.width + 0.01) / options.dpi, (options.height + 0.01) / options.dpi),
-                 dpi=options.dpi)
+    fig = Figure(
+        figsize=((options.width + 0.01) / options.dpi, (options.height + 0.01) / options.dpi),
+        dpi=options.dpi,
+    )
     FigureCanvasAgg(fig)
     return fig
 
@@ -212,7 +227,9 @@ class Scene:
     #: The scene's config dataclass.
     Config: ClassVar[type | None] = None
 
-    def __init__(self, recording: Recording, config: Any = None, options: RenderOptions | None = None):
+    def __init__(
+        self, recording: Recording, config: Any = None, options: RenderOptions | None = None
+    ):
         self.recording = recording
         self.config = config if config is not None else (self.Config() if self.Config else None)
         self.options = options or RenderOptions()
@@ -296,7 +313,9 @@ class Scene:
         self.draw_frame(i)
         for artist in self._animated:
             fig.draw_artist(artist)
-        return np.array(canvas.buffer_rgba())  # RGBA: a plain copy (RGB would be a slow strided one)
+        return np.array(
+            canvas.buffer_rgba()
+        )  # RGBA: a plain copy (RGB would be a slow strided one)
 
     def frame(self, i: int, *, blit: bool = True) -> np.ndarray:
         """Frame ``i`` as ``(height, width, 3) uint8`` RGB (negative ``i`` counts from the end)."""
@@ -305,7 +324,9 @@ class Scene:
             self._build(blit)
         return self._render_frame(i)[:, :, :3]
 
-    def iter_frames(self, *, workers: int | None = None, block: int = 8, rgba: bool = False) -> Iterator[np.ndarray]:
+    def iter_frames(
+        self, *, workers: int | None = None, block: int = 8, rgba: bool = False
+    ) -> Iterator[np.ndarray]:
         """Every frame in order, ``(height, width, 3)`` RGB (``rgba=True``: 4 channels, as the
         writers take them fastest); with several workers, blocks of frames render in parallel."""
         channels = slice(None) if rgba else slice(0, 3)
@@ -357,8 +378,12 @@ class Scene:
         from tqdm.auto import tqdm
 
         with writer:
-            bar = tqdm(total=len(self), desc=f"rendering {writer.path.name}", unit="frame",
-                       disable=not self.options.progress)
+            bar = tqdm(
+                total=len(self),
+                desc=f"rendering {writer.path.name}",
+                unit="frame",
+                disable=not self.options.progress,
+            )
             try:
                 for frame in self.iter_frames(workers=workers, rgba=True):
                     writer.write(frame)
@@ -436,7 +461,9 @@ class PanelScene(Scene):
     def timeline(self) -> np.ndarray:
         """The steps of the first required series (override to draw another schedule)."""
         if not self.requires:
-            raise NotImplementedError(f"{type(self).__name__} must declare requires or define timeline()")
+            raise NotImplementedError(
+                f"{type(self).__name__} must declare requires or define timeline()"
+            )
         return np.asarray(self.recording[self.requires[0]].steps)
 
     def heading(self) -> str:
@@ -475,8 +502,14 @@ class PanelScene(Scene):
         return {}
 
     @classmethod
-    def sweep_figures(cls, recordings: Sequence[Recording | None], labels: Sequence[str], config: Any,
-                      options: RenderOptions, stem: Path) -> list[Path]:
+    def sweep_figures(
+        cls,
+        recordings: Sequence[Recording | None],
+        labels: Sequence[str],
+        config: Any,
+        options: RenderOptions,
+        stem: Path,
+    ) -> list[Path]:
         """Static figures of a whole sweep (``labels``: one per run); default none."""
         return []
 
@@ -497,8 +530,11 @@ class PanelScene(Scene):
         subtitle = self.subtitle()
         if subtitle:
             fig.text(left, 0.905, subtitle, fontsize="medium", color="#444444", va="center")
-        self._readout_series = [(f, self.recording[f.series]) for f in self.readout_fields()
-                                if f.series in self.recording]
+        self._readout_series = [
+            (f, self.recording[f.series])
+            for f in self.readout_fields()
+            if f.series in self.recording
+        ]
         last = int(self.steps_[-1])
         fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
         for f, series in self._readout_series:
@@ -523,7 +559,9 @@ class PanelScene(Scene):
         step = self.frame_step(i)
         for panel in self.panels_:
             panel.draw(step)
-        self.readout_.update(step, *(float(s.values[self._snapshot(s, step)]) for _, s in self._readout_series))
+        self.readout_.update(
+            step, *(float(s.values[self._snapshot(s, step)]) for _, s in self._readout_series)
+        )
 
     def stamp(self, lo: int, hi: int) -> list[Any]:
         # frames lo..hi-1 cover the steps after frame lo-1 up to frame hi-1 (with --stride,
@@ -533,11 +571,31 @@ class PanelScene(Scene):
         return [a for panel in self.panels_ for a in panel.stamp(step_lo, step_hi)]
 
 
-def grid_axes(fig: Figure, rows: int, cols: int, *, top: float = 0.86, bottom: float = 0.08, left: float = 0.06,
-              right: float = 0.97, hspace: float = 0.35, wspace: float = 0.25, **gridspec: Any):
+def grid_axes(
+    fig: Figure,
+    rows: int,
+    cols: int,
+    *,
+    top: float = 0.86,
+    bottom: float = 0.08,
+    left: float = 0.06,
+    right: float = 0.97,
+    hspace: float = 0.35,
+    wspace: float = 0.25,
+    **gridspec: Any,
+):
     """A ``rows x cols`` grid spec below a header band (``top`` leaves room for titles)."""
-    return fig.add_gridspec(rows, cols, top=top, bottom=bottom, left=left, right=right,
-                            hspace=hspace, wspace=wspace, **gridspec)
+    return fig.add_gridspec(
+        rows,
+        cols,
+        top=top,
+        bottom=bottom,
+        left=left,
+        right=right,
+        hspace=hspace,
+        wspace=wspace,
+        **gridspec,
+    )
 
 
 def _start_methods() -> list[str]:

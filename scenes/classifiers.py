@@ -76,28 +76,52 @@ class ClassifiersScene(PanelScene):
     def build(self, fig: Figure):
         cfg, rec = self.config, self.recording
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))
-        panels = [DecisionFieldPanel.from_recording(ax, rec, markers=cfg.markers, cmap=cfg.cmap,
-                                                    marker_size=cfg.marker_size,
-                                                    class_labels=("class 0 (train)", "class 1 (train)"))]
+        panels = [
+            DecisionFieldPanel.from_recording(
+                ax,
+                rec,
+                markers=cfg.markers,
+                cmap=cfg.cmap,
+                marker_size=cfg.marker_size,
+                class_labels=("class 0 (train)", "class 1 (train)"),
+            )
+        ]
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
-        rows = [("loss", ("train_loss", "test_loss"), False), ("accuracy", ("train_accuracy", "test_accuracy"), False)]
+        rows = [
+            ("loss", ("train_loss", "test_loss"), False),
+            ("accuracy", ("train_accuracy", "test_accuracy"), False),
+        ]
         rows = [(label, [n for n in names if n in rec], log) for label, names, log in rows]
         rows = [r for r in rows if r[1]]
         if "grad_error" in rec:
             rows.append(("gradient check", ["grad_error"], True))
         height = 0.74 / max(len(rows), 1)
         for k, (label, names, log) in enumerate(rows):
-            cax = fig.add_axes((0.64, 0.07 + (len(rows) - 1 - k) * height + 0.05, 0.33, height - 0.08))
+            cax = fig.add_axes(
+                (0.64, 0.07 + (len(rows) - 1 - k) * height + 0.05, 0.33, height - 0.08)
+            )
             steps = rec[names[0]].steps
             values = np.stack([np.asarray(rec[n].values, dtype=float) for n in names], axis=1)
             labels = [n.split("_")[0] for n in names] if len(names) > 1 else None
             ylabel = "relative error" if names == ["grad_error"] else label
-            panels.append(CurvesPanel(cax, steps, values, labels=labels, log=log, ylabel=ylabel,
-                                      xlabel="iteration" if k == len(rows) - 1 else "", colors=SPLIT_COLORS,
-                                      legend_loc="upper right" if label == "loss" else "lower right"))
+            panels.append(
+                CurvesPanel(
+                    cax,
+                    steps,
+                    values,
+                    labels=labels,
+                    log=log,
+                    ylabel=ylabel,
+                    xlabel="iteration" if k == len(rows) - 1 else "",
+                    colors=SPLIT_COLORS,
+                    legend_loc="upper right" if label == "loss" else "lower right",
+                )
+            )
             if names == ["grad_error"]:
-                cax.set_title("autograd vs finite differences (h = 1e-4)", fontsize="small", loc="left")
+                cax.set_title(
+                    "autograd vs finite differences (h = 1e-4)", fontsize="small", loc="left"
+                )
         return panels
 
     @classmethod
@@ -108,7 +132,9 @@ class ClassifiersScene(PanelScene):
 
         rng = np.random.default_rng(seed)
         spiral = SpiralScene.example(frames, grid)
-        x = np.concatenate([rng.normal(-1.5, 0.5, (n // 2, 2)), rng.normal(1.5, 0.5, (n // 2, 2))]).astype(np.float32)
+        x = np.concatenate(
+            [rng.normal(-1.5, 0.5, (n // 2, 2)), rng.normal(1.5, 0.5, (n // 2, 2))]
+        ).astype(np.float32)
         y = np.repeat([0.0, 1.0], n // 2).astype(np.float32)
         test = np.zeros(n, bool)
         test[::5] = True
@@ -122,11 +148,14 @@ class ClassifiersScene(PanelScene):
             "train_accuracy": Series(steps, np.linspace(0.5, 1.0, frames), kind="scalar"),
             "test_accuracy": Series(steps, np.linspace(0.5, 0.9, frames), kind="scalar"),
             "grad_error": Series(fine, 10.0 ** rng.uniform(-11, -8, len(fine)), kind="scalar"),
-            "data/x": Series(once, x[None], kind="data"), "data/y": Series(once, y[None], kind="data"),
+            "data/x": Series(once, x[None], kind="data"),
+            "data/y": Series(once, y[None], kind="data"),
             "data/test": Series(once, test[None], kind="data"),
         }
-        meta = {"grid": spiral.metadata["grid"],
-                "caption": "blobs, 1 hidden layer(s) of 10 relu units, SGD, lr 0.1 (an example recording)"}
+        meta = {
+            "grid": spiral.metadata["grid"],
+            "caption": "blobs, 1 hidden layer(s) of 10 relu units, SGD, lr 0.1 (an example recording)",
+        }
         return Recording(series, meta)
 
 

@@ -52,9 +52,15 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str, *,
-                            skip: Sequence[str] = (), defaults: dict[str, Any] | None = None,
-                            suppress_defaults: bool = False) -> None:
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    title: str,
+    *,
+    skip: Sequence[str] = (),
+    defaults: dict[str, Any] | None = None,
+    suppress_defaults: bool = False,
+) -> None:
     """One flag per field of dataclass ``cls``, typed from its default, help from its docstring.
 
     With ``suppress_defaults`` a flag that is not given stays absent from the namespace,
@@ -84,7 +90,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: s
 
 def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any):
     """Build dataclass ``cls`` from the parsed flags that name its fields."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
     return cls(**{**values, **extra})
 
 
@@ -99,54 +107,130 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     io = parser.add_argument_group("input and output")
-    io.add_argument("recording_arg", nargs="?", type=Path, default=None, metavar="RECORDING",
-                    help="a saved recording (a .rec directory) to draw" +
-                         (" instead of training (same as --recording)" if trains else " (required)"))
-    io.add_argument("--out", type=Path, default=None,
-                    help="output file; its extension (.mp4, .gif, .png) picks the format "
-                         f"(default: outputs/{entry.name}.<format>)")
-    io.add_argument("--format", choices=["mp4", "gif", "png"], default=None,
-                    help="output format when --out is not given; png writes a still of the last frame (default: mp4)")
-    io.add_argument("--recording", type=Path, default=None,
-                    help="re-render a saved recording (a .rec directory) instead of training" if trains
-                    else "the saved recording to draw (same as RECORDING)")
+    io.add_argument(
+        "recording_arg",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="RECORDING",
+        help="a saved recording (a .rec directory) to draw"
+        + (" instead of training (same as --recording)" if trains else " (required)"),
+    )
+    io.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output file; its extension (.mp4, .gif, .png) picks the format "
+        f"(default: outputs/{entry.name}.<format>)",
+    )
+    io.add_argument(
+        "--format",
+        choices=["mp4", "gif", "png"],
+        default=None,
+        help="output format when --out is not given; png writes a still of the last frame (default: mp4)",
+    )
+    io.add_argument(
+        "--recording",
+        type=Path,
+        default=None,
+        help="re-render a saved recording (a .rec directory) instead of training"
+        if trains
+        else "the saved recording to draw (same as RECORDING)",
+    )
     if trains:
-        io.add_argument("--save-recording", type=Path, default=None,
-                        help="also stream the training run into this recording directory, to re-render later")
-        io.add_argument("--overwrite", action="store_true", help="replace an existing --save-recording directory")
-    io.add_argument("--still", type=Path, default=None,
-                    help="also write a PNG still of the last frame to this path")
-    io.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                    help="also write the scene's static figures (PNG) beside the movie, if it has any")
+        io.add_argument(
+            "--save-recording",
+            type=Path,
+            default=None,
+            help="also stream the training run into this recording directory, to re-render later",
+        )
+        io.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace an existing --save-recording directory",
+        )
+    io.add_argument(
+        "--still",
+        type=Path,
+        default=None,
+        help="also write a PNG still of the last frame to this path",
+    )
+    io.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also write the scene's static figures (PNG) beside the movie, if it has any",
+    )
     io.add_argument("--quiet", action="store_true", help="no progress bars")
     if trains and entry.scene.small_multiples:
-        sweep = parser.add_argument_group("sweeps (small multiples: one panel per configuration, one timeline)")
-        sweep.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2,...",
-                           help="run every value of an experiment field, e.g. --sweep radius=0.01,0.1,1; give it "
-                                "twice for a grid (first: rows, second: columns). Finished runs are kept in "
-                                "--sweep-dir and not run again, so repeating the command resumes or re-renders")
+        sweep = parser.add_argument_group(
+            "sweeps (small multiples: one panel per configuration, one timeline)"
+        )
+        sweep.add_argument(
+            "--sweep",
+            action="append",
+            default=None,
+            metavar="NAME=V1,V2,...",
+            help="run every value of an experiment field, e.g. --sweep radius=0.01,0.1,1; give it "
+            "twice for a grid (first: rows, second: columns). Finished runs are kept in "
+            "--sweep-dir and not run again, so repeating the command resumes or re-renders",
+        )
         if entry.default_sweep:
-            sweep.add_argument("--single", action="store_true",
-                               help="train and draw one run with the given flags, instead of the default "
-                                    "comparison (" + " x ".join(entry.default_sweep) + ")")
-        sweep.add_argument("--jobs", type=int, default=None,
-                           help="local worker processes for a sweep (default: one per usable CPU core; 1: one "
-                                "after another)")
-        sweep.add_argument("--executor", default="local", metavar="URL",
-                           help="where sweep runs go: 'local' (a process pool of --jobs workers) or "
-                                "dask://HOST:PORT (a running Dask scheduler; needs dask[distributed] and a folder "
-                                "every worker sees)")
-        sweep.add_argument("--sweep-dir", type=Path, default=None,
-                           help=f"folder of the sweep's recordings and index (default: outputs/{entry.name}_sweep)")
+            sweep.add_argument(
+                "--single",
+                action="store_true",
+                help="train and draw one run with the given flags, instead of the default "
+                "comparison (" + " x ".join(entry.default_sweep) + ")",
+            )
+        sweep.add_argument(
+            "--jobs",
+            type=int,
+            default=None,
+            help="local worker processes for a sweep (default: one per usable CPU core; 1: one "
+            "after another)",
+        )
+        sweep.add_argument(
+            "--executor",
+            default="local",
+            metavar="URL",
+            help="where sweep runs go: 'local' (a process pool of --jobs workers) or "
+            "dask://HOST:PORT (a running Dask scheduler; needs dask[distributed] and a folder "
+            "every worker sees)",
+        )
+        sweep.add_argument(
+            "--sweep-dir",
+            type=Path,
+            default=None,
+            help=f"folder of the sweep's recordings and index (default: outputs/{entry.name}_sweep)",
+        )
     render = parser.add_argument_group("rendering")
-    render.add_argument("--quality", choices=list(QUALITY_PRESETS), default="final",
-                        help="named preset: draft = 640x360 and a fast encoder, final = 1280x720 (default: final)")
-    render.add_argument("--size", default=None, metavar="WxH",
-                        help="frame size in pixels, both even, overriding the preset (e.g. 1920x1080)")
-    add_dataclass_arguments(parser, RenderOptions, "rendering (override the --quality preset)",
-                            skip=_RENDER_SKIP, suppress_defaults=True, defaults=QUALITY_PRESETS["final"])
-    add_dataclass_arguments(parser, Mp4Options, "MP4 encoding (override the --quality preset)",
-                            suppress_defaults=True, defaults=Mp4Writer.QUALITY["final"])
+    render.add_argument(
+        "--quality",
+        choices=list(QUALITY_PRESETS),
+        default="final",
+        help="named preset: draft = 640x360 and a fast encoder, final = 1280x720 (default: final)",
+    )
+    render.add_argument(
+        "--size",
+        default=None,
+        metavar="WxH",
+        help="frame size in pixels, both even, overriding the preset (e.g. 1920x1080)",
+    )
+    add_dataclass_arguments(
+        parser,
+        RenderOptions,
+        "rendering (override the --quality preset)",
+        skip=_RENDER_SKIP,
+        suppress_defaults=True,
+        defaults=QUALITY_PRESETS["final"],
+    )
+    add_dataclass_arguments(
+        parser,
+        Mp4Options,
+        "MP4 encoding (override the --quality preset)",
+        suppress_defaults=True,
+        defaults=Mp4Writer.QUALITY["final"],
+    )
     if trains:
         add_dataclass_arguments(parser, entry.experiment_config, "experiment")
     if entry.scene.Config is not None:
@@ -163,7 +247,11 @@ def _parse_size(text: str) -> dict[str, int]:
 
 def _given(cls: type, args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
     """The fields of dataclass ``cls`` that were given as flags."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip and hasattr(args, f.name)}
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if f.name not in skip and hasattr(args, f.name)
+    }
 
 
 def main(name: str, argv: Sequence[str] | None = None) -> Path:
@@ -173,12 +261,22 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     try:
         return _main(entry, args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, PermissionError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+    ) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"{parser.prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; no partial output was left at the target path", file=sys.stderr)
+        print(
+            f"{parser.prog}: interrupted; no partial output was left at the target path",
+            file=sys.stderr,
+        )
         raise SystemExit(130) from None
 
 
@@ -189,8 +287,10 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
         raise ValueError("give the recording once: as RECORDING or as --recording")
     recording_path = args.recording or args.recording_arg
     if entry.experiment is None and recording_path is None:
-        raise ValueError(f"scenes.{entry.name} draws a saved recording: give its path "
-                         f"(python -m scenes.{entry.name} RUN.rec)")
+        raise ValueError(
+            f"scenes.{entry.name} draws a saved recording: give its path "
+            f"(python -m scenes.{entry.name} RUN.rec)"
+        )
     sweep = getattr(args, "sweep", None)
     if entry.default_sweep and not sweep and not recording_path and not args.single:
         sweep = list(entry.default_sweep)  # this scene's default is a comparison of runs
@@ -199,7 +299,9 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
         overrides.update(_parse_size(args.size))
     options = RenderOptions.preset_for(args.quality, progress=not args.quiet, **overrides)
     encoder = _given(Mp4Options, args)
-    Mp4Options(**{**Mp4Writer.QUALITY[args.quality], **encoder})  # bad settings fail before any work
+    Mp4Options(
+        **{**Mp4Writer.QUALITY[args.quality], **encoder}
+    )  # bad settings fail before any work
     # the writer is built once, here, before any work: it validates the path and opens no
     # file until the first frame arrives
     out = output_path(args.out, args.format, f"{entry.name}_sweep" if sweep else entry.name)
@@ -214,21 +316,29 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
             recording = load(recording_path)
         else:
             config = dataclass_from_args(entry.experiment_config, args)
-            recording = entry.run(config, path=args.save_recording, overwrite=args.overwrite,
-                                  progress=not args.quiet)
+            recording = entry.run(
+                config, path=args.save_recording, overwrite=args.overwrite, progress=not args.quiet
+            )
         scene = entry.scene(recording, scene_config, options)
     return _render_outputs(scene, writer, args)
 
 
-def _sweep(entry: SceneEntry, args: argparse.Namespace, specs: Sequence[str], options: RenderOptions,
-           scene_config) -> Scene:
+def _sweep(
+    entry: SceneEntry,
+    args: argparse.Namespace,
+    specs: Sequence[str],
+    options: RenderOptions,
+    scene_config,
+) -> Scene:
     from dynamics.sweep import Sweep, open_executor, parse_sweep_values
 
     from .sweep import SweepScene
 
     if args.recording or args.recording_arg or args.save_recording:
-        raise ValueError("a recording (RECORDING, --recording, --save-recording) does not combine with --sweep: "
-                         "the sweep keeps its recordings in --sweep-dir, and repeating the command re-renders them")
+        raise ValueError(
+            "a recording (RECORDING, --recording, --save-recording) does not combine with --sweep: "
+            "the sweep keeps its recordings in --sweep-dir, and repeating the command re-renders them"
+        )
     grid: dict[str, list] = {}
     for spec in specs:
         name, values = parse_sweep_values(entry.experiment_config, spec)
@@ -236,7 +346,9 @@ def _sweep(entry: SceneEntry, args: argparse.Namespace, specs: Sequence[str], op
             raise ValueError(f"--sweep {name} is given twice")
         grid[name] = values
     if len(grid) > 2:
-        raise ValueError(f"at most two --sweep fields (rows and columns), got {len(grid)}: {', '.join(grid)}")
+        raise ValueError(
+            f"at most two --sweep fields (rows and columns), got {len(grid)}: {', '.join(grid)}"
+        )
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     base = dataclass_from_args(entry.experiment_config, args)
@@ -247,8 +359,14 @@ def _sweep(entry: SceneEntry, args: argparse.Namespace, specs: Sequence[str], op
     prog = f"python -m scenes.{entry.name}"
     for point in result.failed:
         print(f"{prog}: configuration {point.overrides} failed: {point.error}", file=sys.stderr)
-    return SweepScene(entry.scene, result.recordings(), grid, errors=[p.error for p in result.points],
-                      config=scene_config, options=options)
+    return SweepScene(
+        entry.scene,
+        result.recordings(),
+        grid,
+        errors=[p.error for p in result.points],
+        config=scene_config,
+        options=options,
+    )
 
 
 def _render_outputs(scene: Scene, writer, args: argparse.Namespace) -> Path:

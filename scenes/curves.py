@@ -28,20 +28,24 @@ MAX_PANELS = 6
 def scalar_series(recording: Recording) -> list[str]:
     """Series of one number per snapshot: logged scalars (or series that say nothing of
     themselves and are scalars by shape), with at least one snapshot."""
-    return [n for n, s in recording.items() if s.shape == () and s.kind in ("scalar", "") and len(s)]
+    return [
+        n for n, s in recording.items() if s.shape == () and s.kind in ("scalar", "") and len(s)
+    ]
 
 
 def spans_decades(values: np.ndarray, decades: float = 2.0) -> bool:
     """True if ``values`` are all positive (where finite) and span ``decades`` or more."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    return bool(v.size) and bool((v > 0).all()) and float(v.max()) >= 10 ** decades * float(v.min())
+    return bool(v.size) and bool((v > 0).all()) and float(v.max()) >= 10**decades * float(v.min())
 
 
 def _norms(values: np.ndarray, chunk: int = 256) -> np.ndarray:
     out = np.empty(len(values))
     for lo in range(0, len(values), chunk):  # a memmap is read a block of snapshots at a time
-        block = np.asarray(values[lo : lo + chunk], dtype=float).reshape(min(chunk, len(values) - lo), -1)
+        block = np.asarray(values[lo : lo + chunk], dtype=float).reshape(
+            min(chunk, len(values) - lo), -1
+        )
         out[lo : lo + chunk] = np.sqrt(np.einsum("ij,ij->i", block, block))
     return out
 
@@ -69,8 +73,14 @@ def norm_curves(recording: Recording) -> list[tuple[str, np.ndarray, np.ndarray,
     if grads:
         steps = next(iter(grads.values())).steps
         same = {s.source or n: s for n, s in grads.items() if np.array_equal(s.steps, steps)}
-        out.append(("gradient norm ||grad W||", steps, np.stack([_norms(s.values) for s in same.values()], axis=1),
-                    list(same)))
+        out.append(
+            (
+                "gradient norm ||grad W||",
+                steps,
+                np.stack([_norms(s.values) for s in same.values()], axis=1),
+                list(same),
+            )
+        )
     return out
 
 
@@ -95,9 +105,12 @@ class CurvesSceneConfig:
     norms: bool = True
 
 
-@register("curves", description="Draw the scalar series of a saved recording (losses, accuracies) as curves "
-          "growing over training, with the norms of its recorded weights and gradients and their relative "
-          "update, on log axes where values span decades.")
+@register(
+    "curves",
+    description="Draw the scalar series of a saved recording (losses, accuracies) as curves "
+    "growing over training, with the norms of its recorded weights and gradients and their relative "
+    "update, on log axes where values span decades.",
+)
 class CurvesScene(PanelScene):
     """Scalar series as growing curves, with weight norms, gradient norms and relative updates.
 
@@ -115,20 +128,28 @@ class CurvesScene(PanelScene):
             rec.require(*names)
             bad = [n for n in names if rec[n].shape != ()]
             if bad:
-                raise ValueError(f"series {bad[0]!r} has snapshots of shape {rec[bad[0]].shape}, not scalars "
-                                 "(draw it with scenes.weights)")
+                raise ValueError(
+                    f"series {bad[0]!r} has snapshots of shape {rec[bad[0]].shape}, not scalars "
+                    "(draw it with scenes.weights)"
+                )
         else:
             names = scalar_series(rec)
-        curves = [(n, rec[n].steps, np.asarray(rec[n].values, dtype=float)[:, None], None) for n in names]
+        curves = [
+            (n, rec[n].steps, np.asarray(rec[n].values, dtype=float)[:, None], None) for n in names
+        ]
         if cfg.norms:
             curves += norm_curves(rec)
         curves = [c for c in curves if len(c[1])]
         if not curves:
-            raise KeyError("recording has no scalar, parameter or gradient series to draw as curves; it has: "
-                           + (", ".join(f"{k} {s.shape}" for k, s in rec.items()) or "none"))
+            raise KeyError(
+                "recording has no scalar, parameter or gradient series to draw as curves; it has: "
+                + (", ".join(f"{k} {s.shape}" for k, s in rec.items()) or "none")
+            )
         if len(curves) > MAX_PANELS:
-            raise ValueError(f"{len(curves)} panels do not fit one frame (at most {MAX_PANELS}); choose scalars "
-                             f"with --show (the recording has {', '.join(scalar_series(rec))})")
+            raise ValueError(
+                f"{len(curves)} panels do not fit one frame (at most {MAX_PANELS}); choose scalars "
+                f"with --show (the recording has {', '.join(scalar_series(rec))})"
+            )
         self.curves_ = curves
 
     def timeline(self) -> np.ndarray:
@@ -141,14 +162,32 @@ class CurvesScene(PanelScene):
         n = len(self.curves_)
         cols = min(n, 3)
         rows = math.ceil(n / cols)
-        gs = grid_axes(fig, rows, cols, top=self.header_bottom - 0.04, bottom=0.09, left=0.07, right=0.97,
-                       wspace=0.3, hspace=0.45)
+        gs = grid_axes(
+            fig,
+            rows,
+            cols,
+            top=self.header_bottom - 0.04,
+            bottom=0.09,
+            left=0.07,
+            right=0.97,
+            wspace=0.3,
+            hspace=0.45,
+        )
         panels = []
         for k, (title, steps, values, labels) in enumerate(self.curves_):
             ax = fig.add_subplot(gs[divmod(k, cols)])
-            panels.append(CurvesPanel(ax, steps, values, labels=labels[:8] if labels else None,
-                                      log=spans_decades(values), xlabel="step", colors=None,
-                                      legend_loc="best"))
+            panels.append(
+                CurvesPanel(
+                    ax,
+                    steps,
+                    values,
+                    labels=labels[:8] if labels else None,
+                    log=spans_decades(values),
+                    xlabel="step",
+                    colors=None,
+                    legend_loc="best",
+                )
+            )
             ax.set_title(title, fontsize="medium", loc="left")
         return panels
 
@@ -159,13 +198,19 @@ class CurvesScene(PanelScene):
         rng = np.random.default_rng(seed)
         steps = np.arange(frames, dtype=np.int64) * 10
         t = np.linspace(0, 1, frames)[:, None, None]
-        series = {"loss": Series(steps, np.geomspace(1, 1e-3, frames), kind="scalar"),
-                  "accuracy": Series(steps, np.linspace(0.3, 0.95, frames), kind="scalar")}
+        series = {
+            "loss": Series(steps, np.geomspace(1, 1e-3, frames), kind="scalar"),
+            "accuracy": Series(steps, np.linspace(0.3, 0.95, frames), kind="scalar"),
+        }
         for name, shape in (("0.weight", (8, 4)), ("2.weight", (2, 8))):
             w = rng.normal(0, 0.5, shape) + t * rng.normal(0, 0.5, shape)
             series[name] = Series(steps, w.astype(np.float32), kind="parameter", source=name)
-            series[f"grad/{name}"] = Series(steps, (w * np.geomspace(1, 1e-2, frames)[:, None, None]).astype(np.float32),
-                                            kind="gradient", source=name)
+            series[f"grad/{name}"] = Series(
+                steps,
+                (w * np.geomspace(1, 1e-2, frames)[:, None, None]).astype(np.float32),
+                kind="gradient",
+                source=name,
+            )
         return Recording(series, {"caption": "a small network (an example recording)"})
 
 

@@ -23,7 +23,12 @@ from .registry import register
 
 __all__ = ["DistributionsScene", "DistributionsSceneConfig"]
 
-ROLE_COLORS = {"parameter": "#1f5fbf", "activation": "#e6550d", "pre-activation": "#7b3294", "gradient": "#2ca02c"}
+ROLE_COLORS = {
+    "parameter": "#1f5fbf",
+    "activation": "#e6550d",
+    "pre-activation": "#7b3294",
+    "gradient": "#2ca02c",
+}
 
 
 def _role(recording: Recording, summary: Summary) -> str:
@@ -50,9 +55,14 @@ def chosen(recording: Recording, config) -> list[Summary]:
     the first parameter."""
     summaries = recording.summaries()
     if not summaries:
-        raise KeyError(f"recording has no summarised tensors (stats and histogram series); it has: "
-                       f"{', '.join(recording.keys()) or 'none'}")
-    by_name = {**{s.label: s for s in summaries.values()}, **{_label(recording, s): s for s in summaries.values()}}
+        raise KeyError(
+            f"recording has no summarised tensors (stats and histogram series); it has: "
+            f"{', '.join(recording.keys()) or 'none'}"
+        )
+    by_name = {
+        **{s.label: s for s in summaries.values()},
+        **{_label(recording, s): s for s in summaries.values()},
+    }
     wanted = config.names or [n for n in recording.metadata.get("show") or [] if n in by_name]
     if not wanted:
         outputs = [s for s in summaries.values() if s.of == "activation"]
@@ -61,7 +71,9 @@ def chosen(recording: Recording, config) -> list[Summary]:
         return list(dict.fromkeys(picks))
     missing = [n for n in wanted if n not in by_name]
     if missing:
-        raise KeyError(f"recording has no summary {missing[0]!r}; it has: {', '.join(sorted(by_name))}")
+        raise KeyError(
+            f"recording has no summary {missing[0]!r}; it has: {', '.join(sorted(by_name))}"
+        )
     return [by_name[n] for n in wanted]
 
 
@@ -121,26 +133,50 @@ class DistributionsScene(PanelScene):
 
     def build(self, fig: Figure):
         rec = self.recording
-        gs = grid_axes(fig, len(self.summaries_), 3, top=0.84, bottom=0.08, left=0.07, right=0.98, hspace=0.55,
-                       wspace=0.28)
+        gs = grid_axes(
+            fig,
+            len(self.summaries_),
+            3,
+            top=0.84,
+            bottom=0.08,
+            left=0.07,
+            right=0.98,
+            hspace=0.55,
+            wspace=0.28,
+        )
         panels = []
         for r, summary in enumerate(self.summaries_):
             steps, counts, edges = summary.read(rec)
             color, label = ROLE_COLORS[_role(rec, summary)], _label(rec, summary)
             last = r == len(self.summaries_) - 1
             ax = fig.add_subplot(gs[r, 0])
-            panels.append(DistributionPanel(ax, steps, counts, edges, color=color, xlabel="step" if last else "",
-                                            ylabel=""))
+            panels.append(
+                DistributionPanel(
+                    ax, steps, counts, edges, color=color, xlabel="step" if last else "", ylabel=""
+                )
+            )
             ax.set_title(f"{label}: percentiles", fontsize="medium", loc="left", color=color)
             ax = fig.add_subplot(gs[r, 1])
-            panels.append(HistogramPanel(ax, steps, counts, edges, color=color, xlabel="value" if last else "",
-                                         ylabel=""))
+            panels.append(
+                HistogramPanel(
+                    ax, steps, counts, edges, color=color, xlabel="value" if last else "", ylabel=""
+                )
+            )
             ax.set_title("histogram at this step", fontsize="medium", loc="left")
             ax = fig.add_subplot(gs[r, 2])
             stats = rec[summary.stats]
-            panels.append(CurvesPanel(ax, stats.steps, stats.values, labels=["mean", "std", "min", "max"],
-                                      reveal="cursor", colors=["#333333", color, "#9e9e9e", "#9e9e9e"],
-                                      xlabel="step" if last else "", legend_loc="upper left"))
+            panels.append(
+                CurvesPanel(
+                    ax,
+                    stats.steps,
+                    stats.values,
+                    labels=["mean", "std", "min", "max"],
+                    reveal="cursor",
+                    colors=["#333333", color, "#9e9e9e", "#9e9e9e"],
+                    xlabel="step" if last else "",
+                    legend_loc="upper left",
+                )
+            )
             ax.set_title("mean, std, min, max", fontsize="medium", loc="left")
         return panels
 
@@ -163,14 +199,28 @@ class DistributionsScene(PanelScene):
     def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
         summary = chosen(recording, config)[0]
         steps, counts, edges = summary.read(recording)
-        panel = DistributionPanel(ax, steps, counts, edges, color=ROLE_COLORS[_role(recording, summary)],
-                                  ylim=shared.get("ylim"), xlabel="step" if cell.last_row else "",
-                                  ylabel=_label(recording, summary) if cell.first_col else "")
+        panel = DistributionPanel(
+            ax,
+            steps,
+            counts,
+            edges,
+            color=ROLE_COLORS[_role(recording, summary)],
+            ylim=shared.get("ylim"),
+            xlabel="step" if cell.last_row else "",
+            ylabel=_label(recording, summary) if cell.first_col else "",
+        )
         if "test_accuracy" in recording:
             acc = recording["test_accuracy"]
-            ax.text(0.98, 0.04, f"test accuracy {float(acc.values[-1]):.3f} at step {int(acc.steps[-1]):,d}",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize="small",
-                    bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
+            ax.text(
+                0.98,
+                0.04,
+                f"test accuracy {float(acc.values[-1]):.3f} at step {int(acc.steps[-1]):,d}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize="small",
+                bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
+            )
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -188,14 +238,31 @@ class DistributionsScene(PanelScene):
             steps, counts, edges = chosen(rec, config)[0].read(rec)
             edges = np.broadcast_to(edges, (len(counts), counts.shape[1] + 1))
             pick = np.unique(np.linspace(0, len(steps) - 1, 10).round().astype(int))
-            dens = [counts[t] / max(counts[t].sum(), 1) / np.maximum(np.diff(edges[t]), 1e-300) for t in pick]
+            dens = [
+                counts[t] / max(counts[t].sum(), 1) / np.maximum(np.diff(edges[t]), 1e-300)
+                for t in pick
+            ]
             scale = 1.0 / max(float(np.max(d)) for d in dens) * 2.5
             for k, (t, d) in enumerate(zip(pick, dens)):
                 base = k
-                ax.fill_between(edges[t][:-1], base, base + d * scale, step="post", color=color, alpha=0.35,
-                                linewidth=0, zorder=len(pick) - k)
-                ax.plot(edges[t], np.append(base + d * scale, base + d[-1] * scale), drawstyle="steps-post",
-                        color=color, linewidth=1.0, zorder=len(pick) - k)
+                ax.fill_between(
+                    edges[t][:-1],
+                    base,
+                    base + d * scale,
+                    step="post",
+                    color=color,
+                    alpha=0.35,
+                    linewidth=0,
+                    zorder=len(pick) - k,
+                )
+                ax.plot(
+                    edges[t],
+                    np.append(base + d * scale, base + d[-1] * scale),
+                    drawstyle="steps-post",
+                    color=color,
+                    linewidth=1.0,
+                    zorder=len(pick) - k,
+                )
             ax.set_yticks(range(len(pick)), [f"{int(steps[t]):,d}" for t in pick])
             ax.set_ylabel("step" if j == 0 else "")
             ax.set_xlabel(name)
@@ -214,10 +281,17 @@ class DistributionsScene(PanelScene):
         activation whose spread shrinks over training; loss and test accuracy."""
         rng = np.random.default_rng(seed)
         steps = np.arange(frames, dtype=np.int64) * 10
-        series = {"loss": Series(steps, np.geomspace(2.3, 0.3, frames), kind="scalar"),
-                  "test_accuracy": Series(steps[::3], np.linspace(0.1, 0.9, len(steps[::3])), kind="scalar")}
-        for of, source, scale in (("activation", "fc1", 3.0), ("activation", "act3", 1.0),
-                                  ("parameter", "conv2.weight", 0.1)):
+        series = {
+            "loss": Series(steps, np.geomspace(2.3, 0.3, frames), kind="scalar"),
+            "test_accuracy": Series(
+                steps[::3], np.linspace(0.1, 0.9, len(steps[::3])), kind="scalar"
+            ),
+        }
+        for of, source, scale in (
+            ("activation", "fc1", 3.0),
+            ("activation", "act3", 1.0),
+            ("parameter", "conv2.weight", 0.1),
+        ):
             stats, hist, edges = [], [], []
             for t in range(frames):
                 values = rng.normal(0, scale * (1 - 0.5 * t / frames), 2000)
@@ -228,9 +302,13 @@ class DistributionsScene(PanelScene):
                 hist.append(counts)
                 edges.append(e)
             for kind, data in (("stats", stats), ("histogram", hist), ("edges", edges)):
-                series[f"{kind}/{source}"] = Series(steps, np.array(data), kind=kind, source=source, of=of)
-        meta = {"roles": {"fc1": "pre-activation", "act3": "activation"},
-                "caption": "three tensors whose spread shrinks (an example recording)"}
+                series[f"{kind}/{source}"] = Series(
+                    steps, np.array(data), kind=kind, source=source, of=of
+                )
+        meta = {
+            "roles": {"fc1": "pre-activation", "act3": "activation"},
+            "caption": "three tensors whose spread shrinks (an example recording)",
+        }
         return Recording(series, meta)
 
 

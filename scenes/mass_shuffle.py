@@ -85,8 +85,11 @@ class MassShuffleScene(PanelScene):
     requires = ("weight",)
     Config = MassShuffleSceneConfig
     title = "Where does the weight mass go?"
-    readout = (Field("train_accuracy", "train acc", "{:.3f}"), Field("test_accuracy", "test acc", "{:.3f}"),
-               Field("train_loss", "loss", "{:.4f}"))
+    readout = (
+        Field("train_accuracy", "train acc", "{:.3f}"),
+        Field("test_accuracy", "test acc", "{:.3f}"),
+        Field("train_loss", "loss", "{:.4f}"),
+    )
     small_multiples = True
     header_left = 0.06
 
@@ -106,45 +109,113 @@ class MassShuffleScene(PanelScene):
         panels = []
         view = cfg.view
         if view == "all":
-            gs = grid_axes(fig, 2, 2, top=0.83, bottom=0.09, left=0.06, right=0.9, hspace=0.5, wspace=0.3,
-                           height_ratios=[1, 2.6], width_ratios=[1.7, 1])
-            heat_ax, curve_ax, avg_ax = fig.add_subplot(gs[0, :]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
+            gs = grid_axes(
+                fig,
+                2,
+                2,
+                top=0.83,
+                bottom=0.09,
+                left=0.06,
+                right=0.9,
+                hspace=0.5,
+                wspace=0.3,
+                height_ratios=[1, 2.6],
+                width_ratios=[1.7, 1],
+            )
+            heat_ax, curve_ax, avg_ax = (
+                fig.add_subplot(gs[0, :]),
+                fig.add_subplot(gs[1, 0]),
+                fig.add_subplot(gs[1, 1]),
+            )
         else:
-            gs = grid_axes(fig, 1, 1, top=0.8, bottom=0.12 if view == "curves" else 0.3, left=0.08,
-                           right=0.95 if view == "curves" else 0.88)
+            gs = grid_axes(
+                fig,
+                1,
+                1,
+                top=0.8,
+                bottom=0.12 if view == "curves" else 0.3,
+                left=0.08,
+                right=0.95 if view == "curves" else 0.88,
+            )
             heat_ax = curve_ax = avg_ax = fig.add_subplot(gs[0, 0])
         if view in ("all", "heatmap"):
-            heat = HeatmapPanel(heat_ax, weight.steps, w, cmap=cfg.cmap, row_labels=["W"],
-                                col_labels=[f"x{c}" for c in range(k)],
-                                col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(k)],
-                                colorbar="weight", square=view == "all")
-            heat_ax.set_title("weights $W[i]$ of the 15 inputs (colour limits fixed over the run)",
-                              fontsize="medium", loc="left")
+            heat = HeatmapPanel(
+                heat_ax,
+                weight.steps,
+                w,
+                cmap=cfg.cmap,
+                row_labels=["W"],
+                col_labels=[f"x{c}" for c in range(k)],
+                col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(k)],
+                colorbar="weight",
+                square=view == "all",
+            )
+            heat_ax.set_title(
+                "weights $W[i]$ of the 15 inputs (colour limits fixed over the run)",
+                fontsize="medium",
+                loc="left",
+            )
             self._kind_key(heat_ax, kinds)
             panels.append(heat)
         if view in ("all", "curves"):
-            panels.append(CurvesPanel(curve_ax, weight.steps, w, groups=groups, members=cfg.members,
-                                      reveal="cursor", colors=colors, ylabel="weight", xlabel="training step",
-                                      legend_loc="upper left"))
-            curve_ax.set_title("W[0], W[1] and the average of the 13 noise weights", fontsize="medium", loc="left")
+            panels.append(
+                CurvesPanel(
+                    curve_ax,
+                    weight.steps,
+                    w,
+                    groups=groups,
+                    members=cfg.members,
+                    reveal="cursor",
+                    colors=colors,
+                    ylabel="weight",
+                    xlabel="training step",
+                    legend_loc="upper left",
+                )
+            )
+            curve_ax.set_title(
+                "W[0], W[1] and the average of the 13 noise weights", fontsize="medium", loc="left"
+            )
         if view in ("all", "averaged"):
             averaged = np.stack([w[:, cols].mean(axis=1) for cols in groups.values()], axis=1)
             # the same colour limits as the full heatmap: a colour means one value in both
-            panels.append(HeatmapPanel(avg_ax, weight.steps, averaged, cmap=cfg.cmap, row_labels=[""],
-                                       col_labels=list(groups), col_colors=colors, annotate=True,
-                                       colorbar="weight", vmin=float(w.min()), vmax=float(w.max()),
-                                       square=True))
+            panels.append(
+                HeatmapPanel(
+                    avg_ax,
+                    weight.steps,
+                    averaged,
+                    cmap=cfg.cmap,
+                    row_labels=[""],
+                    col_labels=list(groups),
+                    col_colors=colors,
+                    annotate=True,
+                    colorbar="weight",
+                    vmin=float(w.min()),
+                    vmax=float(w.max()),
+                    square=True,
+                )
+            )
             avg_ax.set_title("the same three, averaged, as cells", fontsize="medium", loc="left")
         return panels
 
     def _kind_key(self, ax, kinds: dict) -> None:
-        words = {"label": "x0: carries the label", "signal": "x1: same scale (10), no label",
-                 "noise": "x2..x14: noise of scale 0.01"}
+        words = {
+            "label": "x0: carries the label",
+            "signal": "x1: same scale (10), no label",
+            "noise": "x2..x14: noise of scale 0.01",
+        }
         x = 0.0
         for kind in ("label", "signal", "noise"):
             if kinds[kind]:
-                ax.annotate(words[kind], (x, 0), xycoords="axes fraction", xytext=(0, -22), textcoords="offset points",
-                            color=KIND_COLORS[kind], fontsize="small", va="top")
+                ax.annotate(
+                    words[kind],
+                    (x, 0),
+                    xycoords="axes fraction",
+                    xytext=(0, -22),
+                    textcoords="offset points",
+                    color=KIND_COLORS[kind],
+                    fontsize="small",
+                    va="top",
+                )
                 x += 0.34
 
     # -- small multiples -------------------------------------------------------------------
@@ -164,11 +235,20 @@ class MassShuffleScene(PanelScene):
         w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
         kinds = _inputs(recording.metadata, w.shape[1])
         col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
-        panel = HeatmapPanel(ax, weight.steps, w, cmap=config.cmap, vmin=shared.get("vmin"), vmax=shared.get("vmax"),
-                             row_labels=["W"], col_labels=[str(c) for c in range(w.shape[1])],
-                             col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
-                             # a shared scale needs one colorbar per row; separate scales one per run
-                             colorbar="weight" if cell.last_col or not shared else None, square=True)
+        panel = HeatmapPanel(
+            ax,
+            weight.steps,
+            w,
+            cmap=config.cmap,
+            vmin=shared.get("vmin"),
+            vmax=shared.get("vmax"),
+            row_labels=["W"],
+            col_labels=[str(c) for c in range(w.shape[1])],
+            col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
+            # a shared scale needs one colorbar per row; separate scales one per run
+            colorbar="weight" if cell.last_col or not shared else None,
+            square=True,
+        )
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -183,13 +263,24 @@ class MassShuffleScene(PanelScene):
         y = np.asarray(rec["data/y"].values[0])
         fig = new_figure(self.options)
         fig.patch.set_facecolor("white")
-        titles = ("native scale: every axis fitted to its data", "equal axes [-30, 30]$^3$: the noise axis is flat")
+        titles = (
+            "native scale: every axis fitted to its data",
+            "equal axes [-30, 30]$^3$: the noise axis is flat",
+        )
         for j, title in enumerate(titles):
             ax = fig.add_subplot(1, 2, j + 1, projection="3d")
             for cls, (name, color, marker) in enumerate(CLASS_STYLE):
                 pts = x[y == cls]
-                ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], s=6, color=color, marker=marker, label=name,
-                           depthshade=False)
+                ax.scatter(
+                    pts[:, 0],
+                    pts[:, 1],
+                    pts[:, 2],
+                    s=6,
+                    color=color,
+                    marker=marker,
+                    label=name,
+                    depthshade=False,
+                )
             if j == 1:
                 for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
                     setter(-30, 30)
@@ -199,7 +290,9 @@ class MassShuffleScene(PanelScene):
             ax.set_zlabel("x2 (noise)")
             ax.set_title(title, fontsize="medium")
             ax.legend(loc="upper left", fontsize="small")
-        fig.suptitle("The data: the first three of the 15 input coordinates", fontsize="large", weight="bold")
+        fig.suptitle(
+            "The data: the first three of the 15 input coordinates", fontsize="large", weight="bold"
+        )
         return [figure_to_png(fig, Path(f"{stem}_scatter.png"))]
 
     @classmethod
@@ -214,7 +307,9 @@ class MassShuffleScene(PanelScene):
         weight = (start + t * drift)[:, None, :].astype(np.float32)
         steps = np.arange(frames, dtype=np.int64) * 40
         fine = np.arange(4 * (frames - 1) + 1, dtype=np.int64) * 10
-        x = np.concatenate([10 * rng.standard_normal((200, 2)), 0.01 * rng.standard_normal((200, 13))], axis=1)
+        x = np.concatenate(
+            [10 * rng.standard_normal((200, 2)), 0.01 * rng.standard_normal((200, 13))], axis=1
+        )
         once = np.zeros(1, np.int64)
         series = {
             "weight": Series(steps, weight, kind="parameter", source="weight"),
@@ -224,8 +319,10 @@ class MassShuffleScene(PanelScene):
             "data/x": Series(once, x[None].astype(np.float32), kind="data"),
             "data/y": Series(once, (x[:, 0] >= 0)[None].astype(np.float32), kind="data"),
         }
-        meta = {"inputs": {"label": [0], "signal": [0, 1], "noise": list(range(2, 15))},
-                "caption": "logistic regression on 15 inputs, Adam lr 0.0001 (an example recording)"}
+        meta = {
+            "inputs": {"label": [0], "signal": [0, 1], "noise": list(range(2, 15))},
+            "caption": "logistic regression on 15 inputs, Adam lr 0.0001 (an example recording)",
+        }
         return Recording(series, meta)
 
 

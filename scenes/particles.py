@@ -25,7 +25,11 @@ __all__ = ["ParticlesScene", "ParticlesSceneConfig", "planar_series"]
 
 def planar_series(recording: Recording) -> list[str]:
     """Names of the series whose snapshots are ``(n, 2)``: points in the plane."""
-    return [name for name, s in recording.items() if len(s.shape) == 2 and s.shape[1] == 2 and s.shape[0] > 0]
+    return [
+        name
+        for name, s in recording.items()
+        if len(s.shape) == 2 and s.shape[1] == 2 and s.shape[0] > 0
+    ]
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,11 @@ class ParticlesSceneConfig:
             raise ValueError(f"trail must be >= 0, got {self.trail}")
 
 
-@register("particles", description="Draw any (T, n, 2) series of a saved recording as particles moving in "
-          "the plane, with their paths, reference points and a loss curve where the recording has them.")
+@register(
+    "particles",
+    description="Draw any (T, n, 2) series of a saved recording as particles moving in "
+    "the plane, with their paths, reference points and a loss curve where the recording has them.",
+)
 class ParticlesScene(PanelScene):
     """Any (T, n, 2) series as particles with their paths; references and a curve if present.
 
@@ -90,8 +97,10 @@ class ParticlesScene(PanelScene):
             return config.show
         planar = planar_series(recording)
         if not planar:
-            raise KeyError(f"recording has no (T, n, 2) series to draw as particles; it has: "
-                           f"{', '.join(f'{k} {s.shape}' for k, s in recording.items()) or 'none'}")
+            raise KeyError(
+                f"recording has no (T, n, 2) series to draw as particles; it has: "
+                f"{', '.join(f'{k} {s.shape}' for k, s in recording.items()) or 'none'}"
+            )
         return planar[0]
 
     @classmethod
@@ -100,14 +109,18 @@ class ParticlesScene(PanelScene):
         ref = (recording.metadata.get("references") or {}).get(name)
         if not ref:
             return None, cls.labels[1]
-        return np.asarray(ref["points"], dtype=float).reshape(-1, 2), str(ref.get("label", cls.labels[1]))
+        return np.asarray(ref["points"], dtype=float).reshape(-1, 2), str(
+            ref.get("label", cls.labels[1])
+        )
 
     def check(self) -> None:
         name = self.series_name(self.recording, self.config)
         self.recording.require(name)
         shape = self.recording[name].shape
         if len(shape) != 2 or shape[1] != 2:
-            raise ValueError(f"series {name!r} has snapshots of shape {shape}; particles need (n, 2)")
+            raise ValueError(
+                f"series {name!r} has snapshots of shape {shape}; particles need (n, 2)"
+            )
 
     def timeline(self) -> np.ndarray:
         return np.asarray(self.recording[self.series_name(self.recording, self.config)].steps)
@@ -115,8 +128,11 @@ class ParticlesScene(PanelScene):
     def heading(self) -> str:
         refs, _ = self.references(self.recording, self.series_name(self.recording, self.config))
         n = self.recording[self.series_name(self.recording, self.config)].shape[0]
-        return f"{n:,d} particles" + (f" and {len(refs)} reference points" if refs is not None else "") + \
-            " over training"
+        return (
+            f"{n:,d} particles"
+            + (f" and {len(refs)} reference points" if refs is not None else "")
+            + " over training"
+        )
 
     def _curve(self) -> Series | None:
         name = self.config.curve
@@ -139,16 +155,34 @@ class ParticlesScene(PanelScene):
         refs, ref_label = self.references(rec, name)
         curve = self._curve()
         top = self.header_bottom - 0.01
-        ax = fig.add_axes((0.035, 0.07, 0.5, top - 0.07) if curve is not None else (0.25, 0.07, 0.5, top - 0.07))
-        panels = [ParticlePanel(ax, positions.steps, positions.values, refs, limit=self._limit(cfg, positions.values,
-                                                                                                refs),
-                                trail=cfg.trail, labels=(self.labels[0], ref_label))]
+        ax = fig.add_axes(
+            (0.035, 0.07, 0.5, top - 0.07) if curve is not None else (0.25, 0.07, 0.5, top - 0.07)
+        )
+        panels = [
+            ParticlePanel(
+                ax,
+                positions.steps,
+                positions.values,
+                refs,
+                limit=self._limit(cfg, positions.values, refs),
+                trail=cfg.trail,
+                labels=(self.labels[0], ref_label),
+            )
+        ]
         ax.set_xlabel(self.xlabel)
         ax.set_ylabel(self.ylabel)
         if curve is not None:
             cax = fig.add_axes((0.62, 0.14, 0.35, top - 0.2))
-            panels.append(CurvesPanel(cax, curve.steps, curve.values, log=bool(np.all(np.asarray(curve.values) > 0)),
-                                      ylabel=self.curve_labels.get(cfg.curve, cfg.curve), xlabel=self.step_label))
+            panels.append(
+                CurvesPanel(
+                    cax,
+                    curve.steps,
+                    curve.values,
+                    log=bool(np.all(np.asarray(curve.values) > 0)),
+                    ylabel=self.curve_labels.get(cfg.curve, cfg.curve),
+                    xlabel=self.step_label,
+                )
+            )
         return panels
 
     @classmethod
@@ -157,10 +191,17 @@ class ParticlesScene(PanelScene):
         name = cls.series_name(recording, config)
         positions = recording[name]
         refs, _ = cls.references(recording, name)
-        panel = ParticlePanel(ax, positions.steps, positions.values, refs,
-                              limit=shared.get("limit") or cls._limit(config, positions.values, refs),
-                              trail=config.trail, particle_size=max(12, 70 * cell.scale),
-                              path_size=max(1, 3 * cell.scale), legend=False)
+        panel = ParticlePanel(
+            ax,
+            positions.steps,
+            positions.values,
+            refs,
+            limit=shared.get("limit") or cls._limit(config, positions.values, refs),
+            trail=config.trail,
+            particle_size=max(12, 70 * cell.scale),
+            path_size=max(1, 3 * cell.scale),
+            legend=False,
+        )
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -169,8 +210,14 @@ class ParticlesScene(PanelScene):
         """One box for every run, around all their positions (unless ``limit`` is given)."""
         if config.limit:
             return {}
-        boxes = [cls._limit(config, r[cls.series_name(r, config)].values,
-                            cls.references(r, cls.series_name(r, config))[0]) for r in recordings]
+        boxes = [
+            cls._limit(
+                config,
+                r[cls.series_name(r, config)].values,
+                cls.references(r, cls.series_name(r, config))[0],
+            )
+            for r in recordings
+        ]
         b = np.array(boxes)
         half = max((b[:, 1] - b[:, 0]).max(), (b[:, 3] - b[:, 2]).max()) / 2
         cx, cy = (b[:, 0].min() + b[:, 1].max()) / 2, (b[:, 2].min() + b[:, 3].max()) / 2
@@ -186,10 +233,17 @@ class ParticlesScene(PanelScene):
         positions = (0.05 * ends + t * 0.95 * ends).astype(np.float32)
         steps = np.arange(frames, dtype=np.int64) * 10
         loss = np.geomspace(1e-1, 1e-4, frames)
-        meta = {"references": {"positions": {"points": [[1.0, 1.0], [-1.0, 0.5]], "label": "target"}},
-                "caption": f"{n} particles on straight lines (an example recording)"}
-        return Recording({"positions": Series(steps, positions, kind="derived"),
-                          "loss": Series(steps, loss, kind="scalar")}, meta)
+        meta = {
+            "references": {"positions": {"points": [[1.0, 1.0], [-1.0, 0.5]], "label": "target"}},
+            "caption": f"{n} particles on straight lines (an example recording)",
+        }
+        return Recording(
+            {
+                "positions": Series(steps, positions, kind="derived"),
+                "loss": Series(steps, loss, kind="scalar"),
+            },
+            meta,
+        )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,24 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 
-__all__ = ["Panel", "ParticlePanel", "CurvesPanel", "HeatmapPanel", "DistributionPanel", "HistogramPanel",
-           "DecisionFieldPanel", "Readout", "COLORS", "CLASS_MARKERS", "get_cmap", "histogram_percentiles",
-           "level_lines", "matrix_view", "snapshot_at", "square_box"]
+__all__ = [
+    "Panel",
+    "ParticlePanel",
+    "CurvesPanel",
+    "HeatmapPanel",
+    "DistributionPanel",
+    "HistogramPanel",
+    "DecisionFieldPanel",
+    "Readout",
+    "COLORS",
+    "CLASS_MARKERS",
+    "get_cmap",
+    "histogram_percentiles",
+    "level_lines",
+    "matrix_view",
+    "snapshot_at",
+    "square_box",
+]
 
 COLORS = {
     "particle": "#1f5fbf",
@@ -112,7 +127,9 @@ def get_cmap(name: str) -> Colormap:
         return matplotlib.colormaps[name]
     except (ImportError, KeyError):
         known = ", ".join(sorted(n for n in matplotlib.colormaps if not n.endswith("_r"))[:12])
-        raise ValueError(f"unknown colormap {name!r}; matplotlib and seaborn names work, e.g. {known} ...") from None
+        raise ValueError(
+            f"unknown colormap {name!r}; matplotlib and seaborn names work, e.g. {known} ..."
+        ) from None
 
 
 class Panel:
@@ -159,15 +176,28 @@ class ParticlePanel(Panel):
         Draw the legend.
     """
 
-    def __init__(self, ax: Axes, steps: np.ndarray, positions: np.ndarray, references: np.ndarray | None = None, *,
-                 limit: float | Sequence[float] = 2.0, trail: int = 0, particle_size: float = 70,
-                 path_size: float = 3,
-                 labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$"),
-                 legend: bool = True):
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        positions: np.ndarray,
+        references: np.ndarray | None = None,
+        *,
+        limit: float | Sequence[float] = 2.0,
+        trail: int = 0,
+        particle_size: float = 70,
+        path_size: float = 3,
+        labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$"),
+        legend: bool = True,
+    ):
         self.ax, self.steps, self.positions = ax, np.asarray(steps), positions
         self.trail = int(trail)
-        x0, x1, y0, y1 = (-limit, limit, -limit, limit) if np.ndim(limit) == 0 else (float(v) for v in limit)
-        self.references = None if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
+        x0, x1, y0, y1 = (
+            (-limit, limit, -limit, limit) if np.ndim(limit) == 0 else (float(v) for v in limit)
+        )
+        self.references = (
+            None if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
+        )
         n = positions.shape[1]
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
@@ -182,15 +212,41 @@ class ParticlePanel(Panel):
             for p in self.references:
                 reach = 1.5 * max(abs(x0), abs(x1), abs(y0), abs(y1))  # past the corner of the box
                 far = p / max(np.linalg.norm(p), 1e-12) * reach
-                self.foreground += ax.plot([0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=3)
-            self.foreground.append(ax.scatter(self.references[:, 0], self.references[:, 1], s=particle_size * 1.1,
-                                              color=COLORS["reference"], edgecolor="black", linewidth=0.8, zorder=4,
-                                              label=labels[1]))
+                self.foreground += ax.plot(
+                    [0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=3
+                )
+            self.foreground.append(
+                ax.scatter(
+                    self.references[:, 0],
+                    self.references[:, 1],
+                    s=particle_size * 1.1,
+                    color=COLORS["reference"],
+                    edgecolor="black",
+                    linewidth=0.8,
+                    zorder=4,
+                    label=labels[1],
+                )
+            )
         empty = np.zeros((0, 2))
-        self.path = ax.scatter(empty[:, 0], empty[:, 1], s=path_size, color=COLORS["path"], alpha=0.55,
-                               linewidths=0, zorder=2)
-        self.particles = ax.scatter(np.zeros(n), np.zeros(n), s=particle_size, color=COLORS["particle"],
-                                    edgecolor=COLORS["particle_edge"], linewidth=0.8, zorder=6, label=labels[0])
+        self.path = ax.scatter(
+            empty[:, 0],
+            empty[:, 1],
+            s=path_size,
+            color=COLORS["path"],
+            alpha=0.55,
+            linewidths=0,
+            zorder=2,
+        )
+        self.particles = ax.scatter(
+            np.zeros(n),
+            np.zeros(n),
+            s=particle_size,
+            color=COLORS["particle"],
+            edgecolor=COLORS["particle_edge"],
+            linewidth=0.8,
+            zorder=6,
+            label=labels[0],
+        )
         if legend:
             box = ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
             box.set_zorder(10)
@@ -247,10 +303,22 @@ class CurvesPanel(Panel):
         Where the legend goes.
     """
 
-    def __init__(self, ax: Axes, steps: np.ndarray, values: np.ndarray, *, labels: Sequence[str] | None = None,
-                 groups: Mapping[str, Sequence[int]] | None = None, members: bool = True, reveal: str = "grow",
-                 log: bool = False, ylabel: str = "", xlabel: str = "step", colors: Sequence[str] | None = None,
-                 legend_loc: str = "best"):
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        values: np.ndarray,
+        *,
+        labels: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[int]] | None = None,
+        members: bool = True,
+        reveal: str = "grow",
+        log: bool = False,
+        ylabel: str = "",
+        xlabel: str = "step",
+        colors: Sequence[str] | None = None,
+        legend_loc: str = "best",
+    ):
         if reveal not in ("grow", "cursor"):
             raise ValueError(f"reveal must be 'grow' or 'cursor', got {reveal!r}")
         self.ax, self.reveal = ax, reveal
@@ -261,7 +329,9 @@ class CurvesPanel(Panel):
             groups = {name: list(cols) for name, cols in groups.items()}
             bad = [c for cols in groups.values() for c in cols if not 0 <= c < values.shape[1]]
             if bad or not all(groups.values()):
-                raise ValueError(f"groups name columns {bad or 'none'} but the values have {values.shape[1]} columns")
+                raise ValueError(
+                    f"groups name columns {bad or 'none'} but the values have {values.shape[1]} columns"
+                )
             labels = list(groups)
             curves = np.stack([values[:, cols].mean(axis=1) for cols in groups.values()], axis=1)
         else:
@@ -288,15 +358,37 @@ class CurvesPanel(Panel):
         if groups is not None and members:
             for j, cols in enumerate(groups.values()):
                 for c in cols:
-                    ax.plot(self.steps, values[:, c], color=colors[j], linewidth=0.7, alpha=0.3, zorder=1.5)
+                    ax.plot(
+                        self.steps,
+                        values[:, c],
+                        color=colors[j],
+                        linewidth=0.7,
+                        alpha=0.3,
+                        zorder=1.5,
+                    )
         width = 1.8 if groups is None else 2.4
-        self.lines = [ax.plot(self.steps if reveal == "cursor" else [], curves[:, j] if reveal == "cursor" else [],
-                              color=colors[j], linewidth=width, zorder=2, label=None if labels is None else labels[j])[0]
-                      for j in range(k)]
-        self.dots = [ax.plot([], [], "o", color=colors[j], markersize=6, markeredgecolor="white", zorder=4)[0]
-                     for j in range(k)]
-        self.cursor = ax.axvline(self.steps[0], color=COLORS["cursor"], linewidth=1.0, zorder=3) \
-            if reveal == "cursor" else None
+        self.lines = [
+            ax.plot(
+                self.steps if reveal == "cursor" else [],
+                curves[:, j] if reveal == "cursor" else [],
+                color=colors[j],
+                linewidth=width,
+                zorder=2,
+                label=None if labels is None else labels[j],
+            )[0]
+            for j in range(k)
+        ]
+        self.dots = [
+            ax.plot([], [], "o", color=colors[j], markersize=6, markeredgecolor="white", zorder=4)[
+                0
+            ]
+            for j in range(k)
+        ]
+        self.cursor = (
+            ax.axvline(self.steps[0], color=COLORS["cursor"], linewidth=1.0, zorder=3)
+            if reveal == "cursor"
+            else None
+        )
         self.legend = None
         if labels is not None:
             self.legend = ax.legend(loc=legend_loc, fontsize="small", framealpha=0.9)
@@ -362,16 +454,32 @@ class HeatmapPanel(Panel):
     MIN_EDGED_CELL_PX = 12
     MAX_LABELLED = 20
 
-    def __init__(self, ax: Axes, steps: np.ndarray, values: np.ndarray, *, cmap: str = "hot",
-                 vmin: float | None = None, vmax: float | None = None, center: float | None = None,
-                 row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
-                 col_colors: Sequence[str] | None = None, annotate: bool = False, colorbar: str | None = "value",
-                 fmt: str = "{:+.2f}", square: bool = False, edgecolor: str | None = "auto"):
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        values: np.ndarray,
+        *,
+        cmap: str = "hot",
+        vmin: float | None = None,
+        vmax: float | None = None,
+        center: float | None = None,
+        row_labels: Sequence[str] | None = None,
+        col_labels: Sequence[str] | None = None,
+        col_colors: Sequence[str] | None = None,
+        annotate: bool = False,
+        colorbar: str | None = "value",
+        fmt: str = "{:+.2f}",
+        square: bool = False,
+        edgecolor: str | None = "auto",
+    ):
         self.ax, self.steps = ax, np.asarray(steps)
         if values.ndim == 2:
             values = values[:, None, :]
         if values.ndim != 3:
-            raise ValueError(f"heatmap values must be (T, rows, cols) or (T, cols), got shape {values.shape}")
+            raise ValueError(
+                f"heatmap values must be (T, rows, cols) or (T, cols), got shape {values.shape}"
+            )
         self.values = values
         lo, hi = _finite_range(values)
         if center is not None:
@@ -395,18 +503,41 @@ class HeatmapPanel(Panel):
             edgecolor = "#8c8c8c" if min(cell_w, cell_h) >= self.MIN_EDGED_CELL_PX else None
         self.edged = edgecolor is not None
         if self.edged:
-            self.mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, np.asarray(values[0]),
-                                      cmap=self.cmap, norm=self.norm, edgecolors=edgecolor, linewidth=1.0)
+            self.mesh = ax.pcolormesh(
+                np.arange(cols + 1) - 0.5,
+                np.arange(rows + 1) - 0.5,
+                np.asarray(values[0]),
+                cmap=self.cmap,
+                norm=self.norm,
+                edgecolors=edgecolor,
+                linewidth=1.0,
+            )
             for spine in ax.spines.values():
                 spine.set_color(edgecolor)
         else:  # one image, coloured here: matplotlib only resamples bytes per frame
-            self.mesh = ax.imshow(self._rgba(values[0]), extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
-                                  interpolation="nearest", aspect="auto")
+            self.mesh = ax.imshow(
+                self._rgba(values[0]),
+                extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
+                interpolation="nearest",
+                aspect="auto",
+            )
         ax.set_xlim(-0.5, cols - 0.5)
         ax.set_ylim(rows - 0.5, -0.5)  # row 0 on top, as a matrix is written
         # every cell labelled while there are few and they are wide enough for a label
-        _index_ticks(ax.xaxis, cols, col_labels, self.MAX_LABELLED if cell_w >= 16 or col_labels else 0, cols * cell_w)
-        _index_ticks(ax.yaxis, rows, row_labels, self.MAX_LABELLED if cell_h >= 12 or row_labels else 0, rows * cell_h)
+        _index_ticks(
+            ax.xaxis,
+            cols,
+            col_labels,
+            self.MAX_LABELLED if cell_w >= 16 or col_labels else 0,
+            cols * cell_w,
+        )
+        _index_ticks(
+            ax.yaxis,
+            rows,
+            row_labels,
+            self.MAX_LABELLED if cell_h >= 12 or row_labels else 0,
+            rows * cell_h,
+        )
         ax.tick_params(length=0 if self.edged else 3)
         if col_colors is not None:
             for label, color in zip(ax.get_xticklabels(), col_colors):
@@ -419,8 +550,11 @@ class HeatmapPanel(Panel):
         self.texts = []
         if annotate:
             self.fmt = fmt
-            self.texts = [ax.text(c, r, "", ha="center", va="center", fontsize="large", weight="bold")
-                          for r in range(rows) for c in range(cols)]
+            self.texts = [
+                ax.text(c, r, "", ha="center", va="center", fontsize="large", weight="bold")
+                for r in range(rows)
+                for c in range(cols)
+            ]
 
     def _rgba(self, matrix) -> np.ndarray:
         return self.cmap(self.norm(np.asarray(matrix, dtype=float)), bytes=True)
@@ -447,14 +581,18 @@ class HeatmapPanel(Panel):
         return float(x), float(fig.bbox.height - y)
 
 
-def level_lines(xs: np.ndarray, ys: np.ndarray, field: np.ndarray, level: float = 0.5) -> np.ndarray:
+def level_lines(
+    xs: np.ndarray, ys: np.ndarray, field: np.ndarray, level: float = 0.5
+) -> np.ndarray:
     """The ``level`` contour of ``field`` (rows along ``ys``, columns along ``xs``) as one
     ``(n, 2)`` array of points, separate lines joined by a row of NaN (what one Line2D
     draws as several lines). Empty ``(0, 2)`` when the field never crosses ``level``."""
     import contourpy  # a matplotlib dependency
 
     field = np.asarray(field, dtype=np.float64)
-    lines = contourpy.contour_generator(xs, ys, np.ma.masked_invalid(field), line_type="Separate").lines(level)
+    lines = contourpy.contour_generator(
+        xs, ys, np.ma.masked_invalid(field), line_type="Separate"
+    ).lines(level)
     if not lines:
         return np.zeros((0, 2))
     gap = np.full((1, 2), np.nan)
@@ -498,13 +636,17 @@ class DecisionFieldPanel(Panel):
     """
 
     @classmethod
-    def from_recording(cls, ax: Axes, recording, *, markers: bool = True, **kwargs: Any) -> "DecisionFieldPanel":
+    def from_recording(
+        cls, ax: Axes, recording, *, markers: bool = True, **kwargs: Any
+    ) -> "DecisionFieldPanel":
         """The panel of a recording's ``field`` series (grid extent from its metadata), with
         its training points (``data/x``, ``data/y`` less ``data/test``) when ``markers``."""
         field = recording["field"]
         extent = tuple(float(v) for v in (recording.metadata.get("grid") or {}).get("extent", ()))
         if len(extent) != 4:
-            raise KeyError("recording metadata has no grid extent ('grid': {'extent': [x0, x1, y0, y1]})")
+            raise KeyError(
+                "recording metadata has no grid extent ('grid': {'extent': [x0, x1, y0, y1]})"
+            )
         x = y = None
         if markers and "data/x" in recording and "data/y" in recording:
             x = np.asarray(recording["data/x"].values[0], dtype=float)
@@ -518,20 +660,43 @@ class DecisionFieldPanel(Panel):
     def small(cls, ax: Axes, recording, config) -> "DecisionFieldPanel":
         """A small-multiples cell (no legend, no colorbar, small markers), labelled with the
         run's final accuracy; ``config`` has ``cmap``, ``markers`` and ``marker_size``."""
-        panel = cls.from_recording(ax, recording, markers=config.markers, cmap=config.cmap, colorbar=None,
-                                   legend=False, marker_size=max(3, config.marker_size / 3))
+        panel = cls.from_recording(
+            ax,
+            recording,
+            markers=config.markers,
+            cmap=config.cmap,
+            colorbar=None,
+            legend=False,
+            marker_size=max(3, config.marker_size / 3),
+        )
         for name, label in (("test_accuracy", "test"), ("train_accuracy", "train")):
             if name in recording:
-                ax.set_xlabel(f"{label} accuracy {float(recording[name].values[-1]):.3f}", fontsize="small")
+                ax.set_xlabel(
+                    f"{label} accuracy {float(recording[name].values[-1]):.3f}", fontsize="small"
+                )
                 break
         ax.tick_params(labelsize="x-small")
         return panel
 
-    def __init__(self, ax: Axes, steps: np.ndarray, fields: np.ndarray, extent: Sequence[float], *,
-                 x: np.ndarray | None = None, y: np.ndarray | None = None, cmap: str = "RdBu_r",
-                 vmin: float = 0.0, vmax: float = 1.0, level: float = 0.5, colorbar: str | None = "p(class 1)",
-                 class_labels: tuple[str, str] = ("class 0", "class 1"), marker_size: float = 14,
-                 contour_color: str = "black", legend: bool = True):
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        fields: np.ndarray,
+        extent: Sequence[float],
+        *,
+        x: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+        cmap: str = "RdBu_r",
+        vmin: float = 0.0,
+        vmax: float = 1.0,
+        level: float = 0.5,
+        colorbar: str | None = "p(class 1)",
+        class_labels: tuple[str, str] = ("class 0", "class 1"),
+        marker_size: float = 14,
+        contour_color: str = "black",
+        legend: bool = True,
+    ):
         self.ax, self.steps, self.fields, self.level = ax, np.asarray(steps), fields, float(level)
         if fields.ndim != 3:
             raise ValueError(f"fields must be (T, ny, nx), got shape {fields.shape}")
@@ -543,22 +708,43 @@ class DecisionFieldPanel(Panel):
         self.cmap, self.norm = get_cmap(cmap), Normalize(vmin, vmax)
         # coloured here (uint8 RGBA, by the colormap itself) so that per frame matplotlib
         # only resamples bytes: a 1280x720 spiral frame went from about 42 to 35 ms
-        self.image = ax.imshow(self._rgba(fields[0]), extent=self.extent, origin="lower",
-                               interpolation="nearest", zorder=1)
+        self.image = ax.imshow(
+            self._rgba(fields[0]),
+            extent=self.extent,
+            origin="lower",
+            interpolation="nearest",
+            zorder=1,
+        )
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
-        (self.contour,) = ax.plot([], [], color=contour_color, linewidth=2.0, zorder=3,
-                                  label=f"p = {self.level:g}" if colorbar else None)
+        (self.contour,) = ax.plot(
+            [],
+            [],
+            color=contour_color,
+            linewidth=2.0,
+            zorder=3,
+            label=f"p = {self.level:g}" if colorbar else None,
+        )
         self.points = []
         if x is not None and y is not None:
             x, y = np.asarray(x, dtype=float), np.asarray(y)
             for cls, (style, label) in enumerate(zip(CLASS_MARKERS, class_labels)):
                 pts = x[y == cls]
-                self.points.append(ax.scatter(pts[:, 0], pts[:, 1], s=marker_size, zorder=4, label=label, **style))
+                self.points.append(
+                    ax.scatter(pts[:, 0], pts[:, 1], s=marker_size, zorder=4, label=label, **style)
+                )
         if self.points and legend:  # above the axes: inside, the moving image would cover it
-            ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False,
-                      borderaxespad=0.2, handletextpad=0.5, columnspacing=1.2)
+            ax.legend(
+                loc="lower left",
+                bbox_to_anchor=(0.0, 1.0),
+                ncol=3,
+                fontsize="small",
+                frameon=False,
+                borderaxespad=0.2,
+                handletextpad=0.5,
+                columnspacing=1.2,
+            )
         if colorbar is not None:
             from matplotlib.cm import ScalarMappable
 
@@ -608,8 +794,17 @@ class Readout:
         Blank space between fields.
     """
 
-    def __init__(self, fig, xy: tuple[float, float], fields: Sequence[tuple[str, str, int]], *,
-                 ha: str = "left", sep: str = "   ", fontsize: str = "large", **text_kw: Any):
+    def __init__(
+        self,
+        fig,
+        xy: tuple[float, float],
+        fields: Sequence[tuple[str, str, int]],
+        *,
+        ha: str = "left",
+        sep: str = "   ",
+        fontsize: str = "large",
+        **text_kw: Any,
+    ):
         self.fields = list(fields)
         line, ends = "", []
         for k, (label, _, width) in enumerate(self.fields):
@@ -619,8 +814,10 @@ class Readout:
         static = fig.text(*xy, line, ha=ha, **style)
         box = static.get_window_extent(fig.canvas.get_renderer())
         char = box.width / len(line)  # monospace: every character is as wide
-        self.texts = [fig.text((box.x0 + end * char) / fig.bbox.width, xy[1], "", ha="right", **style)
-                      for end in ends]
+        self.texts = [
+            fig.text((box.x0 + end * char) / fig.bbox.width, xy[1], "", ha="right", **style)
+            for end in ends
+        ]
 
     def moving(self) -> list[Any]:
         return list(self.texts)
@@ -670,14 +867,25 @@ class DistributionPanel(Panel):
 
     BANDS = ((0, 100), (7, 93), (16, 84), (31, 69))
 
-    def __init__(self, ax: Axes, steps: np.ndarray, counts: np.ndarray, edges: np.ndarray, *,
-                 color: str = "#e6550d", ylim: tuple[float, float] | None = None, xlabel: str = "step",
-                 ylabel: str = "value"):
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        counts: np.ndarray,
+        edges: np.ndarray,
+        *,
+        color: str = "#e6550d",
+        ylim: tuple[float, float] | None = None,
+        xlabel: str = "step",
+        ylabel: str = "value",
+    ):
         self.ax, self.steps = ax, np.asarray(steps)
         qs = [q for band in self.BANDS for q in band] + [50]
         p = histogram_percentiles(counts, edges, qs)
         for k, alpha in zip(range(len(self.BANDS)), (0.15, 0.25, 0.35, 0.45)):
-            ax.fill_between(self.steps, p[:, 2 * k], p[:, 2 * k + 1], color=color, alpha=alpha, linewidth=0)
+            ax.fill_between(
+                self.steps, p[:, 2 * k], p[:, 2 * k + 1], color=color, alpha=alpha, linewidth=0
+            )
         ax.plot(self.steps, p[:, -1], color=color, linewidth=1.4)
         finite = p[np.isfinite(p)]
         if ylim is None and finite.size:
@@ -714,15 +922,28 @@ class HistogramPanel(Panel):
     color : str
     """
 
-    def __init__(self, ax: Axes, steps: np.ndarray, counts: np.ndarray, edges: np.ndarray, *,
-                 color: str = "#e6550d", xlabel: str = "value", ylabel: str = "density"):
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        counts: np.ndarray,
+        edges: np.ndarray,
+        *,
+        color: str = "#e6550d",
+        xlabel: str = "value",
+        ylabel: str = "density",
+    ):
         self.ax, self.steps = ax, np.asarray(steps)
         counts = np.asarray(counts, dtype=float)
-        self.edges = np.broadcast_to(np.asarray(edges, dtype=float), (len(counts), counts.shape[1] + 1))
+        self.edges = np.broadcast_to(
+            np.asarray(edges, dtype=float), (len(counts), counts.shape[1] + 1)
+        )
         total = counts.sum(axis=1, keepdims=True)
         width = np.diff(self.edges, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.density = np.where(total > 0, counts / np.maximum(total, 1) / np.where(width > 0, width, np.inf), 0.0)
+            self.density = np.where(
+                total > 0, counts / np.maximum(total, 1) / np.where(width > 0, width, np.inf), 0.0
+            )
         finite = np.isfinite(self.edges)
         lo, hi = self.edges[finite].min(), self.edges[finite].max()
         ax.set_xlim(lo, hi if hi > lo else lo + 1)

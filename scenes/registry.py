@@ -19,6 +19,7 @@ from typing import Sequence
 
 __all__ = ["SceneEntry", "register", "REGISTRY", "discover", "get"]
 
+
 @dataclasses.dataclass(frozen=True)
 class SceneEntry:
     """A registered scene.
@@ -56,7 +57,9 @@ class SceneEntry:
     @property
     def module(self):
         if self.experiment is None:
-            raise ValueError(f"scenes.{self.name} has no experiment to train: give it a saved recording")
+            raise ValueError(
+                f"scenes.{self.name} has no experiment to train: give it a saved recording"
+            )
         return importlib.import_module(self.experiment)
 
     @property
@@ -71,7 +74,9 @@ class SceneEntry:
 REGISTRY: dict[str, SceneEntry] = {}
 
 
-def register(name: str, *, description: str, experiment: str | None = None, default_sweep: Sequence[str] = ()):
+def register(
+    name: str, *, description: str, experiment: str | None = None, default_sweep: Sequence[str] = ()
+):
     """Class decorator: make a Scene known to ``python -m scenes``, the sweep layout and the tests.
 
     Registering the same name twice is an error, except for the one module that Python
@@ -82,12 +87,19 @@ def register(name: str, *, description: str, experiment: str | None = None, defa
     def deco(cls: type) -> type:
         old = REGISTRY.get(name)
         if old is not None and old.scene is not cls:
-            rerun = old.scene.__qualname__ == cls.__qualname__ and "__main__" in (old.scene.__module__, cls.__module__)
+            rerun = old.scene.__qualname__ == cls.__qualname__ and "__main__" in (
+                old.scene.__module__,
+                cls.__module__,
+            )
             if not rerun:
-                raise ValueError(f"scene name {name!r} is registered twice: by {old.scene.__module__}."
-                                 f"{old.scene.__qualname__} and by {cls.__module__}.{cls.__qualname__}")
+                raise ValueError(
+                    f"scene name {name!r} is registered twice: by {old.scene.__module__}."
+                    f"{old.scene.__qualname__} and by {cls.__module__}.{cls.__qualname__}"
+                )
             return cls
-        REGISTRY[name] = SceneEntry(name, cls, " ".join(description.split()), experiment, tuple(default_sweep))
+        REGISTRY[name] = SceneEntry(
+            name, cls, " ".join(description.split()), experiment, tuple(default_sweep)
+        )
         return cls
 
     return deco

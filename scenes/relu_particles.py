@@ -59,7 +59,10 @@ class ReluParticlesScene(ParticlesScene):
     title = "Student neurons travel to the teacher's neurons"
     labels = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$")
     xlabel, ylabel = "first coordinate of $a_i w_i$", "second coordinate of $a_i w_i$"
-    curve_labels = {"loss": "loss on held-out samples", "rel_error": "relative error on held-out samples"}
+    curve_labels = {
+        "loss": "loss on held-out samples",
+        "rel_error": "relative error on held-out samples",
+    }
     step_label = "SGD step"
 
     @classmethod
@@ -78,9 +81,11 @@ class ReluParticlesScene(ParticlesScene):
     def example(cls, frames: int = 12, n: int = 5, seed: int = 0) -> Recording:
         """The particles example with the teacher metadata a run of the experiment writes."""
         rec = ParticlesScene.example(frames, n, seed)
-        meta = {"teacher": {"positions": [[1.0, 1.0], [-1.0, 0.5]]},
-                "caption": f"m = {n} students, M = 2 teachers, initial radius R = 0.05 · mean-field step 0.5, "
-                           "batch 20 (an example recording)"}
+        meta = {
+            "teacher": {"positions": [[1.0, 1.0], [-1.0, 0.5]]},
+            "caption": f"m = {n} students, M = 2 teachers, initial radius R = 0.05 · mean-field step 0.5, "
+            "batch 20 (an example recording)",
+        }
         return Recording(dict(rec.items()), meta)
 
 

@@ -57,11 +57,22 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     """The panels a dashboard of ``recording`` draws: those of the series in ``show``, else a
     choice by kind (see the module docstring)."""
     summaries = recording.summaries()
-    by_series = {getattr(s, k): s for s in summaries.values() for k in ("stats", "histogram", "edges") if getattr(s, k)}
-    planar = [n for n in planar_series(recording) if recording[n].kind != "parameter" and len(recording[n]) >= 2]
+    by_series = {
+        getattr(s, k): s
+        for s in summaries.values()
+        for k in ("stats", "histogram", "edges")
+        if getattr(s, k)
+    }
+    planar = [
+        n
+        for n in planar_series(recording)
+        if recording[n].kind != "parameter" and len(recording[n]) >= 2
+    ]
     # matrices before vectors (a layer's weight says more than its bias), parameters first
-    matrices = sorted((n for n in matrix_series(recording) if n not in planar),
-                      key=lambda n: (recording[n].kind != "parameter", len(recording[n].shape) < 2))
+    matrices = sorted(
+        (n for n in matrix_series(recording) if n not in planar),
+        key=lambda n: (recording[n].kind != "parameter", len(recording[n].shape) < 2),
+    )
     scalars = scalar_series(recording)
 
     def view(name: str) -> View:
@@ -69,12 +80,21 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
             s = summaries.get(name) or by_series[name]
             return View("distribution", s.label, np.asarray(recording[s.histogram].steps))
         recording.require(name)
-        how = ("particles" if name in planar else "heatmap" if name in matrices else
-               "curve" if name in scalars else None)
+        how = (
+            "particles"
+            if name in planar
+            else "heatmap"
+            if name in matrices
+            else "curve"
+            if name in scalars
+            else None
+        )
         if how is None:
             s = recording[name]
-            raise ValueError(f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape {s.shape}) "
-                             "is not drawable: it needs at least two snapshots")
+            raise ValueError(
+                f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape {s.shape}) "
+                "is not drawable: it needs at least two snapshots"
+            )
         return View(how, name, np.asarray(recording[name].steps))
 
     if show:
@@ -84,9 +104,13 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     chosen = planar[:1] + list(summaries)[:2] + matrices[:2]
     chosen += scalars[: max(0, MAX_PANELS - len(chosen))]
     if not chosen:
-        present = ", ".join(f"{n} ({s.kind or 'kind not said'}, {len(s)} x {s.shape})" for n, s in recording.items())
-        raise KeyError("nothing to draw: no scalar, matrix, (T, n, 2) or summarised series with snapshots; the "
-                       f"recording has: {present or 'no series'}")
+        present = ", ".join(
+            f"{n} ({s.kind or 'kind not said'}, {len(s)} x {s.shape})" for n, s in recording.items()
+        )
+        raise KeyError(
+            "nothing to draw: no scalar, matrix, (T, n, 2) or summarised series with snapshots; the "
+            f"recording has: {present or 'no series'}"
+        )
     return [view(n) for n in chosen]
 
 
@@ -104,8 +128,11 @@ class DashboardSceneConfig:
     show: str = ""
 
 
-@register("render", description="Draw any saved recording as a dashboard chosen from the kinds of its series: "
-          "scalars as curves, matrices as heatmaps, summaries as percentile bands, (T, n, 2) series as particles.")
+@register(
+    "render",
+    description="Draw any saved recording as a dashboard chosen from the kinds of its series: "
+    "scalars as curves, matrices as heatmaps, summaries as percentile bands, (T, n, 2) series as particles.",
+)
 class DashboardScene(PanelScene):
     """Any recording as a dashboard: curves, heatmaps, percentile bands and particles by kind."""
 
@@ -113,13 +140,17 @@ class DashboardScene(PanelScene):
     title = "Training dashboard"
 
     def check(self) -> None:
-        self.views_ = plan(self.recording, [t.strip() for t in self.config.show.split(",") if t.strip()])
+        self.views_ = plan(
+            self.recording, [t.strip() for t in self.config.show.split(",") if t.strip()]
+        )
 
     def timeline(self) -> np.ndarray:
         return np.unique(np.concatenate([v.steps for v in self.views_]))
 
     def heading(self) -> str:
-        name = self.recording.metadata.get("experiment") or (self.recording.path.stem if self.recording.path else "")
+        name = self.recording.metadata.get("experiment") or (
+            self.recording.path.stem if self.recording.path else ""
+        )
         return f"{self.title}: {name}" if name else self.title
 
     def readout_fields(self):
@@ -129,8 +160,17 @@ class DashboardScene(PanelScene):
         n = len(self.views_)
         cols = n if n <= 3 else math.ceil(n / 2)
         rows = math.ceil(n / cols)
-        gs = grid_axes(fig, rows, cols, top=self.header_bottom - 0.05, bottom=0.09, left=0.06, right=0.92,
-                       wspace=0.45, hspace=0.5)
+        gs = grid_axes(
+            fig,
+            rows,
+            cols,
+            top=self.header_bottom - 0.05,
+            bottom=0.09,
+            left=0.06,
+            right=0.92,
+            wspace=0.45,
+            hspace=0.5,
+        )
         panels = []
         rec = self.recording
         summaries = rec.summaries()
@@ -139,13 +179,24 @@ class DashboardScene(PanelScene):
             ax.set_title(v.name, fontsize="medium", loc="left")
             if v.how == "curve":
                 s = rec[v.name]
-                panels.append(CurvesPanel(ax, s.steps, s.values, log=spans_decades(s.values), xlabel="step"))
+                panels.append(
+                    CurvesPanel(ax, s.steps, s.values, log=spans_decades(s.values), xlabel="step")
+                )
             elif v.how == "heatmap":
                 s = rec[v.name]
                 values = matrix_view(s.values)
                 r, c = values.shape[1:]
-                panels.append(HeatmapPanel(ax, s.steps, values, cmap="RdBu_r", center=0.0, colorbar="value",
-                                           square=0.1 <= r / c <= 10))
+                panels.append(
+                    HeatmapPanel(
+                        ax,
+                        s.steps,
+                        values,
+                        cmap="RdBu_r",
+                        center=0.0,
+                        colorbar="value",
+                        square=0.1 <= r / c <= 10,
+                    )
+                )
             elif v.how == "distribution":
                 steps, counts, edges = summaries[v.name].read(rec)
                 panels.append(DistributionPanel(ax, steps, counts, edges, xlabel="step"))
@@ -155,9 +206,18 @@ class DashboardScene(PanelScene):
                 refs = None if not ref else np.asarray(ref["points"], dtype=float).reshape(-1, 2)
                 pts = np.asarray(s.values).reshape(-1, 2)
                 box = square_box(pts if refs is None else np.concatenate([pts, refs]))
-                panels.append(ParticlePanel(ax, s.steps, s.values, refs, limit=box,
-                                            particle_size=max(8.0, 40 / max(rows, cols)), legend=False,
-                                            labels=("particle", "reference")))
+                panels.append(
+                    ParticlePanel(
+                        ax,
+                        s.steps,
+                        s.values,
+                        refs,
+                        limit=box,
+                        particle_size=max(8.0, 40 / max(rows, cols)),
+                        legend=False,
+                        labels=("particle", "reference"),
+                    )
+                )
         return panels
 
     @classmethod
@@ -172,7 +232,10 @@ class DashboardScene(PanelScene):
         series["0.weight"] = WeightsScene.example(frames, seed)["0.weight"]
         dist = DistributionsScene.example(frames, seed)
         series.update((k, s) for k, s in dist.items() if s.source == "fc1")
-        return Recording(series, {"experiment": "example", "caption": "one series of each kind (an example recording)"})
+        return Recording(
+            series,
+            {"experiment": "example", "caption": "one series of each kind (an example recording)"},
+        )
 
 
 if __name__ == "__main__":

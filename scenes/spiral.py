@@ -92,8 +92,18 @@ class SpiralScene(PanelScene):
         # a square field on the left, two curves on the right; fractions keep the layout
         # at every 16:9 frame size
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))
-        panels = [DecisionFieldPanel(ax, field.steps, field.values, extent, x=x if cfg.markers else None, y=y,
-                                     cmap=cfg.cmap, marker_size=cfg.marker_size)]
+        panels = [
+            DecisionFieldPanel(
+                ax,
+                field.steps,
+                field.values,
+                extent,
+                x=x if cfg.markers else None,
+                y=y,
+                cmap=cfg.cmap,
+                marker_size=cfg.marker_size,
+            )
+        ]
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
         if "loss" in rec:
@@ -102,19 +112,35 @@ class SpiralScene(PanelScene):
             steps = rec["loss"].steps
             values = np.stack([np.asarray(rec[n].values, dtype=float) for n in names], axis=1)
             labels = {"loss": "objective (cross-entropy + L2)", "bce": "cross-entropy"}
-            panels.append(CurvesPanel(loss_ax, steps, values, labels=[labels[n] for n in names], log=True,
-                                      ylabel="minibatch loss", xlabel="", legend_loc="upper right"))
+            panels.append(
+                CurvesPanel(
+                    loss_ax,
+                    steps,
+                    values,
+                    labels=[labels[n] for n in names],
+                    log=True,
+                    ylabel="minibatch loss",
+                    xlabel="",
+                    legend_loc="upper right",
+                )
+            )
         if "train_accuracy" in rec:
             acc_ax = fig.add_axes((0.64, 0.08, 0.33, 0.28))
             acc = rec["train_accuracy"]
-            panels.append(CurvesPanel(acc_ax, acc.steps, acc.values, ylabel="train accuracy", xlabel="Adam step"))
+            panels.append(
+                CurvesPanel(
+                    acc_ax, acc.steps, acc.values, ylabel="train accuracy", xlabel="Adam step"
+                )
+            )
             acc_ax.set_ylim(min(0.4, float(np.min(acc.values)) - 0.02), 1.02)
         return panels
 
     def _extent(self) -> tuple[float, float, float, float]:
         grid = self.recording.metadata.get("grid") or {}
         if "extent" not in grid:
-            raise KeyError("recording metadata has no grid extent ('grid': {'extent': [x0, x1, y0, y1]})")
+            raise KeyError(
+                "recording metadata has no grid extent ('grid': {'extent': [x0, x1, y0, y1]})"
+            )
         return tuple(float(v) for v in grid["extent"])
 
     def _data(self):
@@ -135,13 +161,25 @@ class SpiralScene(PanelScene):
         last = np.asarray(field.values[-1], dtype=float)
         step = int(field.steps[-1])
         extent = self._extent()
-        panel_xs = extent[0] + (np.arange(last.shape[1]) + 0.5) * (extent[1] - extent[0]) / last.shape[1]
-        panel_ys = extent[2] + (np.arange(last.shape[0]) + 0.5) * (extent[3] - extent[2]) / last.shape[0]
+        panel_xs = (
+            extent[0] + (np.arange(last.shape[1]) + 0.5) * (extent[1] - extent[0]) / last.shape[1]
+        )
+        panel_ys = (
+            extent[2] + (np.arange(last.shape[0]) + 0.5) * (extent[3] - extent[2]) / last.shape[0]
+        )
         if "prob" in rec:
             p = np.asarray(rec["prob"].values[snapshot_at(rec["prob"].steps, step)], dtype=float)
         else:  # the field at the cell that holds each point
-            col = np.clip(((x[:, 0] - extent[0]) / (extent[1] - extent[0]) * last.shape[1]).astype(int), 0, last.shape[1] - 1)
-            row = np.clip(((x[:, 1] - extent[2]) / (extent[3] - extent[2]) * last.shape[0]).astype(int), 0, last.shape[0] - 1)
+            col = np.clip(
+                ((x[:, 0] - extent[0]) / (extent[1] - extent[0]) * last.shape[1]).astype(int),
+                0,
+                last.shape[1] - 1,
+            )
+            row = np.clip(
+                ((x[:, 1] - extent[2]) / (extent[3] - extent[2]) * last.shape[0]).astype(int),
+                0,
+                last.shape[0] - 1,
+            )
             p = last[row, col]
         predicted = (p >= 0.5).astype(int)
         fig = new_figure(self.options)
@@ -149,19 +187,41 @@ class SpiralScene(PanelScene):
         cmap = get_cmap(cfg.cmap)
         colors = (cmap(0.1), cmap(0.9))  # the two ends of the field's map
         accuracy = float((predicted == y).mean())
-        titles = ("ground truth", f"predicted classes (accuracy {accuracy:.3f})", "decision boundary p = 0.5")
+        titles = (
+            "ground truth",
+            f"predicted classes (accuracy {accuracy:.3f})",
+            "decision boundary p = 0.5",
+        )
         line = level_lines(panel_xs, panel_ys, last)
         for j, (title, labels) in enumerate(zip(titles, (y, predicted, y))):
             ax = fig.add_axes((0.045 + j * 0.325, 0.05, 0.29, 0.76), anchor="N")
             if j == 2:
-                ax.imshow(last, extent=extent, origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
-                          alpha=0.35)
+                ax.imshow(
+                    last,
+                    extent=extent,
+                    origin="lower",
+                    cmap=cmap,
+                    vmin=0,
+                    vmax=1,
+                    interpolation="nearest",
+                    alpha=0.35,
+                )
                 ax.plot(line[:, 0], line[:, 1], color="black", linewidth=2.0, label="p = 0.5")
             for cls in (0, 1):
                 pts = x[labels == cls]
-                style = dict(CLASS_MARKERS[cls]) if j == 2 else {"marker": "o^"[cls], "color": colors[cls],
-                                                                 "edgecolor": "none", "linewidths": 0}
-                ax.scatter(pts[:, 0], pts[:, 1], s=cfg.marker_size * 0.8, label=f"class {cls}", **style)
+                style = (
+                    dict(CLASS_MARKERS[cls])
+                    if j == 2
+                    else {
+                        "marker": "o^"[cls],
+                        "color": colors[cls],
+                        "edgecolor": "none",
+                        "linewidths": 0,
+                    }
+                )
+                ax.scatter(
+                    pts[:, 0], pts[:, 1], s=cfg.marker_size * 0.8, label=f"class {cls}", **style
+                )
             ax.set_xlim(extent[:2])
             ax.set_ylim(extent[2:])
             ax.set_aspect("equal")
@@ -169,9 +229,24 @@ class SpiralScene(PanelScene):
             ax.set_xlabel("$x_1$")
             if j == 0:
                 ax.set_ylabel("$x_2$")
-            ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False,
-                      borderaxespad=0.2, handletextpad=0.5, columnspacing=1.0)
-        fig.text(0.045, 0.95, f"The network after {step:,d} steps", fontsize="large", weight="bold", va="center")
+            ax.legend(
+                loc="lower left",
+                bbox_to_anchor=(0.0, 1.0),
+                ncol=3,
+                fontsize="small",
+                frameon=False,
+                borderaxespad=0.2,
+                handletextpad=0.5,
+                columnspacing=1.0,
+            )
+        fig.text(
+            0.045,
+            0.95,
+            f"The network after {step:,d} steps",
+            fontsize="large",
+            weight="bold",
+            va="center",
+        )
         fig.text(0.045, 0.905, self.subtitle(), fontsize="medium", color="#444444", va="center")
         return [figure_to_png(fig, Path(f"{stem}_final.png"))]
 
@@ -186,7 +261,12 @@ class SpiralScene(PanelScene):
         gx, gy = np.meshgrid(c, c)  # row 0 at the bottom (y = c[0])
         t = np.linspace(0, 1, frames)
         k, a = 0.2 + 3 * t, 0.8 * t
-        field = 1 / (1 + np.exp(-k[:, None, None] * (gx * np.cos(a)[:, None, None] + gy * np.sin(a)[:, None, None])))
+        field = 1 / (
+            1
+            + np.exp(
+                -k[:, None, None] * (gx * np.cos(a)[:, None, None] + gy * np.sin(a)[:, None, None])
+            )
+        )
         theta = rng.uniform(1, 2.5, n // 2) * np.pi
         arm = np.stack([theta * np.cos(theta), theta * np.sin(theta)], axis=1) / 2.5
         x = np.concatenate([-arm, arm]).astype(np.float32)
@@ -194,7 +274,9 @@ class SpiralScene(PanelScene):
         steps = np.arange(frames, dtype=np.int64) * 25
         fine = np.arange(steps[-1] + 1, dtype=np.int64)
         loss = np.geomspace(0.7, 0.05, len(fine))
-        prob = 1 / (1 + np.exp(-k[:, None] * (x[:, 0] * np.cos(a)[:, None] + x[:, 1] * np.sin(a)[:, None])))
+        prob = 1 / (
+            1 + np.exp(-k[:, None] * (x[:, 0] * np.cos(a)[:, None] + x[:, 1] * np.sin(a)[:, None]))
+        )
         once = np.zeros(1, np.int64)
         series = {
             "field": Series(steps, field.astype(np.float32), kind="derived"),
@@ -205,8 +287,10 @@ class SpiralScene(PanelScene):
             "data/x": Series(once, x[None], kind="data"),
             "data/y": Series(once, y[None], kind="data"),
         }
-        meta = {"grid": {"size": grid, "extent": extent, "points": "cell centres", "origin": "lower"},
-                "caption": "2-8-1 MLP, ReLU, Adam lr 0.001, batch 100, L2 0.001 (an example recording)"}
+        meta = {
+            "grid": {"size": grid, "extent": extent, "points": "cell centres", "origin": "lower"},
+            "caption": "2-8-1 MLP, ReLU, Adam lr 0.001, batch 100, L2 0.001 (an example recording)",
+        }
         return Recording(series, meta)
 
 

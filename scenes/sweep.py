@@ -49,25 +49,42 @@ class SweepScene(PanelScene):
     header_left = 0.04
     header_bottom = 0.82
 
-    def __init__(self, scene_cls: type[PanelScene], recordings: Sequence[Recording | None],
-                 grid: Mapping[str, Sequence[Any]], *, errors: Sequence[str] = (), config: Any = None,
-                 options: RenderOptions | None = None):
+    def __init__(
+        self,
+        scene_cls: type[PanelScene],
+        recordings: Sequence[Recording | None],
+        grid: Mapping[str, Sequence[Any]],
+        *,
+        errors: Sequence[str] = (),
+        config: Any = None,
+        options: RenderOptions | None = None,
+    ):
         if not scene_cls.small_multiples:
             raise ValueError(f"{scene_cls.__name__} cannot be drawn as small multiples")
         keys = list(grid)
         if not 1 <= len(keys) <= 2:
-            raise ValueError(f"small multiples take one or two swept fields (rows and columns), got {len(keys)}: {keys}")
+            raise ValueError(
+                f"small multiples take one or two swept fields (rows and columns), got {len(keys)}: {keys}"
+            )
         self.grid = {k: list(v) for k, v in grid.items()}
-        self.shape_ = (len(self.grid[keys[0]]), len(self.grid[keys[1]])) if len(keys) == 2 else (1, len(self.grid[keys[0]]))
+        self.shape_ = (
+            (len(self.grid[keys[0]]), len(self.grid[keys[1]]))
+            if len(keys) == 2
+            else (1, len(self.grid[keys[0]]))
+        )
         if self.shape_[0] * self.shape_[1] != len(recordings):
-            raise ValueError(f"{len(recordings)} recordings for a {self.shape_[0]}x{self.shape_[1]} grid")
+            raise ValueError(
+                f"{len(recordings)} recordings for a {self.shape_[0]}x{self.shape_[1]} grid"
+            )
         done = [r for r in recordings if r is not None]
         if not done:
             raise ValueError("no configuration of the sweep finished; there is nothing to draw")
         self.scene_cls = scene_cls
         self.recordings = list(recordings)
         self.errors = list(errors) or [""] * len(recordings)
-        config = config if config is not None else (scene_cls.Config() if scene_cls.Config else None)
+        config = (
+            config if config is not None else (scene_cls.Config() if scene_cls.Config else None)
+        )
         # each run is checked, and gives its timeline, as the single-run scene would
         self.singles_ = [scene_cls(r, config, options) for r in done]
         self.title = scene_cls.title
@@ -81,13 +98,21 @@ class SweepScene(PanelScene):
         return np.unique(np.concatenate([s.steps_ for s in self.singles_]))
 
     def subtitle(self) -> str:
-        return "sweep over " + " x ".join(f"{k} in {{{', '.join(map(_value, v))}}}" for k, v in self.grid.items())
+        return "sweep over " + " x ".join(
+            f"{k} in {{{', '.join(map(_value, v))}}}" for k, v in self.grid.items()
+        )
 
     def with_options(self, **changes: Any) -> "SweepScene":
         from dataclasses import replace
 
-        return SweepScene(self.scene_cls, self.recordings, self.grid, errors=self.errors, config=self.config,
-                          options=replace(self.options, **changes))
+        return SweepScene(
+            self.scene_cls,
+            self.recordings,
+            self.grid,
+            errors=self.errors,
+            config=self.config,
+            options=replace(self.options, **changes),
+        )
 
     def build(self, fig: Figure):
         rows, cols = self.shape_
@@ -106,7 +131,17 @@ class SweepScene(PanelScene):
             if need < right - left:
                 pad = (right - left - need) / 2
                 left, right = left + pad, right - pad
-        gs = grid_axes(fig, rows, cols, top=top, bottom=bottom, left=left, right=right, hspace=hspace, wspace=wspace)
+        gs = grid_axes(
+            fig,
+            rows,
+            cols,
+            top=top,
+            bottom=bottom,
+            left=left,
+            right=right,
+            hspace=hspace,
+            wspace=wspace,
+        )
         panels = []
         for k, rec in enumerate(self.recordings):
             r, c = divmod(k, cols)
@@ -114,15 +149,34 @@ class SweepScene(PanelScene):
             if r == 0:
                 ax.set_title(f"{keys[-1]} = {_value(col_values[c])}", fontsize="medium")
             if c == 0 and len(keys) == 2:
-                ax.annotate(f"{keys[0]} = {_value(row_values[r])}", (0, 0.5), xycoords="axes fraction",
-                            xytext=(-34, 0), textcoords="offset points", rotation=90, ha="right", va="center",
-                            fontsize="medium")
+                ax.annotate(
+                    f"{keys[0]} = {_value(row_values[r])}",
+                    (0, 0.5),
+                    xycoords="axes fraction",
+                    xytext=(-34, 0),
+                    textcoords="offset points",
+                    rotation=90,
+                    ha="right",
+                    va="center",
+                    fontsize="medium",
+                )
             if rec is None:
                 ax.set_axis_off()
-                ax.text(0.5, 0.5, "failed:\n" + (self.errors[k] or "no recording"), transform=ax.transAxes,
-                        ha="center", va="center", color="#c0392b", fontsize="small", wrap=True)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "failed:\n" + (self.errors[k] or "no recording"),
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    color="#c0392b",
+                    fontsize="small",
+                    wrap=True,
+                )
                 continue
-            panels.append(self.scene_cls.small_panel(ax, rec, self.config, shared, Cell(r, c, rows, cols)))
+            panels.append(
+                self.scene_cls.small_panel(ax, rec, self.config, shared, Cell(r, c, rows, cols))
+            )
             # shared limits: tick labels on the outer panels are enough
             ax.tick_params(labelleft=c == 0, labelbottom=r == rows - 1)
         return panels
@@ -131,9 +185,15 @@ class SweepScene(PanelScene):
         """``"radius=0.1, width=20"`` for each configuration, in grid order."""
         keys = list(self.grid)
         rows = self.grid[keys[0]] if len(keys) == 2 else [None]
-        return [", ".join(f"{k}={_value(v)}" for k, v in zip(keys, combo if len(keys) == 2 else combo[1:]))
-                for combo in ((r, c) for r in rows for c in self.grid[keys[-1]])]
+        return [
+            ", ".join(
+                f"{k}={_value(v)}" for k, v in zip(keys, combo if len(keys) == 2 else combo[1:])
+            )
+            for combo in ((r, c) for r in rows for c in self.grid[keys[-1]])
+        ]
 
     def write_figures(self, stem):
         """The single-run scene's static figures of the whole sweep (its ``sweep_figures``)."""
-        return self.scene_cls.sweep_figures(self.recordings, self.labels(), self.config, self.options, stem)
+        return self.scene_cls.sweep_figures(
+            self.recordings, self.labels(), self.config, self.options, stem
+        )

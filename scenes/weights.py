@@ -28,9 +28,17 @@ NOT_MATRICES = ("scalar", "stats", "histogram", "edges", "data")
 def matrix_series(recording: Recording) -> list[str]:
     """Series that can be drawn as matrices over training: at least two snapshots of at
     least two numbers, not scalars, summaries or data; parameters first."""
-    names = [n for n, s in recording.items()
-             if s.kind not in NOT_MATRICES and len(s.shape) >= 1 and int(np.prod(s.shape)) >= 2 and len(s) >= 2]
-    return sorted(names, key=lambda n: recording[n].kind != "parameter")  # stable: recording order otherwise
+    names = [
+        n
+        for n, s in recording.items()
+        if s.kind not in NOT_MATRICES
+        and len(s.shape) >= 1
+        and int(np.prod(s.shape)) >= 2
+        and len(s) >= 2
+    ]
+    return sorted(
+        names, key=lambda n: recording[n].kind != "parameter"
+    )  # stable: recording order otherwise
 
 
 def _names(text: str) -> list[str]:
@@ -61,12 +69,17 @@ class WeightsSceneConfig:
     def __post_init__(self):
         get_cmap(self.cmap)  # fail early, with the list of names
         if len(_names(self.show)) > 4:
-            raise ValueError(f"show takes at most 4 series side by side, got {len(_names(self.show))}")
+            raise ValueError(
+                f"show takes at most 4 series side by side, got {len(_names(self.show))}"
+            )
 
 
-@register("weights", description="Draw any recorded matrices (weights, gradients, derived tensors) of a saved "
-          "recording as heatmaps over training, side by side on one timeline, with colour limits fixed over "
-          "the run.")
+@register(
+    "weights",
+    description="Draw any recorded matrices (weights, gradients, derived tensors) of a saved "
+    "recording as heatmaps over training, side by side on one timeline, with colour limits fixed over "
+    "the run.",
+)
 class WeightsScene(PanelScene):
     """Heatmaps of recorded matrices over training, with colour limits fixed over the run.
 
@@ -86,14 +99,18 @@ class WeightsScene(PanelScene):
             recording.require(*names)
             bad = [n for n in names if recording[n].shape == ()]
             if bad:
-                raise ValueError(f"series {bad[0]!r} is a scalar, not a matrix (draw it with scenes.curves)")
+                raise ValueError(
+                    f"series {bad[0]!r} is a scalar, not a matrix (draw it with scenes.curves)"
+                )
             return names
         matrices = matrix_series(recording)
         params = [n for n in matrices if recording[n].kind == "parameter"]
         picks = [n for n in params if len(recording[n].shape) >= 2] or params or matrices
         if not picks:
-            raise KeyError("recording has no matrix or vector series to draw as heatmaps; it has: "
-                           + (", ".join(f"{k} {s.shape}" for k, s in recording.items()) or "none"))
+            raise KeyError(
+                "recording has no matrix or vector series to draw as heatmaps; it has: "
+                + (", ".join(f"{k} {s.shape}" for k, s in recording.items()) or "none")
+            )
         return picks[:4]
 
     def check(self) -> None:
@@ -104,23 +121,48 @@ class WeightsScene(PanelScene):
 
     def heading(self) -> str:
         kinds = {self.recording[n].kind for n in self.shown_}
-        what = "Weights" if kinds == {"parameter"} else "Gradients" if kinds == {"gradient"} else "Matrices"
+        what = (
+            "Weights"
+            if kinds == {"parameter"}
+            else "Gradients"
+            if kinds == {"gradient"}
+            else "Matrices"
+        )
         return f"{what} over training"
 
     @classmethod
-    def _panel(cls, ax, recording: Recording, name: str, config, colorbar: bool, **limits) -> HeatmapPanel:
+    def _panel(
+        cls, ax, recording: Recording, name: str, config, colorbar: bool, **limits
+    ) -> HeatmapPanel:
         series = recording[name]
         values = matrix_view(series.values)
         rows, cols = values.shape[1:]
         square = 0.1 <= rows / cols <= 10  # square cells unless that would make a sliver
-        return HeatmapPanel(ax, series.steps, values, cmap=config.cmap, center=0.0 if config.center else None,
-                            colorbar="value" if colorbar else None, square=square, **limits)
+        return HeatmapPanel(
+            ax,
+            series.steps,
+            values,
+            cmap=config.cmap,
+            center=0.0 if config.center else None,
+            colorbar="value" if colorbar else None,
+            square=square,
+            **limits,
+        )
 
     def build(self, fig: Figure):
         n = len(self.shown_)
         rows, cols = (2, 2) if n == 4 else (1, n)
-        gs = grid_axes(fig, rows, cols, top=self.header_bottom - 0.06, bottom=0.1, left=0.06, right=0.9,
-                       wspace=0.55, hspace=0.45)
+        gs = grid_axes(
+            fig,
+            rows,
+            cols,
+            top=self.header_bottom - 0.06,
+            bottom=0.1,
+            left=0.06,
+            right=0.9,
+            wspace=0.55,
+            hspace=0.45,
+        )
         panels = []
         for k, name in enumerate(self.shown_):
             ax = fig.add_subplot(gs[divmod(k, cols)])
@@ -150,8 +192,9 @@ class WeightsScene(PanelScene):
     @classmethod
     def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
         """One run of a sweep: its first matrix, on the shared colour scale."""
-        panel = cls._panel(ax, recording, cls.shown(recording, config)[0], config, colorbar=cell.last_col,
-                           **shared)
+        panel = cls._panel(
+            ax, recording, cls.shown(recording, config)[0], config, colorbar=cell.last_col, **shared
+        )
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -163,9 +206,15 @@ class WeightsScene(PanelScene):
         series = {}
         for name, shape in (("0.weight", (24, 16)), ("2.weight", (4, 24))):
             start, drift = rng.normal(0, 0.3, shape), rng.normal(0, 0.6, shape)
-            series[name] = Series(np.arange(frames, dtype=np.int64) * 10, (start + t * drift).astype(np.float32),
-                                  kind="parameter", source=name)
-        series["loss"] = Series(np.arange(frames, dtype=np.int64) * 10, np.geomspace(1, 1e-2, frames), kind="scalar")
+            series[name] = Series(
+                np.arange(frames, dtype=np.int64) * 10,
+                (start + t * drift).astype(np.float32),
+                kind="parameter",
+                source=name,
+            )
+        series["loss"] = Series(
+            np.arange(frames, dtype=np.int64) * 10, np.geomspace(1, 1e-2, frames), kind="scalar"
+        )
         return Recording(series, {"caption": "a 16-24-4 MLP (an example recording)"})
 
 

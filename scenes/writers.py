@@ -16,8 +16,17 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-__all__ = ["Writer", "Mp4Writer", "Mp4Options", "GifWriter", "PngWriter", "WRITERS", "open_writer",
-           "check_output_path", "output_path"]
+__all__ = [
+    "Writer",
+    "Mp4Writer",
+    "Mp4Options",
+    "GifWriter",
+    "PngWriter",
+    "WRITERS",
+    "open_writer",
+    "check_output_path",
+    "output_path",
+]
 
 
 class Writer:
@@ -46,7 +55,9 @@ class Writer:
         self.fps = float(fps)
         if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.tmp_path = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        self.tmp_path = self.path.with_name(
+            f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}"
+        )
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (height, width)
         self.channels = 3
@@ -58,13 +69,17 @@ class Writer:
         Every frame has the first one's size and channels."""
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4):
-            raise ValueError(f"frames must be (height, width, 3 or 4) uint8, got {frame.shape} {frame.dtype}")
+            raise ValueError(
+                f"frames must be (height, width, 3 or 4) uint8, got {frame.shape} {frame.dtype}"
+            )
         if self.size is None:
             self.size, self.channels = frame.shape[:2], frame.shape[2]
             self._open(*self.size)
         elif frame.shape[:2] != self.size or frame.shape[2] != self.channels:
-            raise ValueError(f"frame {self.frames_written} is {frame.shape}, earlier frames were "
-                             f"{(*self.size, self.channels)}")
+            raise ValueError(
+                f"frame {self.frames_written} is {frame.shape}, earlier frames were "
+                f"{(*self.size, self.channels)}"
+            )
         self._write(np.ascontiguousarray(frame))
         self.frames_written += 1
 
@@ -108,7 +123,17 @@ class Writer:
     def _cancel(self) -> None: ...
 
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +154,9 @@ class Mp4Options:
 
     def __post_init__(self):
         if self.preset not in X264_PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+            raise ValueError(
+                f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}"
+            )
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
 
@@ -145,7 +172,10 @@ class Mp4Writer(Writer):
 
     extension = ".mp4"
     Options = Mp4Options
-    QUALITY = {"draft": {"preset": "ultrafast", "crf": 26}, "final": {"preset": "medium", "crf": 20}}
+    QUALITY = {
+        "draft": {"preset": "ultrafast", "crf": 26},
+        "final": {"preset": "medium", "crf": 20},
+    }
 
     def __init__(self, path, fps=30, *, preset: str = "medium", crf: int = 20, **options):
         super().__init__(path, fps, **options)
@@ -159,10 +189,25 @@ class Mp4Writer(Writer):
         if height % 2 or width % 2:
             raise ValueError(f"H.264 with yuv420p needs even frame sizes, got {width}x{height}")
         self._gen = imageio_ffmpeg.write_frames(
-            str(self.tmp_path), (width, height), fps=self.fps, codec="libx264",
+            str(self.tmp_path),
+            (width, height),
+            fps=self.fps,
+            codec="libx264",
             pix_fmt_in="rgba" if self.channels == 4 else "rgb24",
-            pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-preset", self.preset, "-crf", str(self.crf), "-movflags", "+faststart", "-f", "mp4"],
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=[
+                "-preset",
+                self.preset,
+                "-crf",
+                str(self.crf),
+                "-movflags",
+                "+faststart",
+                "-f",
+                "mp4",
+            ],
         )
         self._gen.send(None)
 
@@ -196,16 +241,30 @@ class GifWriter(Writer):
     def _write(self, frame):
         from PIL import Image
 
-        image = Image.frombuffer("RGBA" if self.channels == 4 else "RGB", frame.shape[1::-1], frame, "raw")
+        image = Image.frombuffer(
+            "RGBA" if self.channels == 4 else "RGB", frame.shape[1::-1], frame, "raw"
+        )
         if self.channels == 4:
             image = image.convert("RGB")
-        self._frames.append(image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+        self._frames.append(
+            image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        )
 
     def _finish(self):
         first, *rest = self._frames
-        duration = max(20, round(1000 / self.fps / 10) * 10)  # GIF stores centiseconds; browsers clamp < 20 ms
-        first.save(self.tmp_path, format="GIF", save_all=True, append_images=rest, duration=duration,
-                   loop=self.loop, disposal=1, optimize=False)
+        duration = max(
+            20, round(1000 / self.fps / 10) * 10
+        )  # GIF stores centiseconds; browsers clamp < 20 ms
+        first.save(
+            self.tmp_path,
+            format="GIF",
+            save_all=True,
+            append_images=rest,
+            duration=duration,
+            loop=self.loop,
+            disposal=1,
+            optimize=False,
+        )
         self._frames.clear()
 
     def _cancel(self):
@@ -220,20 +279,28 @@ class PngWriter(Writer):
 
     def _write(self, frame):
         if self.frames_written:
-            raise ValueError(f"{self.path}: a PNG holds one frame; render a still, not an animation")
+            raise ValueError(
+                f"{self.path}: a PNG holds one frame; render a still, not an animation"
+            )
         import imageio.v3 as iio
 
         iio.imwrite(self.tmp_path, np.ascontiguousarray(frame[:, :, :3]), extension=".png")
 
 
-WRITERS: dict[str, Callable[..., Writer]] = {".mp4": Mp4Writer, ".gif": GifWriter, ".png": PngWriter}
+WRITERS: dict[str, Callable[..., Writer]] = {
+    ".mp4": Mp4Writer,
+    ".gif": GifWriter,
+    ".png": PngWriter,
+}
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
     """Validate an output path before any work: known extension, creatable writable folder."""
     path = Path(path)
     if path.suffix.lower() not in WRITERS:
-        raise ValueError(f"unknown output extension {path.suffix or '(none)'!r} in {path}; use one of {', '.join(WRITERS)}")
+        raise ValueError(
+            f"unknown output extension {path.suffix or '(none)'!r} in {path}; use one of {', '.join(WRITERS)}"
+        )
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -246,19 +313,25 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def output_path(out: str | os.PathLike | None, fmt: str | None, stem: str, folder: str = "outputs") -> Path:
+def output_path(
+    out: str | os.PathLike | None, fmt: str | None, stem: str, folder: str = "outputs"
+) -> Path:
     """The output file: ``out`` if given (its extension is the format), else
     ``<folder>/<stem>.<fmt>`` (``fmt`` default mp4). :func:`open_writer` validates it."""
     if out is not None:
         path = Path(out)
         if fmt is not None and path.suffix.lower() != f".{fmt}":
-            raise ValueError(f"--format {fmt} disagrees with the extension of {path}; give one of them")
+            raise ValueError(
+                f"--format {fmt} disagrees with the extension of {path}; give one of them"
+            )
     else:
         path = Path(folder) / f"{stem}.{fmt or 'mp4'}"
     return path
 
 
-def open_writer(path: str | os.PathLike, fps: float = 30, *, quality: str | None = None, **options) -> Writer:
+def open_writer(
+    path: str | os.PathLike, fps: float = 30, *, quality: str | None = None, **options
+) -> Writer:
     """The writer registered for ``path``'s extension (``.mp4``, ``.gif``, ``.png``).
 
     ``quality`` names a preset of that writer's encoder settings (``draft``, ``final``);
@@ -270,7 +343,9 @@ def open_writer(path: str | os.PathLike, fps: float = 30, *, quality: str | None
     anywhere = {f.name for w in WRITERS.values() if w.Options for f in fields(w.Options)}
     unknown = set(options) - anywhere
     if unknown:
-        raise TypeError(f"unknown writer options {sorted(unknown)}; writers take {sorted(anywhere)}")
+        raise TypeError(
+            f"unknown writer options {sorted(unknown)}; writers take {sorted(anywhere)}"
+        )
     settings = {**cls.QUALITY.get(quality or "", {}), **options}
     known = {f.name for f in fields(cls.Options)} if cls.Options else set()
     return cls(path, fps, **{k: v for k, v in settings.items() if k in known})

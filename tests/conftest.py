@@ -28,13 +28,17 @@ def make_distributions_recording(frames: int = 12, seed: int = 0) -> Recording:
     return DistributionsScene.example(frames, seed)
 
 
-def make_spiral_recording(frames: int = 12, grid: int = 40, n: int = 60, seed: int = 0) -> Recording:
+def make_spiral_recording(
+    frames: int = 12, grid: int = 40, n: int = 60, seed: int = 0
+) -> Recording:
     from scenes.spiral import SpiralScene
 
     return SpiralScene.example(frames, grid, n, seed)
 
 
-def make_classifier_recording(frames: int = 12, grid: int = 30, n: int = 40, seed: int = 0) -> Recording:
+def make_classifier_recording(
+    frames: int = 12, grid: int = 30, n: int = 40, seed: int = 0
+) -> Recording:
     from scenes.classifiers import ClassifiersScene
 
     return ClassifiersScene.example(frames, grid, n, seed)

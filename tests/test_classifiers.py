@@ -32,8 +32,10 @@ def test_noise_free_geometry():
     torch.testing.assert_close(r[y == 1], torch.full((100,), 0.5, dtype=torch.float64))
     x, y, _, _ = cl.make_data(cl.Config(dataset="moons", noise=0.0))
     torch.testing.assert_close(x[y == 0].norm(dim=1), torch.ones(100, dtype=torch.float64))
-    torch.testing.assert_close((x[y == 1] - torch.tensor([1.0, 0.5], dtype=torch.float64)).norm(dim=1),
-                               torch.ones(100, dtype=torch.float64))
+    torch.testing.assert_close(
+        (x[y == 1] - torch.tensor([1.0, 0.5], dtype=torch.float64)).norm(dim=1),
+        torch.ones(100, dtype=torch.float64),
+    )
     x, y, _, _ = cl.make_data(cl.Config(dataset="blobs", noise=0.0))
     assert torch.all(x[y == 0] == -1.5) and torch.all(x[y == 1] == 1.5)
 
@@ -43,7 +45,9 @@ def test_model_widths_and_init():
     assert cl.Config(hidden=5, depth=3).widths == (2, 5, 5, 5, 2)
     model = cl.Classifier((2, 7, 2), "tanh", torch.Generator().manual_seed(0))
     for layer in model.layers:
-        assert float(layer.weight.detach().abs().max()) <= math.sqrt(6 / (layer.in_features + layer.out_features))
+        assert float(layer.weight.detach().abs().max()) <= math.sqrt(
+            6 / (layer.in_features + layer.out_features)
+        )
         assert float(layer.bias.detach().abs().max()) == 0.0
     assert cl.Config(model="perceptron").learning_rate == 0.01 and cl.Config().learning_rate == 0.1
 
@@ -56,7 +60,9 @@ def test_perceptron_gradient_equals_the_closed_form():
     cl.objective(model, x, y, 0.01).backward()
     W, b = model.layers[0].weight.detach(), model.layers[0].bias.detach()
     r = torch.softmax(x @ W.T + b, dim=1) - torch.nn.functional.one_hot(y, 2).double()
-    torch.testing.assert_close(model.layers[0].weight.grad, r.T @ x / len(x) + 0.01 * W, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        model.layers[0].weight.grad, r.T @ x / len(x) + 0.01 * W, rtol=1e-12, atol=1e-14
+    )
     torch.testing.assert_close(model.layers[0].bias.grad, r.mean(0), rtol=1e-12, atol=1e-14)
 
 
@@ -70,11 +76,18 @@ def test_gradient_check_is_tiny_for_correct_gradients_and_catches_wrong_ones():
     assert cl.gradient_check(model, x, y, 0.01) > 1e-3
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"dataset": "spirals"}, "dataset must be one of blobs, moons, circles"), ({"model": "cnn"}, "model"),
-    ({"activation": "gelu"}, "activation must be one of relu, tanh, sigmoid"), ({"optimizer": "adam"}, "optimizer"),
-    ({"hidden": 0}, "hidden"), ({"test_fraction": 0.0}, "test_fraction"), ({"lr": -1.0}, "lr"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"dataset": "spirals"}, "dataset must be one of blobs, moons, circles"),
+        ({"model": "cnn"}, "model"),
+        ({"activation": "gelu"}, "activation must be one of relu, tanh, sigmoid"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"hidden": 0}, "hidden"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"lr": -1.0}, "lr"),
+    ],
+)
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         cl.Config(**bad)
@@ -113,8 +126,25 @@ def test_scene_draws_only_training_points_and_the_command_line_runs(tmp_path):
     field = scene.panels_[0]
     assert sum(len(p.get_offsets()) for p in field.points) == 32  # 40 points, every 5th held out
     out = tmp_path / "c.mp4"
-    assert main("classifiers", ["--iterations", "20", "--record-every", "10", "--grid", "10", "--quality", "draft",
-                                "--quiet", "--out", str(out)]) == out
+    assert (
+        main(
+            "classifiers",
+            [
+                "--iterations",
+                "20",
+                "--record-every",
+                "10",
+                "--grid",
+                "10",
+                "--quality",
+                "draft",
+                "--quiet",
+                "--out",
+                str(out),
+            ],
+        )
+        == out
+    )
     assert iio.imread(out, index=None).shape == (3, 360, 640, 3)
 
 
@@ -122,23 +152,46 @@ def test_scene_draws_only_training_points_and_the_command_line_runs(tmp_path):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_on_moons_a_16_unit_network_reaches_095_and_the_perceptron_stays_5_points_below(seed):
     # full-batch gradient descent for both, 3000 iterations, on the same data and split
-    common = dict(dataset="moons", optimizer="gd", iterations=3000, grad_check=False, grid=8, record_every=1000,
-                  seed=seed)
+    common = dict(
+        dataset="moons",
+        optimizer="gd",
+        iterations=3000,
+        grad_check=False,
+        grid=8,
+        record_every=1000,
+        seed=seed,
+    )
     mlp = cl.run(cl.Config(model="mlp", hidden=16, **common))
     perceptron = cl.run(cl.Config(model="perceptron", **common))
-    np.testing.assert_array_equal(mlp["data/test"].values[0], perceptron["data/test"].values[0])  # same split
-    acc_mlp, acc_p = float(mlp["test_accuracy"].values[-1]), float(perceptron["test_accuracy"].values[-1])
+    np.testing.assert_array_equal(
+        mlp["data/test"].values[0], perceptron["data/test"].values[0]
+    )  # same split
+    acc_mlp, acc_p = (
+        float(mlp["test_accuracy"].values[-1]),
+        float(perceptron["test_accuracy"].values[-1]),
+    )
     assert acc_mlp >= 0.95, acc_mlp
     assert acc_p <= acc_mlp - 0.05, (acc_p, acc_mlp)
 
 
-@pytest.mark.parametrize("model", [dict(model="perceptron"), dict(activation="relu"), dict(activation="tanh"),
-                                   dict(activation="sigmoid"), dict(depth=3, hidden=8)])
+@pytest.mark.parametrize(
+    "model",
+    [
+        dict(model="perceptron"),
+        dict(activation="relu"),
+        dict(activation="tanh"),
+        dict(activation="sigmoid"),
+        dict(depth=3, hidden=8),
+    ],
+)
 def test_gradient_check_stays_below_1e6_for_every_model(model):
     rec = cl.run(cl.Config(iterations=300, grid=8, record_every=1000, **model))
     err = np.asarray(rec["grad_error"].values)
     assert len(err) == 300
     assert np.nanmax(err) < 1e-6, np.nanmax(err)
     # NaN only where a perturbation straddles a ReLU kink: rare with one sample per step
-    assert np.isnan(err).mean() < 0.05 if model.get("activation", "relu") == "relu" and "model" not in model \
+    assert (
+        np.isnan(err).mean() < 0.05
+        if model.get("activation", "relu") == "relu" and "model" not in model
         else not np.isnan(err).any()
+    )

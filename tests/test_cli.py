@@ -8,33 +8,90 @@ import pytest
 
 from scenes.cli import main
 
-TINY = ["--frames", "4", "--samples-per-frame", "100", "--eval-samples", "100", "--quality", "draft", "--quiet"]
+TINY = [
+    "--frames",
+    "4",
+    "--samples-per-frame",
+    "100",
+    "--eval-samples",
+    "100",
+    "--quality",
+    "draft",
+    "--quiet",
+]
 
 
 SCENE_HELP = {
     "relu_particles": ["--width", "(default: 20)", "mean-field", "--trail"],
-    "mass_shuffle": ["--view", "--optimizer", "--variant", "--curvature", "--cmap", "(default: 30000)"],
-    "distributions": ["--single", "--tensors", "--activation", "--init", "--optimizer", "(default: 600)"],
-    "classifiers": ["--dataset", "--model", "--hidden", "--optimizer", "--grad-check", "(default: 1000)"],
-    "spiral": ["--activation", "--hidden", "--field-every", "--grid", "--no-markers", "--cmap", "(default: 3000)"],
+    "mass_shuffle": [
+        "--view",
+        "--optimizer",
+        "--variant",
+        "--curvature",
+        "--cmap",
+        "(default: 30000)",
+    ],
+    "distributions": [
+        "--single",
+        "--tensors",
+        "--activation",
+        "--init",
+        "--optimizer",
+        "(default: 600)",
+    ],
+    "classifiers": [
+        "--dataset",
+        "--model",
+        "--hidden",
+        "--optimizer",
+        "--grad-check",
+        "(default: 1000)",
+    ],
+    "spiral": [
+        "--activation",
+        "--hidden",
+        "--field-every",
+        "--grid",
+        "--no-markers",
+        "--cmap",
+        "(default: 3000)",
+    ],
 }
 
 
 @pytest.mark.parametrize("name", sorted(SCENE_HELP))
 def test_help_lists_every_flag_with_its_default(name):
-    out = subprocess.run([sys.executable, "-m", f"scenes.{name}", "--help"], capture_output=True, text=True, check=True).stdout
-    for flag in ("--out", "--recording", "--save-recording", "--fps", "--dpi", "--size", "--quality", "--seed",
-                 "--no-figures", *SCENE_HELP[name]):
+    out = subprocess.run(
+        [sys.executable, "-m", f"scenes.{name}", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for flag in (
+        "--out",
+        "--recording",
+        "--save-recording",
+        "--fps",
+        "--dpi",
+        "--size",
+        "--quality",
+        "--seed",
+        "--no-figures",
+        *SCENE_HELP[name],
+    ):
         assert flag in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--width", "-3"], "width must be a positive integer, got -3"),
-    (["--frames", "0"], "frames must be a positive integer, got 0"),
-    (["--out", "movie.avi"], "unknown output extension '.avi'"),
-    (["--size", "641x360"], "frame size must be even"),
-    (["--fps", "0"], "fps must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--width", "-3"], "width must be a positive integer, got -3"),
+        (["--frames", "0"], "frames must be a positive integer, got 0"),
+        (["--out", "movie.avi"], "unknown output extension '.avi'"),
+        (["--size", "641x360"], "frame size must be even"),
+        (["--fps", "0"], "fps must be positive"),
+    ],
+)
 def test_bad_values_give_one_line_and_exit_2(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main("relu_particles", args)
@@ -43,11 +100,14 @@ def test_bad_values_give_one_line_and_exit_2(args, message, capsys):
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--view", "side"], "view must be one of all, heatmap, curves, averaged, got 'side'"),
-    (["--cmap", "hott"], "unknown colormap 'hott'"),
-    (["--optimizer", "rmsprop"], "optimizer must be one of adam, gd"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--view", "side"], "view must be one of all, heatmap, curves, averaged, got 'side'"),
+        (["--cmap", "hott"], "unknown colormap 'hott'"),
+        (["--optimizer", "rmsprop"], "optimizer must be one of adam, gd"),
+    ],
+)
 def test_mass_shuffle_bad_values_give_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main("mass_shuffle", args)
@@ -58,9 +118,27 @@ def test_mass_shuffle_bad_values_give_one_line(args, message, capsys):
 
 def test_mass_shuffle_writes_the_movie_and_the_scatter(tmp_path):
     out = tmp_path / "m.mp4"
-    proc = subprocess.run([sys.executable, "-m", "scenes.mass_shuffle", "--steps", "200", "--record-every", "40",
-                           "--view", "heatmap", "--quality", "draft", "--quiet", "--out", str(out)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scenes.mass_shuffle",
+            "--steps",
+            "200",
+            "--record-every",
+            "40",
+            "--view",
+            "heatmap",
+            "--quality",
+            "draft",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.split() == [str(out), str(tmp_path / "m_scatter.png")]
     assert iio.imread(out, index=None).shape == (6, 360, 640, 3)  # steps 0, 40, ..., 200
     assert iio.imread(tmp_path / "m_scatter.png").shape == (360, 640, 3)
@@ -69,8 +147,10 @@ def test_mass_shuffle_writes_the_movie_and_the_scatter(tmp_path):
 def test_unwritable_output_folder_and_bad_recording(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for args, message in ((["--out", str(blocker / "sub" / "a.mp4")], "cannot create output folder"),
-                          (["--recording", str(blocker)], "not a recording")):
+    for args, message in (
+        (["--out", str(blocker / "sub" / "a.mp4")], "cannot create output folder"),
+        (["--recording", str(blocker)], "not a recording"),
+    ):
         with pytest.raises(SystemExit) as exc:
             main("relu_particles", args)
         assert exc.value.code == 2
@@ -79,19 +159,43 @@ def test_unwritable_output_folder_and_bad_recording(tmp_path, capsys):
 
 
 def test_unknown_option_is_an_error():
-    proc = subprocess.run([sys.executable, "-m", "scenes.relu_particles", "--widht", "3"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scenes.relu_particles", "--widht", "3"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "unrecognized arguments: --widht" in proc.stderr
 
 
 def test_train_save_and_rerender_from_the_recording(tmp_path):
     out = tmp_path / "a.mp4"
     rec = tmp_path / "run.rec"
-    proc = subprocess.run([sys.executable, "-m", "scenes.relu_particles", *TINY, "--out", str(out),
-                           "--save-recording", str(rec), "--still", str(tmp_path / "last.png")],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scenes.relu_particles",
+            *TINY,
+            "--out",
+            str(out),
+            "--save-recording",
+            str(rec),
+            "--still",
+            str(tmp_path / "last.png"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.split() == [str(out), str(tmp_path / "last.png")]
     assert len(iio.imread(out, index=None)) == 5
     gif = tmp_path / "b.gif"
-    assert main("relu_particles", ["--recording", str(rec), "--out", str(gif), "--quality", "draft", "--quiet"]) == gif
+    assert (
+        main(
+            "relu_particles",
+            ["--recording", str(rec), "--out", str(gif), "--quality", "draft", "--quiet"],
+        )
+        == gif
+    )
     frames = iio.imread(gif, index=None)
     assert frames.shape == (5, 360, 640, 3)

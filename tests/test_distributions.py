@@ -30,13 +30,24 @@ def test_cnn_shapes_and_inits():
     assert model.fc1.in_features == 64 * 4 * 4 and model.fc1.out_features == 1024
     model.initialise("truncnormal", torch.Generator().manual_seed(0))
     w = model.conv2.weight.detach()
-    assert float(w.abs().max()) <= 0.2 and 0.07 < float(w.std()) < 0.1 and float(model.fc1.bias.detach()[0]) == pytest.approx(0.1)
+    assert (
+        float(w.abs().max()) <= 0.2
+        and 0.07 < float(w.std()) < 0.1
+        and float(model.fc1.bias.detach()[0]) == pytest.approx(0.1)
+    )
     model.initialise("glorot", torch.Generator().manual_seed(0))
     assert float(model.fc1.bias.detach().abs().max()) == 0.0
 
 
-@pytest.mark.parametrize("bad, match", [({"optimizer": "sgdm"}, "optimizer"), ({"activation": "gelu"}, "activation"),
-                                        ({"image_size": 18}, "multiple of 4"), ({"batch": 10_000}, "exceed")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"optimizer": "sgdm"}, "optimizer"),
+        ({"activation": "gelu"}, "activation"),
+        ({"image_size": 18}, "multiple of 4"),
+        ({"batch": 10_000}, "exceed"),
+    ],
+)
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         ds.Config(**bad)
@@ -47,12 +58,17 @@ def test_adam_beats_gradient_descent_after_the_same_steps():
     common = dict(steps=200, train_size=3000, test_size=1000, record_every=50, eval_every=100)
     adam = ds.run(ds.Config(optimizer="adam", **common))
     gd = ds.run(ds.Config(optimizer="gd", **common))
-    acc_adam, acc_gd = float(adam["test_accuracy"].values[-1]), float(gd["test_accuracy"].values[-1])
+    acc_adam, acc_gd = (
+        float(adam["test_accuracy"].values[-1]),
+        float(gd["test_accuracy"].values[-1]),
+    )
     assert acc_adam > acc_gd + 0.2, (acc_adam, acc_gd)
     # every weight, bias, gradient and module output is summarised on the schedule
     for name in ("conv1.weight", "fc2.bias"):
         np.testing.assert_array_equal(adam[f"stats/{name}"].steps, [0, 50, 100, 150, 200])
-    np.testing.assert_array_equal(adam["stats/grad/fc1.weight"].steps, [50, 100, 150, 200])  # none before step 1
+    np.testing.assert_array_equal(
+        adam["stats/grad/fc1.weight"].steps, [50, 100, 150, 200]
+    )  # none before step 1
     for name in ("act/conv1", "act/act3"):  # the training forward pass after each scheduled step
         np.testing.assert_array_equal(adam[f"stats/{name}"].steps, [0, 50, 100, 150])
     assert len(adam["loss"]) == 200 and adam["test_accuracy"].steps.tolist() == [0, 100, 200]
@@ -84,17 +100,41 @@ def test_dashboard_and_comparison_render():
     rec = make_distributions_recording()
     scene = DistributionsScene(rec, DistributionsSceneConfig(), DRAFT)
     assert scene.frame(-1).shape == (360, 640, 3) and len(scene.panels_) == 9
-    grid = SweepScene(DistributionsScene, [rec, make_distributions_recording(seed=1)], {"optimizer": ["adam", "gd"]},
-                      options=DRAFT)
+    grid = SweepScene(
+        DistributionsScene,
+        [rec, make_distributions_recording(seed=1)],
+        {"optimizer": ["adam", "gd"]},
+        options=DRAFT,
+    )
     assert grid.frame(5).shape == (360, 640, 3)
     with pytest.raises(KeyError, match="nothing"):
         DistributionsScene(rec, DistributionsSceneConfig(tensors="act/nothing"), DRAFT)
 
 
 def test_default_command_compares_four_runs_and_writes_ridge_plots(tmp_path):
-    args = ["--steps", "3", "--train-size", "60", "--test-size", "20", "--batch", "10", "--record-every", "1",
-            "--eval-every", "1", "--quality", "draft", "--quiet", "--jobs", "1", "--sweep-dir", str(tmp_path / "sw"),
-            "--out", str(tmp_path / "d.mp4")]
+    args = [
+        "--steps",
+        "3",
+        "--train-size",
+        "60",
+        "--test-size",
+        "20",
+        "--batch",
+        "10",
+        "--record-every",
+        "1",
+        "--eval-every",
+        "1",
+        "--quality",
+        "draft",
+        "--quiet",
+        "--jobs",
+        "1",
+        "--sweep-dir",
+        str(tmp_path / "sw"),
+        "--out",
+        str(tmp_path / "d.mp4"),
+    ]
     main("distributions", args)
     assert len(list((tmp_path / "sw").glob("*.rec"))) == 4  # optimizer x activation
     assert iio.imread(tmp_path / "d.mp4", index=None).shape == (3, 360, 640, 3)  # loss at steps 1-3

@@ -15,9 +15,16 @@ from dynamics import load
 DIVERGING = {
     "mass_shuffle": (ms, dict(steps=50, record_every=10, scalar_every=5, lr=1e38), "train_loss"),
     "spiral": (sp, dict(steps=30, field_every=10, grid=8, batch=20, hidden="8", lr=1e30), "loss"),
-    "classifiers": (cl, dict(iterations=30, grid=4, record_every=5, lr=1e300, grad_check=False), "train_loss"),
-    "distributions": (ds, dict(steps=20, train_size=300, test_size=100, record_every=5, eval_every=10, lr=1e10),
-                      "loss"),
+    "classifiers": (
+        cl,
+        dict(iterations=30, grid=4, record_every=5, lr=1e300, grad_check=False),
+        "train_loss",
+    ),
+    "distributions": (
+        ds,
+        dict(steps=20, train_size=300, test_size=100, record_every=5, eval_every=10, lr=1e10),
+        "loss",
+    ),
     "relu_particles": (rp, dict(step=1e6), "loss"),
 }
 
@@ -26,8 +33,10 @@ DIVERGING = {
 def test_a_diverging_run_stops_naming_step_and_series_and_keeps_its_recording(tmp_path, experiment):
     module, overrides, series = DIVERGING[experiment]
     path = tmp_path / f"{experiment}.rec"
-    with pytest.raises(FloatingPointError, match=rf"training diverged: {series} is nan at step (\d+) \(series '{series}'"
-                       ) as info:
+    with pytest.raises(
+        FloatingPointError,
+        match=rf"training diverged: {series} is nan at step (\d+) \(series '{series}'",
+    ) as info:
         module.run(module.Config(**overrides), path=path)
     step = int(info.value.args[0].split(" at step ")[1].split()[0])
     rec = load(path, verify=True)  # every block written before the error is intact

@@ -10,7 +10,10 @@ from dynamics.experiments import spiral as sp
 
 
 def load_into(model, recording, index):
-    state = {name: torch.from_numpy(np.array(recording[name].values[index])) for name, _ in model.named_parameters()}
+    state = {
+        name: torch.from_numpy(np.array(recording[name].values[index]))
+        for name, _ in model.named_parameters()
+    }
     model.load_state_dict(state, strict=False)
     return model
 
@@ -41,10 +44,14 @@ def test_classifiers_keep_their_parameters_with_the_field():
 
 
 def test_distributions_keep_their_parameters_with_the_summaries():
-    cfg = ds.Config(steps=4, record_every=2, eval_every=4, train_size=100, test_size=50, batch=10, image_size=8)
+    cfg = ds.Config(
+        steps=4, record_every=2, eval_every=4, train_size=100, test_size=50, batch=10, image_size=8
+    )
     r = ds.run(cfg)
     params = r.of_kind("parameter")
     assert set(params) == {s.source for s in r.summaries().values() if s.of == "parameter"}
     w = params["conv1.weight"]
     np.testing.assert_array_equal(w.steps, r["stats/conv1.weight"].steps)
-    np.testing.assert_allclose(r["stats/conv1.weight"].values[-1][[2, 3]], [w.values[-1].min(), w.values[-1].max()])
+    np.testing.assert_allclose(
+        r["stats/conv1.weight"].values[-1][[2, 3]], [w.values[-1].min(), w.values[-1].max()]
+    )

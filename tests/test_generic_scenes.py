@@ -21,15 +21,22 @@ FINAL = RenderOptions.preset_for("final", progress=False, workers=1)
 def _render(tmp_path, recording, *flags):
     rec = recording.save(tmp_path / "run.rec")
     out = tmp_path / "out.mp4"
-    assert main("render", [str(rec), "--out", str(out), "--quality", "draft", "--quiet", *flags]) == out
+    assert (
+        main("render", [str(rec), "--out", str(out), "--quality", "draft", "--quiet", *flags])
+        == out
+    )
     return iio.imread(out, index=None)
 
 
 def test_a_128x64_heatmap_has_no_cell_edges_few_ticks_and_a_colorbar_that_collides_with_nothing():
     rng = np.random.default_rng(0)
     steps = np.arange(5, dtype=np.int64)
-    rec = Recording({"fc1.weight": Series(steps, rng.normal(0, 1, (5, 128, 64)), kind="parameter"),
-                     "fc2.weight": Series(steps, rng.normal(0, 1, (5, 10, 128)), kind="parameter")})
+    rec = Recording(
+        {
+            "fc1.weight": Series(steps, rng.normal(0, 1, (5, 128, 64)), kind="parameter"),
+            "fc2.weight": Series(steps, rng.normal(0, 1, (5, 10, 128)), kind="parameter"),
+        }
+    )
     scene = WeightsScene(rec, None, FINAL)
     frame = scene.frame(-1).astype(int)
     fig = scene._fig
@@ -37,8 +44,14 @@ def test_a_128x64_heatmap_has_no_cell_edges_few_ticks_and_a_colorbar_that_collid
         assert isinstance(panel, HeatmapPanel) and not panel.edged
         ax = panel.ax
         for axis in (ax.xaxis, ax.yaxis):
-            shown = [t for t in axis.get_ticklabels() if t.get_text()
-                     and ax.get_xlim()[0] <= t.get_position()[axis is ax.yaxis] <= max(ax.get_xlim() + ax.get_ylim())]
+            shown = [
+                t
+                for t in axis.get_ticklabels()
+                if t.get_text()
+                and ax.get_xlim()[0]
+                <= t.get_position()[axis is ax.yaxis]
+                <= max(ax.get_xlim() + ax.get_ylim())
+            ]
             assert 2 <= len(shown) <= 20
         # inside the cells: no pixel of the grey that used to outline every cell
         bb = ax.get_window_extent()
@@ -47,7 +60,9 @@ def test_a_128x64_heatmap_has_no_cell_edges_few_ticks_and_a_colorbar_that_collid
         grey = np.abs(inner - [140, 140, 140]).max(axis=2) <= 8
         assert grey.sum() == 0
     renderer = fig.canvas.get_renderer()
-    boxes = [p.ax.get_tightbbox(renderer) for p in scene.panels_]  # axes with their colorbar insets and labels
+    boxes = [
+        p.ax.get_tightbbox(renderer) for p in scene.panels_
+    ]  # axes with their colorbar insets and labels
     assert not boxes[0].overlaps(boxes[1])
     for b in boxes:
         assert b.x0 >= 0 and b.x1 <= fig.bbox.width and b.y0 >= 0
@@ -91,8 +106,12 @@ def test_render_summaries(tmp_path):
 
 
 def test_render_with_nothing_drawable_names_what_is_there(tmp_path, capsys):
-    rec = Recording({"data/x": Series(np.zeros(1, np.int64), np.zeros((1, 5, 3)), kind="data"),
-                     "note": Series(np.zeros(1, np.int64), np.zeros((1, 4), np.float32), kind="data")})
+    rec = Recording(
+        {
+            "data/x": Series(np.zeros(1, np.int64), np.zeros((1, 5, 3)), kind="data"),
+            "note": Series(np.zeros(1, np.int64), np.zeros((1, 4), np.float32), kind="data"),
+        }
+    )
     path = rec.save(tmp_path / "empty.rec")
     with pytest.raises(SystemExit) as exc:
         main("render", [str(path), "--quiet"])
@@ -112,9 +131,14 @@ def test_particles_title_is_honest_and_loss_optional():
     rec = ParticlesScene.example()
     bare = Recording({"positions": rec["positions"]})
     scene = ParticlesScene(bare, ParticlesSceneConfig(curve=""), DRAFT)
-    assert scene.heading() == "5 particles over training" and len(scene.panels_ if scene.frame(0) is not None else [])
+    assert scene.heading() == "5 particles over training" and len(
+        scene.panels_ if scene.frame(0) is not None else []
+    )
     assert len(scene.panels_) == 1
-    assert ParticlesScene(rec, None, DRAFT).heading() == "5 particles and 2 reference points over training"
+    assert (
+        ParticlesScene(rec, None, DRAFT).heading()
+        == "5 particles and 2 reference points over training"
+    )
     from scenes.relu_particles import ReluParticlesScene
 
     assert "teacher" not in ReluParticlesScene(bare, None, DRAFT).heading()
@@ -125,8 +149,13 @@ def test_an_mlp_recorded_by_the_recorder_renders_by_kind(tmp_path):
     from dynamics import Recorder, load
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64),
-                                torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
     with Recorder(model, opt, schedule=5, grads=True, path=tmp_path / "mlp.rec") as rec:
@@ -137,12 +166,18 @@ def test_an_mlp_recorded_by_the_recorder_renders_by_kind(tmp_path):
             opt.step()
             rec.log(loss=loss)
     recording = load(tmp_path / "mlp.rec")
-    assert recording["0.weight"].kind == "parameter" and recording["grad/0.weight"].kind == "gradient"
+    assert (
+        recording["0.weight"].kind == "parameter" and recording["grad/0.weight"].kind == "gradient"
+    )
     assert recording["grad/0.weight"].source == "0.weight" and recording["loss"].kind == "scalar"
     title, steps, norms, labels = norm_curves(recording)[0]
-    np.testing.assert_allclose(norms[:, labels.index("4.weight")],
-                               np.linalg.norm(np.asarray(recording["4.weight"].values).reshape(5, -1), axis=1))
-    np.testing.assert_allclose(norms[-1, labels.index("0.weight")], float(model[0].weight.detach().norm()), rtol=1e-6)
+    np.testing.assert_allclose(
+        norms[:, labels.index("4.weight")],
+        np.linalg.norm(np.asarray(recording["4.weight"].values).reshape(5, -1), axis=1),
+    )
+    np.testing.assert_allclose(
+        norms[-1, labels.index("0.weight")], float(model[0].weight.detach().norm()), rtol=1e-6
+    )
     assert [v.how for v in plan(recording)] == ["heatmap", "heatmap", "curve"]
     scene = CurvesScene(recording, None, DRAFT)  # steps 0..20: the loss every step, weights every 5
     assert len(scene) == 21 and scene.frame(-1).shape == (360, 640, 3)

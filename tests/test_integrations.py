@@ -13,7 +13,9 @@ def test_lightning_callback_records_every_optimizer_step(tmp_path):
     class Module(pl.LightningModule):
         def __init__(self):
             super().__init__()
-            self.net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+            )
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -24,16 +26,27 @@ def test_lightning_callback_records_every_optimizer_step(tmp_path):
 
     torch.manual_seed(0)
     x = torch.randn(64, 3)
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8)
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8
+    )
     module = Module()
     callback = RecorderCallback(tmp_path / "pl.rec", grads=True, schedule=2)
-    trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    trainer = pl.Trainer(
+        max_steps=6,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
     trainer.fit(module, data)
     r = load(tmp_path / "pl.rec")
     assert r.complete and r.metadata["integration"] == "lightning"
     np.testing.assert_array_equal(r["net.0.weight"].steps, [0, 2, 4, 6])
-    np.testing.assert_array_equal(r["net.0.weight"].values[-1], module.net[0].weight.detach().numpy())
+    np.testing.assert_array_equal(
+        r["net.0.weight"].values[-1], module.net[0].weight.detach().numpy()
+    )
     np.testing.assert_array_equal(r["grad/net.2.bias"].steps, [2, 4, 6])
     np.testing.assert_array_equal(r["loss"].steps, [1, 2, 3, 4, 5, 6])
 
@@ -58,9 +71,17 @@ def test_huggingface_trainer_callback_records_its_steps(tmp_path):
     data = [{"x": xi, "labels": xi.sum(0, keepdim=True)} for xi in xs]
     model = Tiny()
     callback = RecorderCallback(tmp_path / "hf.rec", schedule=1)
-    args = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=5, per_device_train_batch_size=4,
-                                          logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
-                                          disable_tqdm=True, learning_rate=0.05)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=5,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        learning_rate=0.05,
+    )
     transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()
     r = load(tmp_path / "hf.rec")
     assert r.complete and r.metadata["integration"] == "transformers.Trainer"

@@ -43,9 +43,14 @@ def test_data_scales_labels_and_stratified_split():
     assert 8 < x[:, :2].std() < 12 and 0.008 < x[:, 2:].std() < 0.012
     assert torch.equal(y, (x[:, 0] >= 0).float())
     assert len(test) == 200 and len(train) == 800
-    assert set(train.tolist()).isdisjoint(test.tolist()) and len(set(train.tolist()) | set(test.tolist())) == 1000
+    assert (
+        set(train.tolist()).isdisjoint(test.tolist())
+        and len(set(train.tolist()) | set(test.tolist())) == 1000
+    )
     share = float(y.mean())
-    assert abs(float(y[train].mean()) - share) < 0.002 and abs(float(y[test].mean()) - share) < 0.005
+    assert (
+        abs(float(y[train].mean()) - share) < 0.002 and abs(float(y[test].mean()) - share) < 0.005
+    )
     x2, y2, train2, _ = ms.make_data(cfg)
     assert torch.equal(x, x2) and torch.equal(train, train2)  # same seed, same data
 
@@ -77,10 +82,17 @@ def test_glorot_uniform_init_and_zero_bias():
     assert float(model.bias.detach()) == 0.0
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"optimizer": "rmsprop"}, "optimizer"), ({"variant": "wavy"}, "variant"), ({"lr": -1.0}, "lr"),
-    ({"test_fraction": 1.0}, "test_fraction"), ({"steps": 0}, "steps"), ({"noise_scale": 0.0}, "noise_scale"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"variant": "wavy"}, "variant"),
+        ({"lr": -1.0}, "lr"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"steps": 0}, "steps"),
+        ({"noise_scale": 0.0}, "noise_scale"),
+    ],
+)
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         ms.Config(**bad)
@@ -89,7 +101,9 @@ def test_config_rejects_bad_values(bad, match):
 def test_recording_contents_and_reproducibility():
     cfg = ms.Config(steps=205, record_every=40, scalar_every=10, seed=4)
     a, b = ms.run(cfg), ms.run(cfg)
-    np.testing.assert_array_equal(a["weight"].steps, [0, 40, 80, 120, 160, 200, 205])  # ends on the last step
+    np.testing.assert_array_equal(
+        a["weight"].steps, [0, 40, 80, 120, 160, 200, 205]
+    )  # ends on the last step
     assert a["weight"].values.shape == (7, 1, 15) and a["bias"].values.shape == (7, 1)
     np.testing.assert_array_equal(a["train_loss"].steps, np.r_[np.arange(0, 201, 10), 205])
     assert a["data/x"].values.shape == (1, 1000, 15) and int(a["data/test"].values[0].sum()) == 200
@@ -167,7 +181,11 @@ def test_decoded_heatmap_movie_shows_the_largest_weight_colour_in_the_w0_cell(tm
     for col in (0, int(w[-1].argmin())):
         x, y = heat.cell_center(0, col)
         expected = np.array(cm(heat.norm(w[-1, col]))[:3]) * 255
-        patch = frames[-1, int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].reshape(-1, 3).astype(float)
+        patch = (
+            frames[-1, int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3]
+            .reshape(-1, 3)
+            .astype(float)
+        )
         assert np.abs(patch.mean(0) - expected).max() < 12, (col, patch.mean(0), expected)
     x, y = heat.cell_center(0, 0)
     np.testing.assert_allclose(np.array(cm(1.0)[:3]) * 255, frames[-1, int(y), int(x)], atol=12)

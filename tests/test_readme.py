@@ -36,12 +36,21 @@ def test_any_recording_renders_with_the_command_line(tmp_path, monkeypatch):
 
     code = snippet("render-any")
     text = README.read_text(encoding="utf-8")
-    command = re.search(r"<!-- snippet: render-any.*?```bash\n(.*?)```", text, re.S).group(1).strip()
-    assert len(code.strip().splitlines()) + 1 < 15 and command == "python -m scenes.render outputs/mlp.rec"
+    command = (
+        re.search(r"<!-- snippet: render-any.*?```bash\n(.*?)```", text, re.S).group(1).strip()
+    )
+    assert (
+        len(code.strip().splitlines()) + 1 < 15
+        and command == "python -m scenes.render outputs/mlp.rec"
+    )
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    out = subprocess.run(command.replace("python", sys.executable, 1).split(), capture_output=True, text=True,
-                         cwd=tmp_path)
+    out = subprocess.run(
+        command.replace("python", sys.executable, 1).split(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["outputs/render.mp4"]
     frames = iio.imread(tmp_path / "outputs/render.mp4", index=None)

@@ -37,8 +37,14 @@ def test_recording_never_changes_the_run(tmp_path):
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         torch.manual_seed(123)  # dropout draws from the global generator: the recorder must not
         if use_recorder:
-            with Recorder(model, opt, grads=True, schedule=1, path=tmp_path / "r.rec",
-                          derived={"norm": lambda m: m[0].weight.norm()}) as rec:
+            with Recorder(
+                model,
+                opt,
+                grads=True,
+                schedule=1,
+                path=tmp_path / "r.rec",
+                derived={"norm": lambda m: m[0].weight.norm()},
+            ) as rec:
                 train(model, opt, recorder=rec)
         else:
             train(model, opt)
@@ -71,7 +77,9 @@ def test_captures_match_parameters_and_grads_at_each_step():
     np.testing.assert_array_equal(r["0.weight"].steps, [0, 3, 6, 9])
     for i, step in enumerate(r["0.weight"].steps):
         np.testing.assert_array_equal(r["0.weight"].values[i], expected[int(step)].numpy())
-    np.testing.assert_array_equal(r["grad/0.weight"].steps, [3, 6, 9])  # no gradient exists at step 0
+    np.testing.assert_array_equal(
+        r["grad/0.weight"].steps, [3, 6, 9]
+    )  # no gradient exists at step 0
     np.testing.assert_array_equal(r["grad/0.weight"].values[-1], grads[9].numpy())
 
 
@@ -95,7 +103,11 @@ def test_context_manager_detaches_and_finalizes(tmp_path):
         train(model, opt, steps=4, recorder=rec)
     assert not opt._optimizer_step_post_hooks
     r = rec.recording
-    assert r.complete and list(r["loss"].steps) == [1, 2, 3, 4] and list(r["0.weight"].steps) == [0, 1, 2, 3, 4]
+    assert (
+        r.complete
+        and list(r["loss"].steps) == [1, 2, 3, 4]
+        and list(r["0.weight"].steps) == [0, 1, 2, 3, 4]
+    )
 
 
 @pytest.mark.parametrize("to_disk", [True, False])
@@ -105,7 +117,9 @@ def test_an_interrupted_run_keeps_its_recording_marked_incomplete(tmp_path, to_d
     rec = Recorder(model, opt, path=tmp_path / "cut.rec" if to_disk else None)
     with pytest.raises(KeyboardInterrupt), rec:
         for step in range(10):
-            opt.zero_grad(); model(torch.ones(1, 3)).sum().backward(); opt.step()
+            opt.zero_grad()
+            model(torch.ones(1, 3)).sum().backward()
+            opt.step()
             if step == 4:
                 raise KeyboardInterrupt
     recording = load(tmp_path / "cut.rec") if to_disk else rec.recording
@@ -159,7 +173,9 @@ def test_cuda_tensors_are_copied_to_cpu():
     with Recorder(model, opt, grads=True, derived={"n": lambda m: m[0].weight.norm()}) as rec:
         for _ in range(5):
             opt.zero_grad()
-            model(torch.randn(8, 3, device="cuda", dtype=torch.float64, generator=gen)).sum().backward()
+            model(
+                torch.randn(8, 3, device="cuda", dtype=torch.float64, generator=gen)
+            ).sum().backward()
             opt.step()
             rec.log(loss=1.0)
         last = model[0].weight.detach().cpu().numpy()

@@ -13,7 +13,9 @@ from dynamics.recorder import RecorderError, RecorderWarning
 
 def mlp(seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).to(dtype)
+    return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).to(
+        dtype
+    )
 
 
 def sgd_step(model, opt, gen, dtype=torch.float32):
@@ -33,7 +35,8 @@ def test_two_optimizers_as_a_list_capture_once_after_both_stepped():
     expected = {}
     with Recorder(model, [first, second], schedule=1) as rec:
         for step in range(1, 6):
-            first.zero_grad(); second.zero_grad()
+            first.zero_grad()
+            second.zero_grad()
             model(torch.randn(16, 3, generator=gen)).pow(2).mean().backward()
             first.step()
             assert rec.step == step - 1  # not yet: the second optimizer has not stepped
@@ -57,18 +60,29 @@ def test_alternating_gan_steps_count_one_step_when_every_optimizer_has_stepped()
     with Recorder(model, [opt_d, opt_g], schedule=1) as rec:
         for it in range(4):
             for _ in range(3):  # critic steps
-                opt_d.zero_grad(); disc(gen_net(torch.randn(4, 2)).detach()).mean().backward(); opt_d.step()
+                opt_d.zero_grad()
+                disc(gen_net(torch.randn(4, 2)).detach()).mean().backward()
+                opt_d.step()
             assert rec.step == it  # D alone does not complete a step
-            opt_g.zero_grad(); (-disc(gen_net(torch.randn(4, 2)))).mean().backward(); opt_g.step()
+            opt_g.zero_grad()
+            (-disc(gen_net(torch.randn(4, 2)))).mean().backward()
+            opt_g.step()
             assert rec.step == it + 1
-            np.testing.assert_array_equal(rec.recording["d.weight"].values[-1], disc.weight.detach().numpy())
-            np.testing.assert_array_equal(rec.recording["g.weight"].values[-1], gen_net.weight.detach().numpy())
+            np.testing.assert_array_equal(
+                rec.recording["d.weight"].values[-1], disc.weight.detach().numpy()
+            )
+            np.testing.assert_array_equal(
+                rec.recording["g.weight"].values[-1], gen_net.weight.detach().numpy()
+            )
 
 
 def test_parameters_no_given_optimizer_updates_are_reported():
     model = mlp()
     first = torch.optim.SGD(model[0].parameters(), lr=0.1)
-    with pytest.warns(RecorderWarning, match=r"no optimizer given to the Recorder updates them: 2\.weight, 2\.bias"):
+    with pytest.warns(
+        RecorderWarning,
+        match=r"no optimizer given to the Recorder updates them: 2\.weight, 2\.bias",
+    ):
         rec = Recorder(model, first).attach()
     assert rec.recording.metadata["recorder"]["not_optimized"] == ["2.weight", "2.bias"]
     rec.close()
@@ -90,7 +104,9 @@ def test_buffers_by_pattern_and_none_by_default(tmp_path):
     with Recorder(model, opt, buffers="*running_*", path=tmp_path / "bn.rec") as rec:
         means.append(model[1].running_mean.clone())
         for _ in range(3):
-            opt.zero_grad(); model(torch.randn(8, 3)).sum().backward(); opt.step()
+            opt.zero_grad()
+            model(torch.randn(8, 3)).sum().backward()
+            opt.step()
             means.append(model[1].running_mean.clone())
     r = load(tmp_path / "bn.rec")
     assert r["1.running_mean"].kind == "buffer" and r["1.running_var"].source == "1.running_var"
@@ -104,8 +120,15 @@ def test_buffers_by_pattern_and_none_by_default(tmp_path):
 # -- 4. dtypes -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype, stored", [(torch.float64, np.float64), (torch.float16, np.float16),
-                                           (torch.bfloat16, np.float32), (torch.float32, np.float32)])
+@pytest.mark.parametrize(
+    "dtype, stored",
+    [
+        (torch.float64, np.float64),
+        (torch.float16, np.float16),
+        (torch.bfloat16, np.float32),
+        (torch.float32, np.float32),
+    ],
+)
 def test_series_keep_their_tensors_dtype(dtype, stored, tmp_path):
     model = torch.nn.Linear(3, 2).to(dtype)
     with torch.no_grad():
@@ -117,8 +140,12 @@ def test_series_keep_their_tensors_dtype(dtype, stored, tmp_path):
         rec.tick()
     r = load(tmp_path / "d.rec")
     assert r["weight"].values.dtype == stored and r["grad/weight"].values.dtype == stored
-    np.testing.assert_array_equal(r["weight"].values[-1], model.weight.detach().to(torch.float64).numpy())
-    np.testing.assert_array_equal(r["grad/weight"].values[-1], model.weight.grad.to(torch.float64).numpy())
+    np.testing.assert_array_equal(
+        r["weight"].values[-1], model.weight.detach().to(torch.float64).numpy()
+    )
+    np.testing.assert_array_equal(
+        r["grad/weight"].values[-1], model.weight.grad.to(torch.float64).numpy()
+    )
 
 
 def test_a_dtype_change_after_attaching_is_refused_not_downcast():
@@ -128,7 +155,9 @@ def test_a_dtype_change_after_attaching_is_refused_not_downcast():
     rec = Recorder(model, opt).attach()
     sgd_step(model, opt, gen)
     model.double()
-    with pytest.raises(TypeError, match=r"series '0\.weight' was recorded as float32 and is now float64"):
+    with pytest.raises(
+        TypeError, match=r"series '0\.weight' was recorded as float32 and is now float64"
+    ):
         sgd_step(model, opt, gen, torch.float64)
     rec.close(complete=False)
     with Recorder(model, opt) as rec:  # made after converting: float64 throughout
@@ -140,7 +169,9 @@ def test_buffers_replaced_by_a_conversion_are_still_found():
     model = torch.nn.BatchNorm1d(3)
     with Recorder(model, params=None, buffers="running_mean") as rec:
         model.to(torch.float16)  # replaces the buffer tensors
-        with pytest.raises(TypeError, match="running_mean' was recorded as float32 and is now float16"):
+        with pytest.raises(
+            TypeError, match="running_mean' was recorded as float32 and is now float16"
+        ):
             rec.tick()
 
 
@@ -173,7 +204,9 @@ def test_tuple_and_dict_outputs_give_one_series_per_tensor():
     for name, tensor in (("lstm[0]", out), ("lstm[1][0]", h), ("lstm[1][1]", c)):
         stats = r[f"stats/act/{name}"]
         assert stats.source == name and stats.of == "activation"
-        np.testing.assert_allclose(stats.values[0][[2, 3]], [tensor.min().item(), tensor.max().item()], rtol=1e-6)
+        np.testing.assert_allclose(
+            stats.values[0][[2, 3]], [tensor.min().item(), tensor.max().item()], rtol=1e-6
+        )
     assert {"stats/act/head[hidden]", "stats/act/head[weights]"} <= set(r.keys())
     assert not [k for k in r.keys() if "[n]" in k]
     assert "activation lstm[1][0]" in r.summaries()
@@ -245,7 +278,9 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(1)
     snaps = []
-    rec = Recorder(model, opt, grads=True, buffers="count", path=tmp_path / "b.rec" if to_disk else None)
+    rec = Recorder(
+        model, opt, grads=True, buffers="count", path=tmp_path / "b.rec" if to_disk else None
+    )
     with rec:
         snaps.append({k: v.clone() for k, v in model.state_dict().items()})
         for _ in range(150):  # several blocks (at most 64 snapshots each)
@@ -264,7 +299,9 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
     np.testing.assert_array_equal(r["grad/0.weight"].steps, range(1, 151))
     for name in ("0.weight", "0.bias", "2.weight", "count"):
         np.testing.assert_array_equal(r[name].values, torch.stack([s[name] for s in snaps]).numpy())
-    np.testing.assert_array_equal(r["grad/0.weight"].values, torch.stack([s["grad"] for s in snaps[1:]]).numpy())
+    np.testing.assert_array_equal(
+        r["grad/0.weight"].values, torch.stack([s["grad"] for s in snaps[1:]]).numpy()
+    )
 
 
 # -- 1. compiled models ------------------------------------------------------------------------
@@ -277,7 +314,9 @@ def test_a_compiled_model_is_recorded_under_its_own_names():
     compiled = torch.compile(model)  # inductor, on this CPU
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     gen = torch.Generator().manual_seed(0)
-    with Recorder(compiled, opt, grads=True, summaries="*", summary_grads=True, activations=["0", "1"]) as rec:
+    with Recorder(
+        compiled, opt, grads=True, summaries="*", summary_grads=True, activations=["0", "1"]
+    ) as rec:
         for _ in range(3):
             opt.zero_grad()
             out = compiled(torch.randn(16, 3, generator=gen))
@@ -285,7 +324,14 @@ def test_a_compiled_model_is_recorded_under_its_own_names():
             opt.step()
             rec.log(loss=out.pow(2).mean())
     r = rec.recording
-    assert {"0.weight", "grad/2.bias", "stats/0.weight", "stats/grad/0.weight", "stats/act/1", "loss"} <= set(r.keys())
+    assert {
+        "0.weight",
+        "grad/2.bias",
+        "stats/0.weight",
+        "stats/grad/0.weight",
+        "stats/act/1",
+        "loss",
+    } <= set(r.keys())
     assert not [k for k in r.keys() if "_orig_mod" in k]
     np.testing.assert_array_equal(r["0.weight"].values[-1], model[0].weight.detach().numpy())
     assert len(r["stats/act/1"]) == 3 and np.isfinite(r["stats/act/1"].values).all()

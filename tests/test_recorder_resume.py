@@ -52,8 +52,13 @@ def run(tmp_path, *args):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, str(script), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -74,7 +79,11 @@ def test_killed_and_resumed_run_records_what_an_uninterrupted_run_records(tmp_pa
         assert r[name].info == ref[name].info
     assert r.metadata["run"] == "demo"
     (entry,) = r.metadata["resumed"]
-    assert entry["step"] == 20 and entry["previous_complete"] is False and entry["dropped_snapshots"] > 0
+    assert (
+        entry["step"] == 20
+        and entry["previous_complete"] is False
+        and entry["dropped_snapshots"] > 0
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.rec")]  # no temporary left
 
 
@@ -97,7 +106,9 @@ def test_resume_keeps_the_prefix_and_needs_the_step(tmp_path):
     np.testing.assert_array_equal(r["x"].steps, [1, 2, 3])
     np.testing.assert_array_equal(r["weight"].values[4], [[3.0, 3.0]])  # captured after resuming
     entry = r.metadata["resumed"][0]
-    assert entry["dropped_snapshots"] == 9 and entry["dropped_series"] == 3  # weight, bias, x at 4..6
+    assert (
+        entry["dropped_snapshots"] == 9 and entry["dropped_series"] == 3
+    )  # weight, bias, x at 4..6
     fresh = torch.nn.Linear(2, 1)
     with Recorder(fresh, path=tmp_path / "new.rec", resume=True, step=0) as rec:
         pass  # nothing to resume: a new recording

@@ -119,7 +119,9 @@ def test_killed_writer_leaves_flushed_prefix(tmp_path):
     x = rec["x"]
     assert len(x) >= 100 and rec.committed_step == x.steps[-1]
     np.testing.assert_array_equal(x.steps, np.arange(len(x)))
-    np.testing.assert_array_equal(x.values[:, 0], np.arange(len(x)))  # every loaded snapshot is whole
+    np.testing.assert_array_equal(
+        x.values[:, 0], np.arange(len(x))
+    )  # every loaded snapshot is whole
     assert rec.metadata["experiment"] == "crash"
 
 
@@ -131,7 +133,9 @@ def test_truncated_complete_recording_is_refused(tmp_path):
         load(path)
 
 
-@pytest.mark.parametrize("damage", ["not_json", "foreign_json", "plain_file", "bad_header", "missing"])
+@pytest.mark.parametrize(
+    "damage", ["not_json", "foreign_json", "plain_file", "bad_header", "missing"]
+)
 def test_foreign_or_broken_files_are_refused_with_the_file_named(tmp_path, damage):
     path = write_sample(tmp_path / "run.rec")
     if damage == "not_json":
@@ -254,26 +258,68 @@ def _edit_manifest(path, edit):
 
 MALFORMED_MANIFESTS = {
     "version true": (lambda m: m.update(version=True), "unsupported format version True"),
-    "complete as a string": (lambda m: m.update(complete="false"), "'complete' must be true or false"),
+    "complete as a string": (
+        lambda m: m.update(complete="false"),
+        "'complete' must be true or false",
+    ),
     "metadata a list": (lambda m: m.update(metadata=[1, 2]), "'metadata' must be a mapping"),
-    "count smaller than the file": (lambda m: m["counts"].update(weights=10), "the manifest records 10"),
-    "count true": (lambda m: m["counts"].update(weights=True), "count of series 'weights' must be a non-negative"),
+    "count smaller than the file": (
+        lambda m: m["counts"].update(weights=10),
+        "the manifest records 10",
+    ),
+    "count true": (
+        lambda m: m["counts"].update(weights=True),
+        "count of series 'weights' must be a non-negative",
+    ),
     "count 2.5": (lambda m: m["counts"].update(weights=2.5), "must be a non-negative integer"),
-    "count NaN": (lambda m: m["counts"].update(weights=float("nan")), "must be a non-negative integer"),
+    "count NaN": (
+        lambda m: m["counts"].update(weights=float("nan")),
+        "must be a non-negative integer",
+    ),
     "count negative": (lambda m: m["counts"].update(weights=-1), "must be a non-negative integer"),
     "counts a list": (lambda m: m.update(counts=[50, 10]), "must record its counts"),
     "count missing": (lambda m: m["counts"].pop("loss"), "lacks the count of series 'loss'"),
-    "shape 1.5": (lambda m: m["series"]["weights"].update(shape=[1.5, 4]), "shape .* non-negative integers"),
-    "shape negative": (lambda m: m["series"]["weights"].update(shape=[-3, 4]), "non-negative integers"),
-    "shape huge": (lambda m: m["series"]["weights"].update(shape=[2**40, 2**40]), "larger than a series file"),
-    "dtype swapped, same size": (lambda m: m["series"]["loss"].update(dtype="<i8"), "header says another dtype"),
-    "dtype big endian": (lambda m: m["series"]["loss"].update(dtype=">f8"), "dtype '>f8' is not one of"),
+    "shape 1.5": (
+        lambda m: m["series"]["weights"].update(shape=[1.5, 4]),
+        "shape .* non-negative integers",
+    ),
+    "shape negative": (
+        lambda m: m["series"]["weights"].update(shape=[-3, 4]),
+        "non-negative integers",
+    ),
+    "shape huge": (
+        lambda m: m["series"]["weights"].update(shape=[2**40, 2**40]),
+        "larger than a series file",
+    ),
+    "dtype swapped, same size": (
+        lambda m: m["series"]["loss"].update(dtype="<i8"),
+        "header says another dtype",
+    ),
+    "dtype big endian": (
+        lambda m: m["series"]["loss"].update(dtype=">f8"),
+        "dtype '>f8' is not one of",
+    ),
     "dtype object": (lambda m: m["series"]["loss"].update(dtype="|O"), "is not one of"),
-    "file with a null byte": (lambda m: m["series"]["loss"].update(file="s0001\x00"), "unsafe or malformed file"),
-    "file name too long": (lambda m: m["series"]["loss"].update(file="s" * 5000), "unsafe or malformed file"),
-    "file leaves the folder": (lambda m: m["series"]["loss"].update(file="../s0001"), "unsafe or malformed file"),
-    "two series, one file": (lambda m: m["series"]["loss"].update(file="s0000"), "used by another series"),
-    "kind unknown": (lambda m: m["series"]["loss"].update(kind="weights"), "kind 'weights' is not one of"),
+    "file with a null byte": (
+        lambda m: m["series"]["loss"].update(file="s0001\x00"),
+        "unsafe or malformed file",
+    ),
+    "file name too long": (
+        lambda m: m["series"]["loss"].update(file="s" * 5000),
+        "unsafe or malformed file",
+    ),
+    "file leaves the folder": (
+        lambda m: m["series"]["loss"].update(file="../s0001"),
+        "unsafe or malformed file",
+    ),
+    "two series, one file": (
+        lambda m: m["series"]["loss"].update(file="s0000"),
+        "used by another series",
+    ),
+    "kind unknown": (
+        lambda m: m["series"]["loss"].update(kind="weights"),
+        "kind 'weights' is not one of",
+    ),
     "of not a string": (lambda m: m["series"]["loss"].update(of=3), "'of' must be a string"),
     "series entry a number": (lambda m: m["series"].update(loss=7), "entry is not a mapping"),
 }
@@ -288,11 +334,14 @@ def test_malformed_manifest_fields_are_refused_naming_the_field(tmp_path, case):
         load(path)
 
 
-@pytest.mark.parametrize("raw, match", [
-    (b"[" * 100_000 + b"]" * 100_000, "nested more than 64 levels"),
-    (b'{"format": "nndynamics-recording", "version": ' + b"9" * 5000 + b"}", "not valid JSON"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested more than 64 levels"),
+        (b'{"format": "nndynamics-recording", "version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_hostile_json_is_refused_without_recursion_or_int_errors(tmp_path, raw, match):
     path = write_sample(tmp_path / "run.rec")
     (path / "manifest.json").write_bytes(raw)
@@ -300,7 +349,9 @@ def test_hostile_json_is_refused_without_recursion_or_int_errors(tmp_path, raw, 
         load(path)
 
 
-@pytest.mark.parametrize("replace", ["fifo", "directory", "symlink_outside", "symlink_inside", "manifest_fifo"])
+@pytest.mark.parametrize(
+    "replace", ["fifo", "directory", "symlink_outside", "symlink_inside", "manifest_fifo"]
+)
 def test_series_files_must_be_regular_files_inside_the_recording(tmp_path, replace):
     path = write_sample(tmp_path / "run.rec")
     target = path / ("manifest.json" if replace == "manifest_fifo" else "s0001.values")
@@ -360,14 +411,23 @@ def test_verify_reports_every_damaged_block_and_check_exit_codes(tmp_path):
     for snapshot in (3, 300):  # two blocks
         data[16 + snapshot * 48 + 5] ^= 0x10
     (path / "s0000.values").write_bytes(bytes(data))
-    with pytest.raises(RecordingError, match=r"'weights' \(s0000\): snapshots \d+\.\.\d+ \(steps \d+\.\.\d+ as "
-                                             r"stored\): values checksum mismatch"):
+    with pytest.raises(
+        RecordingError,
+        match=r"'weights' \(s0000\): snapshots \d+\.\.\d+ \(steps \d+\.\.\d+ as "
+        r"stored\): values checksum mismatch",
+    ):
         load(path, verify=True)
     out = subprocess.run(check, capture_output=True, text=True)
     assert out.returncode == 1
     damaged = out.stdout.strip().splitlines()
-    ranges = [tuple(map(int, re.search(r"steps (\d+)\.\.(\d+)", line).groups())) for line in damaged]
-    assert len(damaged) == 2 and ranges[0][0] <= 3 <= ranges[0][1] and ranges[1][0] <= 300 <= ranges[1][1]
+    ranges = [
+        tuple(map(int, re.search(r"steps (\d+)\.\.(\d+)", line).groups())) for line in damaged
+    ]
+    assert (
+        len(damaged) == 2
+        and ranges[0][0] <= 3 <= ranges[0][1]
+        and ranges[1][0] <= 300 <= ranges[1][1]
+    )
     (path / "manifest.json").write_text("{")
     assert subprocess.run(check, capture_output=True).returncode == 2
     help_out = subprocess.run([*check[:3], "--help"], capture_output=True, text=True)
@@ -411,7 +471,9 @@ def _hold_writer(path, overwrite):
         sys.stdin.readline()
         w.close()
     """)
-    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -491,8 +553,12 @@ KILL_DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_every_series_at_the_same_committed_step(tmp_path):
     trials = 24
-    out = subprocess.run([sys.executable, "-c", KILL_DRIVER, str(tmp_path), str(trials)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", KILL_DRIVER, str(tmp_path), str(trials)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     runs = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(runs) == trials
@@ -523,15 +589,23 @@ def test_version_1_recordings_still_load(tmp_path):
     steps, values = np.arange(5, dtype="<i8") * 10, np.arange(10, dtype="<f4").reshape(5, 2)
     (path / "s0000.steps").write_bytes(b"NNDYNSTP" + (8).to_bytes(8, "little") + steps.tobytes())
     (path / "s0000.values").write_bytes(b"NNDYNVAL" + (8).to_bytes(8, "little") + values.tobytes())
-    manifest = {"format": "nndynamics-recording", "version": 1, "complete": True, "metadata": {"a": 1},
-                "series": {"x": {"file": "s0000", "dtype": "<f4", "shape": [2]}}, "counts": {"x": 5}}
+    manifest = {
+        "format": "nndynamics-recording",
+        "version": 1,
+        "complete": True,
+        "metadata": {"a": 1},
+        "series": {"x": {"file": "s0000", "dtype": "<f4", "shape": [2]}},
+        "counts": {"x": 5},
+    }
     (path / "manifest.json").write_text(json.dumps(manifest))
     rec = load(path)
     np.testing.assert_array_equal(rec["x"].values, values)
     with pytest.raises(RecordingError, match="version 1 has no checksums"):
         load(path, verify=True)
     (path / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
-    (path / "s0000.values").write_bytes((path / "s0000.values").read_bytes()[:-3])  # killed mid-write
+    (path / "s0000.values").write_bytes(
+        (path / "s0000.values").read_bytes()[:-3]
+    )  # killed mid-write
     assert len(load(path)["x"]) == 4  # the longest prefix in both files, as version 1 did
 
 
@@ -553,7 +627,9 @@ def test_a_reader_racing_a_writer_sees_a_consistent_prefix(tmp_path):
     old_manifest = (path / "manifest.json").read_bytes()
     for step in range(5, 9):
         w.append("a", step, np.float64(step))
-        w.append("b", step, np.full(2, step, np.int32))  # a new series, in the manifest and the commit
+        w.append(
+            "b", step, np.full(2, step, np.int32)
+        )  # a new series, in the manifest and the commit
         if step == 6:
             w.flush()
     # a reader that read the manifest just before the commit that first counts "b"

@@ -23,8 +23,13 @@ from hypothesis import strategies as st
 
 from dynamics.recording import RecordingError, RecordingWriter, load
 
-FUZZ = settings(max_examples=1000, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FLIPS = settings(FUZZ, max_examples=400)
 
 
@@ -54,8 +59,16 @@ def bases(tmp_path_factory):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with Recorder(model, opt, params="*", grads=True, summaries="0.weight", schedule=every(5),
-                  path=root / "recorder.rec", metadata={"note": "fuzz base", "nested": {"a": [1, 2.5, None]}}) as rec:
+    with Recorder(
+        model,
+        opt,
+        params="*",
+        grads=True,
+        summaries="0.weight",
+        schedule=every(5),
+        path=root / "recorder.rec",
+        metadata={"note": "fuzz base", "nested": {"a": [1, 2.5, None]}},
+    ) as rec:
         x = torch.randn(16, 3)
         for _ in range(30):
             loss = model(x).pow(2).mean()
@@ -73,8 +86,11 @@ def bases(tmp_path_factory):
     live.append("w", 40, np.zeros((2, 3), np.float32))  # staged after the last commit
     shutil.copytree(root / "live.rec", root / "incomplete.rec")
     live.close()
-    return {"recorder": Base(root / "recorder.rec", True), "experiment": Base(root / "experiment.rec", True),
-            "incomplete": Base(root / "incomplete.rec", False)}
+    return {
+        "recorder": Base(root / "recorder.rec", True),
+        "experiment": Base(root / "experiment.rec", True),
+        "incomplete": Base(root / "incomplete.rec", False),
+    }
 
 
 @contextlib.contextmanager
@@ -110,7 +126,13 @@ def _json_targets(doc):
     out = []
 
     def walk(node, depth):
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
         for key, value in items:
             out.append((node, key))
             if depth < 3:
@@ -128,8 +150,19 @@ def _commit_file(doc) -> bytes:
 @st.composite
 def mutations(draw):
     base = draw(st.sampled_from(["recorder", "experiment", "incomplete"]))
-    kind = draw(st.sampled_from(["manifest_field", "commit_field", "truncate", "flip", "replace", "append",
-                                 "raw_manifest"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "manifest_field",
+                "commit_field",
+                "truncate",
+                "flip",
+                "replace",
+                "append",
+                "raw_manifest",
+            ]
+        )
+    )
     return base, kind, draw(st.randoms(use_true_random=False))
 
 
@@ -150,9 +183,17 @@ def apply(base: Base, kind: str, rnd, tmp: Path) -> str:
         return name
     if kind == "raw_manifest":
         depth = rnd.choice([10, 100, 10_000, 100_000])
-        choices = [b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth,
-                   b'{"format":"nndynamics-recording","version":' + b"7" * rnd.choice([10, 4300, 5000]) + b"}",
-                   bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 64))), b"", b"null", b"NaN"]
+        choices = [
+            b"[" * depth + b"]" * depth,
+            b'{"a":' * depth + b"1" + b"}" * depth,
+            b'{"format":"nndynamics-recording","version":'
+            + b"7" * rnd.choice([10, 4300, 5000])
+            + b"}",
+            bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 64))),
+            b"",
+            b"null",
+            b"NaN",
+        ]
         (base.root / "manifest.json").write_bytes(rnd.choice(choices))
         return "manifest.json"
     name = rnd.choice(names)
@@ -165,9 +206,13 @@ def apply(base: Base, kind: str, rnd, tmp: Path) -> str:
             buf[rnd.randrange(len(buf))] ^= 1 << rnd.randrange(8)
             path.write_bytes(bytes(buf))
     elif kind == "append":
-        path.write_bytes(data + bytes(rnd.getrandbits(8) for _ in range(rnd.choice([1, 7, 8, 24, 100]))))
+        path.write_bytes(
+            data + bytes(rnd.getrandbits(8) for _ in range(rnd.choice([1, 7, 8, 24, 100])))
+        )
     else:  # replace
-        how = rnd.choice(["delete", "empty", "random", "directory", "fifo", "symlink_out", "symlink_in", "other"])
+        how = rnd.choice(
+            ["delete", "empty", "random", "directory", "fifo", "symlink_out", "symlink_in", "other"]
+        )
         path.unlink()
         if how == "empty":
             path.write_bytes(b"")
@@ -191,24 +236,34 @@ def apply(base: Base, kind: str, rnd, tmp: Path) -> str:
 def _random_json(rnd, depth=0):
     """A JSON value that a hand edit or a bug could put in a manifest or commit field."""
     leaves = [
-        lambda: None, lambda: True, lambda: False, lambda: rnd.randint(-(2**70), 2**70),
-        lambda: rnd.choice([0, 1, -1, 2**63, 10**400, 2**48]), lambda: rnd.randint(0, 100),
+        lambda: None,
+        lambda: True,
+        lambda: False,
+        lambda: rnd.randint(-(2**70), 2**70),
+        lambda: rnd.choice([0, 1, -1, 2**63, 10**400, 2**48]),
+        lambda: rnd.randint(0, 100),
         lambda: rnd.choice([float("nan"), float("inf"), -0.0, 1.5, 1e308]),
-        lambda: rnd.choice(["", "<f8", "<i8", "|b1", ">f4", "|O", "<U3", "s0000", "../x", "s0000\x00", "x" * 300]),
+        lambda: rnd.choice(
+            ["", "<f8", "<i8", "|b1", ">f4", "|O", "<U3", "s0000", "../x", "s0000\x00", "x" * 300]
+        ),
         lambda: rnd.choice(["parameter", "gradient", "stats", "weird"]),
         lambda: [rnd.randint(-2, 5) for _ in range(rnd.randint(0, 3))],
     ]
     nested = [
         lambda: [_random_json(rnd, depth + 1) for _ in range(rnd.randint(0, 3))],
-        lambda: {rnd.choice(["file", "dtype", "shape", "kind", "a"]): _random_json(rnd, depth + 1)
-                 for _ in range(rnd.randint(0, 3))},
+        lambda: {
+            rnd.choice(["file", "dtype", "shape", "kind", "a"]): _random_json(rnd, depth + 1)
+            for _ in range(rnd.randint(0, 3))
+        },
     ]
     return rnd.choice(leaves + nested if depth < 3 else leaves)()
 
 
 @FUZZ
 @given(mutation=mutations())
-def test_mutated_recordings_load_or_raise_recording_error_without_hanging(bases, tmp_path_factory, mutation):
+def test_mutated_recordings_load_or_raise_recording_error_without_hanging(
+    bases, tmp_path_factory, mutation
+):
     base_name, kind, rnd = mutation
     base = bases[base_name]
     name = apply(base, kind, rnd, Path(tmp_path_factory.getbasetemp()))
@@ -220,17 +275,25 @@ def test_mutated_recordings_load_or_raise_recording_error_without_hanging(bases,
 
 
 @FLIPS
-@given(base_name=st.sampled_from(["recorder", "experiment"]), pick=st.integers(0, 2**32), bit=st.integers(0, 7))
+@given(
+    base_name=st.sampled_from(["recorder", "experiment"]),
+    pick=st.integers(0, 2**32),
+    bit=st.integers(0, 7),
+)
 def test_verify_finds_every_bit_flip_in_a_closed_recording(bases, base_name, pick, bit):
     base = bases[base_name]
-    names = [n for n in sorted(base.files) if n != "lock" and base.files[n]]  # the lock holds only a pid
+    names = [
+        n for n in sorted(base.files) if n != "lock" and base.files[n]
+    ]  # the lock holds only a pid
     name = names[pick % len(names)]
     data = bytearray(base.files[name])
     offset = (pick // len(names)) % len(data)
     data[offset] ^= 1 << bit
     (base.root / name).write_bytes(bytes(data))
     try:
-        assert load_or_refuse(base.root, verify=True) is None, f"flip of bit {bit} at {offset} in {name} not found"
+        assert load_or_refuse(base.root, verify=True) is None, (
+            f"flip of bit {bit} at {offset} in {name} not found"
+        )
     finally:
         base.restore(name)
 
@@ -240,4 +303,6 @@ def test_the_bases_load_and_verify_as_written(bases):
         rec = load(base.root, verify=True)
         assert rec.complete == base.complete and len(rec) > 0
     incomplete = load(bases["incomplete"].root)
-    assert incomplete.committed_step == 39 and len(incomplete["w"]) == 40  # step 40 was never committed
+    assert (
+        incomplete.committed_step == 39 and len(incomplete["w"]) == 40
+    )  # step 40 was never committed

@@ -38,7 +38,9 @@ def test_per_sample_gradients_match_autograd():
     da, dw, db = model.per_sample_grads(x, y)
     for ours, name in ((da, "a"), (dw, "w"), (db, "b")):
         assert torch.allclose(ours, auto[name], rtol=0, atol=1e-10), name
-    model.set_batch_grads(x, y)  # the batch path used in training is the mean of the per-sample ones
+    model.set_batch_grads(
+        x, y
+    )  # the batch path used in training is the mean of the per-sample ones
     for ours, name in ((da, "a"), (dw, "w"), (db, "b")):
         assert torch.allclose(getattr(model, name).grad, ours.mean(0), rtol=0, atol=1e-12), name
 
@@ -88,9 +90,18 @@ def test_mean_field_student_recovers_the_teacher():
     x = rng.standard_normal((100_000, 2))
     fits, report = 0, []
     for seed in range(5):
-        cfg = ReluParticlesConfig(width=100, radius=0.05, batch=10, step=0.5, scaling="mean-field",
-                                  frames=10, samples_per_frame=10_000, seed=seed, teacher_seed=seed,
-                                  eval_samples=1000)
+        cfg = ReluParticlesConfig(
+            width=100,
+            radius=0.05,
+            batch=10,
+            step=0.5,
+            scaling="mean-field",
+            frames=10,
+            samples_per_frame=10_000,
+            seed=seed,
+            teacher_seed=seed,
+            eval_samples=1000,
+        )
         rec = run(cfg)
         assert rec.metadata["frame_steps"][-1] == 10_000
         a, w, b = (np.asarray(rec[k].values[-1]) for k in ("a", "w", "b"))
@@ -127,23 +138,32 @@ def test_same_seed_same_recording_and_seed_matters():
 
 
 def test_recording_contents_and_initial_sphere():
-    cfg = ReluParticlesConfig(width=9, radius=0.3, frames=4, samples_per_frame=100, batch=20, eval_samples=50)
+    cfg = ReluParticlesConfig(
+        width=9, radius=0.3, frames=4, samples_per_frame=100, batch=20, eval_samples=50
+    )
     rec = run(cfg)
     assert rec["positions"].values.shape == (5, 9, 2)
     np.testing.assert_array_equal(rec["positions"].steps, [0, 5, 10, 15, 20])
     w0, b0 = np.asarray(rec["w"].values[0]), np.asarray(rec["b"].values[0])
     np.testing.assert_allclose(np.linalg.norm(np.c_[w0, b0], axis=1), 0.3)
-    np.testing.assert_allclose(rec["positions"].values[-1], rec["a"].values[-1][:, None] * rec["w"].values[-1])
-    assert rec.metadata["config"]["radius"] == 0.3 and rec.metadata["experiment"] == "relu_particles"
+    np.testing.assert_allclose(
+        rec["positions"].values[-1], rec["a"].values[-1][:, None] * rec["w"].values[-1]
+    )
+    assert (
+        rec.metadata["config"]["radius"] == 0.3 and rec.metadata["experiment"] == "relu_particles"
+    )
     assert "torch" in rec.metadata["versions"]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"width": -3}, "width must be a positive integer"),
-    ({"frames": 0}, "frames must be a positive integer"),
-    ({"radius": 0}, "radius must be a positive number"),
-    ({"scaling": "other"}, "scaling must be one of"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"width": -3}, "width must be a positive integer"),
+        ({"frames": 0}, "frames must be a positive integer"),
+        ({"radius": 0}, "radius must be a positive number"),
+        ({"scaling": "other"}, "scaling must be one of"),
+    ],
+)
 def test_bad_config_values_are_named(bad, match):
     with pytest.raises(ValueError, match=match):
         ReluParticlesConfig(**bad)

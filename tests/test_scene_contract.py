@@ -57,8 +57,9 @@ def test_declares_the_contract(name):
     assert "__init__" not in vars(cls), "a scene declares, it does not override __init__"
     assert cls.title and SCENES[name].summary
     if cls.small_multiples:
-        assert vars(cls).get("small_panel") or any("small_panel" in vars(b) for b in cls.__mro__[1:-2]
-                                                   if b is not PanelScene)
+        assert vars(cls).get("small_panel") or any(
+            "small_panel" in vars(b) for b in cls.__mro__[1:-2] if b is not PanelScene
+        )
 
 
 @pytest.mark.parametrize("name", sorted(SCENES))
@@ -90,7 +91,7 @@ def test_renders_a_saved_recording_without_torch(name, saved, tmp_path):
         from scenes.base import RenderOptions
         from scenes.registry import get
         opts = RenderOptions.preset_for('draft', progress=False, workers=1)
-        print(get({name!r}).scene(load({str(saved[name])!r}), options=opts).render({str(tmp_path / 'r.gif')!r}))
+        print(get({name!r}).scene(load({str(saved[name])!r}), options=opts).render({str(tmp_path / "r.gif")!r}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
@@ -101,17 +102,24 @@ def test_renders_a_saved_recording_without_torch(name, saved, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(SCENES))
 def test_help_explains_the_flags(name):
-    out = subprocess.run([sys.executable, "-m", "scenes", name, "--help"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "scenes", name, "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     for flag in ("--out", "--recording", "--fps", "--size", "--quality", "--crf", "--figures"):
         assert flag in out.stdout
 
 
 @pytest.mark.parametrize("name", sorted(SCENES))
-@pytest.mark.parametrize("flags, message", [(["--fps", "0"], "fps must be positive"),
-                                            (["--size", "641x360"], "frame size must be even"),
-                                            (["--out", "movie.avi"], "unknown output extension"),
-                                            (["--crf", "99"], "crf must be between 0 and 51")])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--fps", "0"], "fps must be positive"),
+        (["--size", "641x360"], "frame size must be even"),
+        (["--out", "movie.avi"], "unknown output extension"),
+        (["--crf", "99"], "crf must be between 0 and 51"),
+    ],
+)
 def test_bad_flags_give_one_line_and_exit_2(name, flags, message, saved, capsys):
     from scenes.cli import main
 
@@ -128,14 +136,30 @@ def test_a_scene_module_dropped_into_the_package_is_found_and_tested(tmp_path):
     import re
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    code = re.search(r"<!-- snippet: example-scene.*?-->\s*```python\n(.*?)```", readme, re.S).group(1)
+    code = re.search(
+        r"<!-- snippet: example-scene.*?-->\s*```python\n(.*?)```", readme, re.S
+    ).group(1)
     assert len(code.strip().splitlines()) <= 40
     target = ROOT / "scenes" / "weight_norms_example.py"
     assert not target.exists()
     target.write_text(code)
     try:
-        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                              "-k", "weight_norms_example"], capture_output=True, text=True, cwd=ROOT)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                __file__,
+                "-k",
+                "weight_norms_example",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
     finally:
         target.unlink()
     assert out.returncode == 0, out.stdout[-3000:]

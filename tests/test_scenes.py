@@ -21,7 +21,9 @@ def scene_for(name, recording=None, options=DRAFT, **config):
 
 
 def test_parallel_workers_give_the_same_frames_in_order():
-    scene = scene_for("relu_particles", options=RenderOptions.preset_for("draft", progress=False, stride=1))
+    scene = scene_for(
+        "relu_particles", options=RenderOptions.preset_for("draft", progress=False, stride=1)
+    )
     serial = list(scene.iter_frames(workers=1))
     parallel = list(scene.iter_frames(workers=2, block=3))
     assert len(parallel) == len(serial)
@@ -61,7 +63,9 @@ def test_path_stays_beneath_teacher_dots():
     teacher = np.asarray(rec.metadata["teacher"]["positions"][0])
     positions = np.array(rec["positions"].values)
     positions[:, 0] = teacher + np.linspace(0, 1, len(positions))[:, None] * [0.6, -0.9]
-    rec = Recording({"positions": Series(rec["positions"].steps, positions), "loss": rec["loss"]}, rec.metadata)
+    rec = Recording(
+        {"positions": Series(rec["positions"].steps, positions), "loss": rec["loss"]}, rec.metadata
+    )
     scene = scene_for("relu_particles", rec, trail=0)
     frame = scene.frame(-1)
     r, c = data_to_pixel(scene, teacher)
@@ -78,7 +82,9 @@ def test_stride_keeps_first_and_last_snapshot():
 @pytest.mark.parametrize("ext", [".mp4", ".gif"])
 def test_rendered_file_has_particle_colour_where_a_particle_is(tmp_path, ext):
     rec = make_particle_recording()
-    scene = scene_for("relu_particles", rec, options=RenderOptions.preset_for("draft", progress=False))
+    scene = scene_for(
+        "relu_particles", rec, options=RenderOptions.preset_for("draft", progress=False)
+    )
     path = scene.render(tmp_path / f"p{ext}")
     frames = iio.imread(path, index=None)
     assert frames.shape == (12, 360, 640, 3)

@@ -90,7 +90,9 @@ def test_without_relu_the_network_is_affine():
         torch.testing.assert_close(f(a + b) - zero, (f(a) - zero) + (f(b) - zero))
     relu = sp.SpiralMLP(sp.Config().widths, "relu", torch.Generator().manual_seed(0)).double()
     with torch.no_grad():
-        assert not torch.allclose(relu(a) + relu(-a), 2 * relu(torch.zeros(5, 2, dtype=torch.float64)))
+        assert not torch.allclose(
+            relu(a) + relu(-a), 2 * relu(torch.zeros(5, 2, dtype=torch.float64))
+        )
 
 
 def test_objective_is_mean_bce_plus_half_l2_of_the_weights():
@@ -117,12 +119,20 @@ def test_grid_points_are_cell_centres_row_major_from_the_bottom():
     np.testing.assert_allclose(g[:, 0, 1], [10.25, 10.75, 11.25, 11.75])
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"activation": "tanh"}, "activation must be one of relu, none"), ({"points": 999}, "points must be even"),
-    ({"hidden": "1024,x"}, "hidden must be positive widths"), ({"hidden": "8,0"}, "hidden must be positive"),
-    ({"lr": 0.0}, "lr must be a positive number"), ({"l2": -1.0}, "l2 must be >= 0"), ({"grid": 1}, "grid"),
-    ({"field_every": 0}, "field_every must be a positive integer"), ({"noise": float("nan")}, "noise"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"activation": "tanh"}, "activation must be one of relu, none"),
+        ({"points": 999}, "points must be even"),
+        ({"hidden": "1024,x"}, "hidden must be positive widths"),
+        ({"hidden": "8,0"}, "hidden must be positive"),
+        ({"lr": 0.0}, "lr must be a positive number"),
+        ({"l2": -1.0}, "l2 must be >= 0"),
+        ({"grid": 1}, "grid"),
+        ({"field_every": 0}, "field_every must be a positive integer"),
+        ({"noise": float("nan")}, "noise"),
+    ],
+)
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         sp.Config(**bad)
@@ -137,7 +147,11 @@ def test_recording_contents_and_reproducibility():
     np.testing.assert_array_equal(a["loss"].steps, np.arange(61))
     assert a["data/x"].values.shape == (1, 1000, 2)
     meta = a.metadata
-    assert meta["widths"] == [2, 16, 8, 1] and meta["grid"]["size"] == 20 and len(meta["grid"]["extent"]) == 4
+    assert (
+        meta["widths"] == [2, 16, 8, 1]
+        and meta["grid"]["size"] == 20
+        and len(meta["grid"]["extent"]) == 4
+    )
     assert {"train_s", "field_s", "total_s"} <= set(meta["timing"])
     x, y = np.asarray(a["data/x"].values[0]), np.asarray(a["data/y"].values[0])
     acc = ((np.asarray(a["prob"].values[-1]) >= 0.5) == y).mean()
@@ -177,8 +191,11 @@ def halves_recording(frames: int = 6, grid: int = 40) -> Recording:
     steps = np.arange(frames, dtype=np.int64) * 10
     x = np.array([[-2.0, -2.0], [2.0, -2.0]], np.float32)
     y = np.array([0.0, 1.0], np.float32)
-    series = {"field": Series(steps, field), "data/x": Series(np.zeros(1, np.int64), x[None]),
-              "data/y": Series(np.zeros(1, np.int64), y[None])}
+    series = {
+        "field": Series(steps, field),
+        "data/x": Series(np.zeros(1, np.int64), x[None]),
+        "data/y": Series(np.zeros(1, np.int64), y[None]),
+    }
     return Recording(series, {"grid": {"size": grid, "extent": [-4.0, 4.0, -4.0, 4.0]}})
 
 
@@ -192,7 +209,11 @@ def test_decoded_movie_shows_the_field_colours_the_boundary_and_the_markers(tmp_
 
     def colour_at(x, y):
         px, py = panel.to_pixel(x, y)
-        patch = frames[-1, int(py) - 2 : int(py) + 3, int(px) - 2 : int(px) + 3].reshape(-1, 3).astype(float)
+        patch = (
+            frames[-1, int(py) - 2 : int(py) + 3, int(px) - 2 : int(px) + 3]
+            .reshape(-1, 3)
+            .astype(float)
+        )
         return patch.mean(0)
 
     for (x, y), value in (((-2.0, 2.5), 0.0), ((2.0, 2.5), 1.0)):
@@ -216,7 +237,9 @@ def test_level_lines_follow_a_straight_boundary_and_split_separate_lines():
     assert level_lines(xs, ys, np.zeros((21, 21))).shape == (0, 2)
     two = level_lines(xs, ys, (np.abs(gx) > 0.5).astype(float))  # two vertical lines
     assert np.isnan(two[:, 0]).sum() == 1
-    assert sorted(set(np.round(two[~np.isnan(two[:, 0]), 0], 6))) == pytest.approx([-0.55, 0.55], abs=0.06)
+    assert sorted(set(np.round(two[~np.isnan(two[:, 0]), 0], 6))) == pytest.approx(
+        [-0.55, 0.55], abs=0.06
+    )
 
 
 def test_field_moves_between_frames_and_blitting_equals_redraw():
@@ -224,7 +247,9 @@ def test_field_moves_between_frames_and_blitting_equals_redraw():
     first, last = scene.frame(0), scene.frame(-1)
     assert not np.array_equal(first, last)
     np.testing.assert_array_equal(last, scene.frame(-1, blit=False))
-    assert SpiralScene(make_spiral_recording(), SpiralSceneConfig(markers=False), DRAFT).frame(-1).shape == (360, 640, 3)
+    assert SpiralScene(make_spiral_recording(), SpiralSceneConfig(markers=False), DRAFT).frame(
+        -1
+    ).shape == (360, 640, 3)
 
 
 def test_final_figure_is_written_beside_the_movie(tmp_path):
@@ -243,8 +268,27 @@ def test_bad_scene_values_are_refused():
 
 def test_command_line_trains_renders_and_writes_the_figure(tmp_path, capsys):
     out = tmp_path / "s.mp4"
-    assert main("spiral", ["--steps", "50", "--field-every", "25", "--grid", "30", "--hidden", "32,8",
-                           "--quality", "draft", "--quiet", "--out", str(out)]) == out
+    assert (
+        main(
+            "spiral",
+            [
+                "--steps",
+                "50",
+                "--field-every",
+                "25",
+                "--grid",
+                "30",
+                "--hidden",
+                "32,8",
+                "--quality",
+                "draft",
+                "--quiet",
+                "--out",
+                str(out),
+            ],
+        )
+        == out
+    )
     assert capsys.readouterr().out.split() == [str(out), str(tmp_path / "s_final.png")]
     assert iio.imread(out, index=None).shape == (3, 360, 640, 3)  # steps 0, 25, 50
 

@@ -22,31 +22,47 @@ def assert_same_recordings(a, b):
 
 
 def test_grid_points_and_value_parsing():
-    assert grid_points(GRID) == [{"radius": 0.05, "width": 5}, {"radius": 0.05, "width": 8},
-                                 {"radius": 0.5, "width": 5}, {"radius": 0.5, "width": 8}]
+    assert grid_points(GRID) == [
+        {"radius": 0.05, "width": 5},
+        {"radius": 0.05, "width": 8},
+        {"radius": 0.5, "width": 5},
+        {"radius": 0.5, "width": 8},
+    ]
     assert parse_sweep_values(rp.Config, "radius=0.01,0.1,1") == ("radius", [0.01, 0.1, 1.0])
     assert parse_sweep_values(rp.Config, "width=5,20") == ("width", [5, 20])
-    for bad, match in (("radius", "NAME=V1,V2"), ("depth=1,2", "not a field"), ("width=5,x", "not a valid int"),
-                       ("width=5,5", "repeat")):
+    for bad, match in (
+        ("radius", "NAME=V1,V2"),
+        ("depth=1,2", "not a field"),
+        ("width=5,x", "not a valid int"),
+        ("width=5,5", "repeat"),
+    ):
         with pytest.raises(ValueError, match=match):
             parse_sweep_values(rp.Config, bad)
     with pytest.raises(ValueError, match="radius must be a positive number"):
-        Sweep(EXPERIMENT, SMALL, {"radius": [0.1, -1.0]}, root="unused")  # refused before anything runs
+        Sweep(
+            EXPERIMENT, SMALL, {"radius": [0.1, -1.0]}, root="unused"
+        )  # refused before anything runs
 
 
 def test_process_pool_and_dask_give_identical_recordings(tmp_path):
     distributed = pytest.importorskip("distributed")
     pool = Sweep(EXPERIMENT, SMALL, GRID, root=tmp_path / "pool").run(jobs=2)
     assert [p.status for p in pool.points] == ["done"] * 4
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         dask = Sweep(EXPERIMENT, SMALL, GRID, root=tmp_path / "dask").run(client.get_executor())
     for a, b, point in zip(pool.recordings(), dask.recordings(), pool.points):
         assert a.complete and b.complete
         assert a.metadata["config"]["radius"] == point.overrides["radius"]
         assert_same_recordings(a, b)
     # each recording equals a plain run of its configuration in this process
-    assert_same_recordings(pool.recording(3), rp.run(rp.Config(**{**SMALL.__dict__, "radius": 0.5, "width": 8})))
+    assert_same_recordings(
+        pool.recording(3), rp.run(rp.Config(**{**SMALL.__dict__, "radius": 0.5, "width": 8}))
+    )
     index = json.loads((tmp_path / "pool" / "sweep.json").read_text())
     assert [p["overrides"] for p in index["points"]] == grid_points(GRID)
     assert index["grid"] == GRID and {p["status"] for p in index["points"]} == {"done"}
@@ -72,7 +88,9 @@ def test_interrupted_sweep_resumes_with_only_the_rest(tmp_path):
     assert resumed.skipped == done and sorted(resumed.ran) == [0, 2]
     assert all(load(p.path).complete for p in resumed.points)
     # a changed base config is a different sweep: nothing is reused
-    changed = Sweep(EXPERIMENT, rp.Config(**{**SMALL.__dict__, "seed": 1}), GRID, root=tmp_path).run(jobs=1)
+    changed = Sweep(
+        EXPERIMENT, rp.Config(**{**SMALL.__dict__, "seed": 1}), GRID, root=tmp_path
+    ).run(jobs=1)
     assert changed.skipped == [] and sorted(changed.ran) == [0, 1, 2, 3]
 
 
@@ -82,7 +100,9 @@ def test_a_diverging_configuration_is_reported_and_the_others_finish(tmp_path):
     assert ok.status == "done" and load(ok.path).complete
     assert bad.status == "failed" and "FloatingPointError: training diverged" in bad.error
     assert bad.overrides == {"step": 500.0}
-    assert not load(bad.path).complete  # what it recorded before diverging is kept, marked incomplete
+    assert not load(
+        bad.path
+    ).complete  # what it recorded before diverging is kept, marked incomplete
     index = json.loads((tmp_path / "sweep.json").read_text())
     assert index["points"][1]["status"] == "failed" and "diverged" in index["points"][1]["error"]
     assert result.recordings()[1] is None
@@ -109,14 +129,21 @@ from scenes.sweep import SweepScene  # noqa: E402
 DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
 
 
-@pytest.mark.parametrize("scene_cls, make", [(ReluParticlesScene, make_particle_recording),
-                                             (MassShuffleScene, make_mass_recording),
-                                             (ClassifiersScene, make_classifier_recording),
-                                             (SpiralScene, make_spiral_recording)])
+@pytest.mark.parametrize(
+    "scene_cls, make",
+    [
+        (ReluParticlesScene, make_particle_recording),
+        (MassShuffleScene, make_mass_recording),
+        (ClassifiersScene, make_classifier_recording),
+        (SpiralScene, make_spiral_recording),
+    ],
+)
 def test_small_multiples_share_one_timeline_and_show_failures(scene_cls, make):
     recs = [make(frames=12, seed=0), make(frames=7, seed=1), None, make(frames=12, seed=3)]
     grid = {"radius": [0.1, 1.0], "width": [5, 20]}
-    scene = SweepScene(scene_cls, recs, grid, errors=["", "", "FloatingPointError: diverged", ""], options=DRAFT)
+    scene = SweepScene(
+        scene_cls, recs, grid, errors=["", "", "FloatingPointError: diverged", ""], options=DRAFT
+    )
     assert len(scene) == 12  # the union of the runs' steps (the short run's are a subset)
     frames = [scene.frame(i) for i in (0, 6, 11)]
     assert {f.shape for f in frames} == {(360, 640, 3)}
@@ -138,11 +165,34 @@ def test_small_multiples_refuse_bad_grids():
 
 
 def test_sweep_command_renders_a_grid_and_resumes(tmp_path):
-    args = ["--sweep", "radius=0.05,0.5", "--sweep", "width=4,6", "--frames", "3", "--samples-per-frame", "40",
-            "--eval-samples", "100", "--quality", "draft", "--quiet", "--jobs", "1",
-            "--sweep-dir", str(tmp_path / "sw"), "--out", str(tmp_path / "grid.mp4")]
+    args = [
+        "--sweep",
+        "radius=0.05,0.5",
+        "--sweep",
+        "width=4,6",
+        "--frames",
+        "3",
+        "--samples-per-frame",
+        "40",
+        "--eval-samples",
+        "100",
+        "--quality",
+        "draft",
+        "--quiet",
+        "--jobs",
+        "1",
+        "--sweep-dir",
+        str(tmp_path / "sw"),
+        "--out",
+        str(tmp_path / "grid.mp4"),
+    ]
     assert main("relu_particles", args) == tmp_path / "grid.mp4"
-    assert iio.imread(tmp_path / "grid.mp4", index=None).shape == (4, 360, 640, 3)  # steps 0 + 3 frames
+    assert iio.imread(tmp_path / "grid.mp4", index=None).shape == (
+        4,
+        360,
+        640,
+        3,
+    )  # steps 0 + 3 frames
     recs = sorted((tmp_path / "sw").glob("*.rec"))
     assert len(recs) == 4
     stamps = [(r / "manifest.json").stat().st_mtime_ns for r in recs]
@@ -150,13 +200,19 @@ def test_sweep_command_renders_a_grid_and_resumes(tmp_path):
     assert [(r / "manifest.json").stat().st_mtime_ns for r in recs] == stamps
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--sweep", "radius=1", "--sweep", "width=2", "--sweep", "seed=1"], "at most two --sweep fields"),
-    (["--sweep", "radius=1", "--sweep", "radius=2"], "--sweep radius is given twice"),
-    (["--sweep", "depth=1,2"], "'depth' is not a field"),
-    (["--sweep", "radius=1", "--recording", "x.rec"], "does not combine with --sweep"),
-    (["--sweep", "radius=1", "--executor", "yarn://x"], "unknown executor"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--sweep", "radius=1", "--sweep", "width=2", "--sweep", "seed=1"],
+            "at most two --sweep fields",
+        ),
+        (["--sweep", "radius=1", "--sweep", "radius=2"], "--sweep radius is given twice"),
+        (["--sweep", "depth=1,2"], "'depth' is not a field"),
+        (["--sweep", "radius=1", "--recording", "x.rec"], "does not combine with --sweep"),
+        (["--sweep", "radius=1", "--executor", "yarn://x"], "unknown executor"),
+    ],
+)
 def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main("relu_particles", [*args, "--sweep-dir", str(tmp_path / "sw"), "--quiet"])
@@ -165,7 +221,9 @@ def test_sweep_flags_give_one_line_errors(args, message, capsys, tmp_path):
     assert message in err and "\n" not in err
 
 
-def test_a_scene_without_small_panels_refuses_a_sweep_before_training(capsys, tmp_path, monkeypatch):
+def test_a_scene_without_small_panels_refuses_a_sweep_before_training(
+    capsys, tmp_path, monkeypatch
+):
     from scenes.registry import get
 
     monkeypatch.setattr(get("spiral").scene, "small_multiples", False)

@@ -25,7 +25,9 @@ def test_written_file_decodes_to_the_frames(tmp_path, ext, tol):
     frames = iio.imread(path, index=None)
     assert frames.shape == (9, 72, 128, 3)
     for i in (0, 8):
-        assert np.abs(frames[i, 30, 20 + 8 * i].astype(int) - RED).max() < tol  # the square moved here
+        assert (
+            np.abs(frames[i, 30, 20 + 8 * i].astype(int) - RED).max() < tol
+        )  # the square moved here
         assert np.abs(frames[i, 65, 5].astype(int) - WHITE).max() < tol
     assert not list(tmp_path.glob(".*tmp*"))
 

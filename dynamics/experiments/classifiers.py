@@ -21,7 +21,15 @@ from ..recording import Recording
 from .common import check_finite, library_versions, one_torch_thread, stratified_split, stream_seed
 from .spiral import grid_extent, grid_points
 
-__all__ = ["Config", "ClassifiersConfig", "Classifier", "make_data", "objective", "gradient_check", "run"]
+__all__ = [
+    "Config",
+    "ClassifiersConfig",
+    "Classifier",
+    "make_data",
+    "objective",
+    "gradient_check",
+    "run",
+]
 
 DATASETS = ("blobs", "moons", "circles")
 MODELS = ("perceptron", "mlp")
@@ -100,13 +108,21 @@ class ClassifiersConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.points < 10:
-            raise ValueError(f"points must be at least 10 for a train/test split, got {self.points}")
+            raise ValueError(
+                f"points must be at least 10 for a train/test split, got {self.points}"
+            )
         if self.grid < 2:
             raise ValueError(f"grid must be at least 2, got {self.grid}")
-        for name, allowed in (("dataset", DATASETS), ("model", MODELS), ("activation", tuple(ACTIVATIONS)),
-                              ("optimizer", OPTIMIZERS)):
+        for name, allowed in (
+            ("dataset", DATASETS),
+            ("model", MODELS),
+            ("activation", tuple(ACTIVATIONS)),
+            ("optimizer", OPTIMIZERS),
+        ):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         for name in ("noise", "l2", "margin", "lr"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -137,13 +153,21 @@ def make_data(config: ClassifiersConfig):
     elif config.dataset == "moons":  # as scikit-learn's make_moons
         t0 = torch.linspace(0, math.pi, n0, dtype=f64)
         t1 = torch.linspace(0, math.pi, n1, dtype=f64)
-        x = torch.cat([torch.stack([torch.cos(t0), torch.sin(t0)], 1),
-                       torch.stack([1 - torch.cos(t1), 0.5 - torch.sin(t1)], 1)])
+        x = torch.cat(
+            [
+                torch.stack([torch.cos(t0), torch.sin(t0)], 1),
+                torch.stack([1 - torch.cos(t1), 0.5 - torch.sin(t1)], 1),
+            ]
+        )
     else:  # circles, as scikit-learn's make_circles with factor 0.5
         t0 = torch.arange(n0, dtype=f64) * 2 * math.pi / n0
         t1 = torch.arange(n1, dtype=f64) * 2 * math.pi / n1
-        x = torch.cat([torch.stack([torch.cos(t0), torch.sin(t0)], 1),
-                       0.5 * torch.stack([torch.cos(t1), torch.sin(t1)], 1)])
+        x = torch.cat(
+            [
+                torch.stack([torch.cos(t0), torch.sin(t0)], 1),
+                0.5 * torch.stack([torch.cos(t1), torch.sin(t1)], 1),
+            ]
+        )
     x = x + config.noise * torch.randn(config.points, 2, generator=g, dtype=f64)
     y = torch.cat([torch.zeros(n0, dtype=torch.int64), torch.ones(n1, dtype=torch.int64)])
     split = torch.Generator().manual_seed(stream_seed(config.seed, "split"))
@@ -157,10 +181,14 @@ class Classifier(nn.Module):
     ``widths = (2, 2)`` is the softmax perceptron. Glorot-uniform weights, zero biases.
     """
 
-    def __init__(self, widths=(2, 10, 2), activation: str = "relu", generator: torch.Generator | None = None):
+    def __init__(
+        self, widths=(2, 10, 2), activation: str = "relu", generator: torch.Generator | None = None
+    ):
         super().__init__()
         self.activation = activation
-        self.layers = nn.ModuleList(nn.Linear(a, b, dtype=torch.float64) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, dtype=torch.float64) for a, b in zip(widths[:-1], widths[1:])
+        )
         for layer in self.layers:
             nn.init.xavier_uniform_(layer.weight, generator=generator)
             nn.init.zeros_(layer.bias)
@@ -178,7 +206,9 @@ class Classifier(nn.Module):
         return torch.softmax(self(x), dim=1)[:, 1]
 
 
-def objective(model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: float, params=None) -> torch.Tensor:
+def objective(
+    model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: float, params=None
+) -> torch.Tensor:
     """Mean cross-entropy plus ``l2 * sum_W sum(W^2) / 2`` (with ``params``: a dict of
     replacement parameters, for the finite differences)."""
     if params is None:
@@ -192,7 +222,9 @@ def objective(model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: float, pa
 
 
 @torch.no_grad()
-def gradient_check(model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: float, h: float = 1e-4) -> float:
+def gradient_check(
+    model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: float, h: float = 1e-4
+) -> float:
     """Relative error ``|g - g_fd| / (|g| + |g_fd|)`` between the gradients in ``.grad``
     and central differences ``(L(p + h e_i) - L(p - h e_i)) / 2h`` over every parameter.
 
@@ -212,7 +244,9 @@ def gradient_check(model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: floa
 
     def loss_at(vec):
         parts = vec.split(sizes)
-        return objective(model, x, y, l2, {n: part.reshape(s) for n, part, s in zip(names, parts, shapes)})
+        return objective(
+            model, x, y, l2, {n: part.reshape(s) for n, part, s in zip(names, parts, shapes)}
+        )
 
     batched = torch.func.vmap(loss_at)
     numeric = (batched(flat + eye) - batched(flat - eye)) / (2 * h)
@@ -222,7 +256,10 @@ def gradient_check(model: Classifier, x: torch.Tensor, y: torch.Tensor, l2: floa
             parts = vec.split(sizes)
             inputs, signs = x, []
             for k in range(len(model.layers) - 1):
-                w, b = parts[2 * k].reshape(shapes[2 * k]), parts[2 * k + 1].reshape(shapes[2 * k + 1])
+                w, b = (
+                    parts[2 * k].reshape(shapes[2 * k]),
+                    parts[2 * k + 1].reshape(shapes[2 * k + 1]),
+                )
                 z = inputs @ w.T + b
                 signs.append((z > 0).flatten())
                 inputs = torch.relu(z)
@@ -243,12 +280,18 @@ def caption(config: ClassifiersConfig) -> str:
     else:
         model = f"{config.depth} hidden layer(s) of {config.hidden} {config.activation} units"
     opt = "SGD, one sample per step" if config.optimizer == "sgd" else "full-batch gradient descent"
-    return (f"{config.dataset}, {model}, {opt}, lr {config.learning_rate:g}"
-            + (f", L2 {config.l2:g}" if config.l2 else ""))
+    return f"{config.dataset}, {model}, {opt}, lr {config.learning_rate:g}" + (
+        f", L2 {config.l2:g}" if config.l2 else ""
+    )
 
 
-def run(config: ClassifiersConfig = ClassifiersConfig(), *, path=None, overwrite: bool = False,
-        progress: bool = False) -> Recording:
+def run(
+    config: ClassifiersConfig = ClassifiersConfig(),
+    *,
+    path=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Recording:
     """Train the classifier and record its probability field, scores and gradient check.
 
     Returns
@@ -275,7 +318,11 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
     extent = grid_extent(x, config.margin)
     grid = grid_points(extent, config.grid).double()
     g = config.grid
-    model = Classifier(config.widths, config.activation, torch.Generator().manual_seed(stream_seed(config.seed, "init")))
+    model = Classifier(
+        config.widths,
+        config.activation,
+        torch.Generator().manual_seed(stream_seed(config.seed, "init")),
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
     order = torch.Generator().manual_seed(stream_seed(config.seed, "order"))
     metadata = {
@@ -288,9 +335,16 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
         "caption": caption(config),
     }
-    recorder = Recorder(model, optimizer, params="*", schedule=every(config.record_every), path=path,
-                        overwrite=overwrite, metadata=metadata,
-                        derived={"field": lambda m: m.probability(grid).reshape(g, g).float()})
+    recorder = Recorder(
+        model,
+        optimizer,
+        params="*",
+        schedule=every(config.record_every),
+        path=path,
+        overwrite=overwrite,
+        metadata=metadata,
+        derived={"field": lambda m: m.probability(grid).reshape(g, g).float()},
+    )
 
     @torch.no_grad()
     def log_scores():
@@ -305,8 +359,16 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
 
     is_test = torch.zeros(config.points, dtype=torch.bool)
     is_test[test] = True
-    with recorder, tqdm(total=config.iterations, desc="training", unit="it", disable=not progress,
-                        mininterval=0.5) as bar:
+    with (
+        recorder,
+        tqdm(
+            total=config.iterations,
+            desc="training",
+            unit="it",
+            disable=not progress,
+            mininterval=0.5,
+        ) as bar,
+    ):
         recorder.put("data/x", x.float())
         recorder.put("data/y", y.float())
         recorder.put("data/test", is_test)

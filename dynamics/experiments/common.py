@@ -9,7 +9,13 @@ import platform
 import numpy as np
 import torch
 
-__all__ = ["stream_seed", "library_versions", "stratified_split", "one_torch_thread", "check_finite"]
+__all__ = [
+    "stream_seed",
+    "library_versions",
+    "stratified_split",
+    "one_torch_thread",
+    "check_finite",
+]
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -29,8 +35,13 @@ def library_versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "matplotlib": matplotlib.__version__, "nndynamics": __version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "matplotlib": matplotlib.__version__,
+        "nndynamics": __version__,
+    }
 
 
 def stratified_split(labels: torch.Tensor, test_fraction: float, generator: torch.Generator):
@@ -76,4 +87,6 @@ def check_finite(step: int, hint: str = "try a smaller --lr", **values: float) -
     """
     for name, value in values.items():
         if not math.isfinite(value):
-            raise FloatingPointError(f"training diverged: {name} is {value} at step {step} (series {name!r}; {hint})")
+            raise FloatingPointError(
+                f"training diverged: {name} is {value} at step {step} (series {name!r}; {hint})"
+            )

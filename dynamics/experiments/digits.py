@@ -20,9 +20,20 @@ import numpy as np
 __all__ = ["FONTS", "make_digits"]
 
 FONTS = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSansMono.ttf",
-    "DejaVuSansMono-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
-    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf",
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "cmr10.ttf",
+    "cmss10.ttf",
+    "cmtt10.ttf",
 )
 _CANVAS = 64
 
@@ -41,13 +52,19 @@ def _glyphs() -> np.ndarray:
             img = Image.new("L", (_CANVAS, _CANVAS), 0)
             draw = ImageDraw.Draw(img)
             left, top, right, bottom = draw.textbbox((0, 0), str(d), font=font)
-            draw.text(((_CANVAS - (right - left)) / 2 - left, (_CANVAS - (bottom - top)) / 2 - top), str(d),
-                      fill=255, font=font)
+            draw.text(
+                ((_CANVAS - (right - left)) / 2 - left, (_CANVAS - (bottom - top)) / 2 - top),
+                str(d),
+                fill=255,
+                font=font,
+            )
             out[f, d] = np.asarray(img, np.float32) / 255
     return out
 
 
-def make_digits(n: int, *, size: int = 16, seed: int = 0, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def make_digits(
+    n: int, *, size: int = 16, seed: int = 0, noise: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` images ``(n, size, size) float32`` in [0, 1] and their labels ``(n,) int64``.
 
     Labels are balanced (``n // 10`` or one more per class) and shuffled; fonts and
@@ -75,9 +92,12 @@ def make_digits(n: int, *, size: int = 16, seed: int = 0, noise: float = 0.05) -
         inv = np.linalg.inv(fwd)
         offset = np.array([c, c]) - inv @ (np.array([c, c]) + shift[i])
         img = Image.fromarray((glyphs[fonts[i], labels[i]] * 255).astype(np.uint8))
-        img = img.transform((_CANVAS, _CANVAS), Image.Transform.AFFINE,
-                            (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1]),
-                            resample=Image.Resampling.BILINEAR)
+        img = img.transform(
+            (_CANVAS, _CANVAS),
+            Image.Transform.AFFINE,
+            (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1]),
+            resample=Image.Resampling.BILINEAR,
+        )
         if thick[i]:
             img = img.filter(ImageFilter.MaxFilter(5))
         images[i] = np.asarray(img.resize((size, size), Image.Resampling.BOX), np.float32) / 255

@@ -84,16 +84,32 @@ class DistributionsConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name, options in (("optimizer", OPTIMIZERS), ("activation", ACTIVATIONS), ("init", INITS)):
+        for name, options in (
+            ("optimizer", OPTIMIZERS),
+            ("activation", ACTIVATIONS),
+            ("init", INITS),
+        ):
             if getattr(self, name) not in options:
-                raise ValueError(f"{name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
-        for name in ("steps", "batch", "train_size", "test_size", "record_every", "eval_every", "bins"):
+                raise ValueError(
+                    f"{name} must be one of {', '.join(options)}, got {getattr(self, name)!r}"
+                )
+        for name in (
+            "steps",
+            "batch",
+            "train_size",
+            "test_size",
+            "record_every",
+            "eval_every",
+            "bins",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.image_size < 8 or self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 and at least 8, got {self.image_size}")
+            raise ValueError(
+                f"image_size must be a multiple of 4 and at least 8, got {self.image_size}"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.batch > self.train_size:
@@ -133,8 +149,12 @@ class DigitsCNN(nn.Module):
 
 
 def _data(config: DistributionsConfig):
-    x, y = make_digits(config.train_size, size=config.image_size, seed=stream_seed(config.seed, "digits-train"))
-    xt, yt = make_digits(config.test_size, size=config.image_size, seed=stream_seed(config.seed, "digits-test"))
+    x, y = make_digits(
+        config.train_size, size=config.image_size, seed=stream_seed(config.seed, "digits-train")
+    )
+    xt, yt = make_digits(
+        config.test_size, size=config.image_size, seed=stream_seed(config.seed, "digits-test")
+    )
     as_tensor = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
     return as_tensor(x), torch.from_numpy(y), as_tensor(xt), torch.from_numpy(yt)
 
@@ -144,19 +164,29 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     """Share of correct argmax predictions, in eval mode (dropout off)."""
     was = model.training
     model.eval()
-    correct = sum(int((model(x[i : i + chunk]).argmax(1) == y[i : i + chunk]).sum()) for i in range(0, len(x), chunk))
+    correct = sum(
+        int((model(x[i : i + chunk]).argmax(1) == y[i : i + chunk]).sum())
+        for i in range(0, len(x), chunk)
+    )
     model.train(was)
     return correct / len(x)
 
 
 def caption(config: DistributionsConfig) -> str:
     """One line describing the run, drawn under a scene's title."""
-    return (f"CNN on generated digits: optimizer {config.optimizer}, lr {config.lr:g}, "
-            f"activation {config.activation}, init {config.init}")
+    return (
+        f"CNN on generated digits: optimizer {config.optimizer}, lr {config.lr:g}, "
+        f"activation {config.activation}, init {config.init}"
+    )
 
 
-def run(config: DistributionsConfig = DistributionsConfig(), *, path=None, overwrite: bool = False,
-        progress: bool = False) -> Recording:
+def run(
+    config: DistributionsConfig = DistributionsConfig(),
+    *,
+    path=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Recording:
     """Train the CNN and record summaries of every tensor.
 
     Returns
@@ -181,24 +211,43 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
     x, y, xt, yt = _data(config)
     model = DigitsCNN(config.image_size, config.activation, config.dropout)
     model.initialise(config.init, torch.Generator().manual_seed(stream_seed(config.seed, "init")))
-    opt = (torch.optim.Adam(model.parameters(), lr=config.lr) if config.optimizer == "adam"
-           else torch.optim.SGD(model.parameters(), lr=config.lr))
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=config.lr)
+        if config.optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=config.lr)
+    )
     metadata = {
         "experiment": "distributions",
         "config": asdict(config),
         "seed": config.seed,
         "versions": library_versions(),
         "data": "generated digits (dynamics.experiments.digits): 10 classes, "
-                f"{config.image_size}x{config.image_size} grey levels, 14 fonts with random affine distortions",
+        f"{config.image_size}x{config.image_size} grey levels, 14 fonts with random affine distortions",
         # what each recorded module's output is (the scenes colour and label them by it)
-        "roles": {**{m: "pre-activation" for m in ("conv1", "conv2", "fc1", "fc2")},
-                  **{m: "activation" for m in ("act1", "act2", "act3")}},
-        "show": ["activation fc1", "activation act3", "conv2.weight"],  # the summaries worth a first look
+        "roles": {
+            **{m: "pre-activation" for m in ("conv1", "conv2", "fc1", "fc2")},
+            **{m: "activation" for m in ("act1", "act2", "act3")},
+        },
+        "show": [
+            "activation fc1",
+            "activation act3",
+            "conv2.weight",
+        ],  # the summaries worth a first look
         "caption": caption(config),
     }
-    recorder = Recorder(model, opt, params="*", summaries="*", summary_grads=True,
-                        activations=list(ACTIVATION_MODULES), summarizer=Summarizer(bins=config.bins),
-                        schedule=every(config.record_every), path=path, overwrite=overwrite, metadata=metadata)
+    recorder = Recorder(
+        model,
+        opt,
+        params="*",
+        summaries="*",
+        summary_grads=True,
+        activations=list(ACTIVATION_MODULES),
+        summarizer=Summarizer(bins=config.bins),
+        schedule=every(config.record_every),
+        path=path,
+        overwrite=overwrite,
+        metadata=metadata,
+    )
     batches = torch.Generator().manual_seed(stream_seed(config.seed, "batches"))
     torch.manual_seed(stream_seed(config.seed, "dropout"))  # dropout masks use the global generator
     loss_fn = nn.CrossEntropyLoss()
@@ -206,9 +255,15 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
 
     def evaluate():
         with recorder.quiet():  # held-out forward passes are not the training population
-            recorder.log(train_accuracy=accuracy(model, x[:1000], y[:1000]), test_accuracy=accuracy(model, xt, yt))
+            recorder.log(
+                train_accuracy=accuracy(model, x[:1000], y[:1000]),
+                test_accuracy=accuracy(model, xt, yt),
+            )
 
-    with recorder, tqdm(total=config.steps, desc="training", unit="step", disable=not progress) as bar:
+    with (
+        recorder,
+        tqdm(total=config.steps, desc="training", unit="step", disable=not progress) as bar,
+    ):
         evaluate()
         for step in range(1, config.steps + 1):
             if pos + config.batch > len(order):

@@ -82,7 +82,9 @@ class MassShuffleConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.points < 10:
-            raise ValueError(f"points must be at least 10 for a train/test split, got {self.points}")
+            raise ValueError(
+                f"points must be at least 10 for a train/test split, got {self.points}"
+            )
         if self.noise_dims < 0:
             raise ValueError(f"noise_dims must be >= 0, got {self.noise_dims}")
         for name in ("signal_scale", "noise_scale"):
@@ -91,7 +93,9 @@ class MassShuffleConfig:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if not (self.lr >= 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be >= 0 (0: the optimizer's default), got {self.lr}")
         if not 0 < self.test_fraction < 1:
@@ -175,8 +179,13 @@ def caption(config: MassShuffleConfig, boundary: str) -> str:
     return f"logistic regression on {config.inputs} inputs, {opt} lr {default_lr(config):g}, boundary {boundary}"
 
 
-def run(config: MassShuffleConfig = MassShuffleConfig(), *, path=None, overwrite: bool = False,
-        progress: bool = False) -> Recording:
+def run(
+    config: MassShuffleConfig = MassShuffleConfig(),
+    *,
+    path=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Recording:
     """Train the logistic regression full batch and record its weights and scores.
 
     Parameters
@@ -208,11 +217,16 @@ def _run(config: MassShuffleConfig, path, overwrite: bool, progress: bool) -> Re
 
     x, y, train, test = make_data(config)
     x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
-    model = LogisticRegression(config.inputs, torch.Generator().manual_seed(stream_seed(config.seed, "init")))
+    model = LogisticRegression(
+        config.inputs, torch.Generator().manual_seed(stream_seed(config.seed, "init"))
+    )
     optimizer = _optimizer(config, model)
     s = config.signal_scale
-    boundary = ("x[0] >= 0" if config.variant == "linear"
-                else f"x[0] >= {config.curvature:g} * (x[1]^2 - {s * s:g}) / {s:g}")
+    boundary = (
+        "x[0] >= 0"
+        if config.variant == "linear"
+        else f"x[0] >= {config.curvature:g} * (x[1]^2 - {s * s:g}) / {s:g}"
+    )
     metadata = {
         "experiment": "mass_shuffle",
         "config": asdict(config),
@@ -223,20 +237,41 @@ def _run(config: MassShuffleConfig, path, overwrite: bool, progress: bool) -> Re
         "boundary": boundary,
         "caption": caption(config, boundary),
     }
-    recorder = Recorder(model, optimizer, params=["weight", "bias"], schedule=every(config.record_every),
-                        path=path, overwrite=overwrite, metadata=metadata)
+    recorder = Recorder(
+        model,
+        optimizer,
+        params=["weight", "bias"],
+        schedule=every(config.record_every),
+        path=path,
+        overwrite=overwrite,
+        metadata=metadata,
+    )
 
     def log_scores():
         train_loss, train_acc = model.evaluate(x_train, y_train)
         test_loss, test_acc = model.evaluate(x_test, y_test)
-        recorder.log(train_loss=train_loss, test_loss=test_loss, train_accuracy=train_acc, test_accuracy=test_acc)
+        recorder.log(
+            train_loss=train_loss,
+            test_loss=test_loss,
+            train_accuracy=train_acc,
+            test_accuracy=test_acc,
+        )
         check_finite(recorder.step, train_loss=train_loss, test_loss=test_loss)
         return train_loss
 
     is_test = torch.zeros(config.points, dtype=torch.bool)
     is_test[test] = True
-    with recorder, tqdm(total=config.steps, desc="training", unit="step", disable=not progress,
-                        unit_scale=True, mininterval=0.5) as bar:
+    with (
+        recorder,
+        tqdm(
+            total=config.steps,
+            desc="training",
+            unit="step",
+            disable=not progress,
+            unit_scale=True,
+            mininterval=0.5,
+        ) as bar,
+    ):
         recorder.put("data/x", x)
         recorder.put("data/y", y)
         recorder.put("data/test", is_test)

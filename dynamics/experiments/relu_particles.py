@@ -18,8 +18,17 @@ from ..recorder import Recorder, at_steps
 from ..recording import Recording
 from .common import check_finite, library_versions, one_torch_thread, stream_seed
 
-__all__ = ["Config", "ReluParticlesConfig", "TwoLayerReLU", "draw_neurons", "draw_teacher", "frame_samples", "run",
-           "alignment", "cost"]
+__all__ = [
+    "Config",
+    "ReluParticlesConfig",
+    "TwoLayerReLU",
+    "draw_neurons",
+    "draw_teacher",
+    "frame_samples",
+    "run",
+    "alignment",
+    "cost",
+]
 
 SCALINGS = ("mean-field", "reference")
 
@@ -80,7 +89,9 @@ class ReluParticlesConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.dim < 2:
-            raise ValueError(f"dim must be at least 2 (the picture is drawn in the plane), got {self.dim}")
+            raise ValueError(
+                f"dim must be at least 2 (the picture is drawn in the plane), got {self.dim}"
+            )
         if not (self.radius > 0 and math.isfinite(self.radius)):
             raise ValueError(f"radius must be a positive number, got {self.radius}")
         if not (self.step > 0 and math.isfinite(self.step)):
@@ -88,7 +99,9 @@ class ReluParticlesConfig:
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
         if self.samples_per_frame < 0:
-            raise ValueError(f"samples_per_frame must be >= 0 (0: the reference schedule), got {self.samples_per_frame}")
+            raise ValueError(
+                f"samples_per_frame must be >= 0 (0: the reference schedule), got {self.samples_per_frame}"
+            )
 
 
 Config = ReluParticlesConfig  # the name scene modules look up
@@ -139,7 +152,9 @@ class TwoLayerReLU(nn.Module):
         """``x`` (n, d) -> (n,)."""
         return torch.relu(x @ self.w.T + self.b) @ self.a / self.width
 
-    def per_sample_grads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def per_sample_grads(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Gradients of ``0.5 (f(x) - y)^2`` for each sample: da (n, m), dw (n, m, d), db (n, m)."""
         z = x @ self.w.T + self.b  # (n, m)
         r = (torch.relu(z) @ self.a / self.width - y)[:, None]  # (n, 1)
@@ -225,12 +240,19 @@ def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
 
 def caption(config: ReluParticlesConfig) -> str:
     """One line describing the run, drawn under a scene's title."""
-    return (f"m = {config.width} students, M = {config.teachers} teachers, initial radius R = {config.radius:g}"
-            f" · {config.scaling} step {config.step:g}, batch {config.batch}")
+    return (
+        f"m = {config.width} students, M = {config.teachers} teachers, initial radius R = {config.radius:g}"
+        f" · {config.scaling} step {config.step:g}, batch {config.batch}"
+    )
 
 
-def run(config: ReluParticlesConfig = ReluParticlesConfig(), *, path=None, overwrite: bool = False,
-        progress: bool = False) -> Recording:
+def run(
+    config: ReluParticlesConfig = ReluParticlesConfig(),
+    *,
+    path=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Recording:
     """Train the student and record it once per frame.
 
     Parameters
@@ -281,12 +303,21 @@ def _run(config, path, overwrite, progress) -> Recording:
         "teacher": {"a": ta, "w": tw, "b": tb, "positions": (ta[:, None] * tw[:, :2])},
         "frame_steps": [0, *ends.tolist()],
         "caption": caption(config),
-        "teacher_rules": {"min_kink_angle_deg": MIN_KINK_ANGLE, "active_range": list(ACTIVE_RANGE), "min_abs_a": MIN_TEACHER_A},
+        "teacher_rules": {
+            "min_kink_angle_deg": MIN_KINK_ANGLE,
+            "active_range": list(ACTIVE_RANGE),
+            "min_abs_a": MIN_TEACHER_A,
+        },
     }
     metadata["teacher"] = {k: v.numpy() for k, v in metadata["teacher"].items()}
     recorder = Recorder(
-        student, params=["a", "w", "b"], schedule=at_steps([0, *ends.tolist()]), path=path,
-        overwrite=overwrite, metadata=metadata, derived={"positions": lambda s: s.a[:, None] * s.w[:, :2]},
+        student,
+        params=["a", "w", "b"],
+        schedule=at_steps([0, *ends.tolist()]),
+        path=path,
+        overwrite=overwrite,
+        metadata=metadata,
+        derived={"positions": lambda s: s.a[:, None] * s.w[:, :2]},
     )
 
     def log_eval():
@@ -335,5 +366,7 @@ def alignment(recording: Recording, *, degrees: float = 10.0, t: int = -1) -> di
     mass = np.abs(a) * r
     step = int(recording["a"].steps[t])
     err = recording["rel_error"]
-    return {"rel_error": float(err.values[err.nearest_index(step)]),
-            "aligned": float(mass[cos >= math.cos(math.radians(degrees))].sum() / mass.sum())}
+    return {
+        "rel_error": float(err.values[err.nearest_index(step)]),
+        "aligned": float(mass[cos >= math.cos(math.radians(degrees))].sum() / mass.sum()),
+    }

@@ -20,7 +20,16 @@ from ..recorder import Recorder, every
 from ..recording import Recording
 from .common import check_finite, library_versions, one_torch_thread, stream_seed
 
-__all__ = ["Config", "SpiralConfig", "SpiralMLP", "make_data", "grid_extent", "grid_points", "objective", "run"]
+__all__ = [
+    "Config",
+    "SpiralConfig",
+    "SpiralMLP",
+    "make_data",
+    "grid_extent",
+    "grid_points",
+    "objective",
+    "run",
+]
 
 ACTIVATIONS = ("relu", "none")
 
@@ -83,7 +92,9 @@ class SpiralConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.points < 2 or self.points % 2:
-            raise ValueError(f"points must be even (half per class) and at least 2, got {self.points}")
+            raise ValueError(
+                f"points must be even (half per class) and at least 2, got {self.points}"
+            )
         if self.grid < 2:
             raise ValueError(f"grid must be at least 2, got {self.grid}")
         for name in ("turns", "lr"):
@@ -93,7 +104,9 @@ class SpiralConfig:
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
         self.widths  # parse hidden now: a bad value fails here, with its own message
 
     @property
@@ -104,7 +117,9 @@ class SpiralConfig:
         except ValueError:
             hidden = ()
         if not hidden or min(hidden) < 1:
-            raise ValueError(f"hidden must be positive widths separated by commas, e.g. 1024,32,16,4; got {self.hidden!r}")
+            raise ValueError(
+                f"hidden must be positive widths separated by commas, e.g. 1024,32,16,4; got {self.hidden!r}"
+            )
         return (2, *hidden, 1)
 
 
@@ -161,11 +176,17 @@ class SpiralMLP(nn.Module):
     (``"none"``: a linear map). Weights are Glorot-uniform, biases zero.
     """
 
-    def __init__(self, widths=(2, 1024, 32, 16, 4, 1), activation: str = "relu",
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        widths=(2, 1024, 32, 16, 4, 1),
+        activation: str = "relu",
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
+            )
         self.activation = activation
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         for layer in self.layers:
@@ -208,13 +229,22 @@ def objective(model: SpiralMLP, x: torch.Tensor, y: torch.Tensor, l2: float):
 
 def caption(config: SpiralConfig) -> str:
     """One line describing the run, drawn under a scene's title."""
-    act = {"relu": "ReLU", "none": "no activation (a linear map)"}.get(config.activation, config.activation)
-    return (f"{'-'.join(str(w) for w in config.widths)} MLP, {act}, Adam lr {config.lr:g}, batch {config.batch}, "
-            f"L2 {config.l2:g}")
+    act = {"relu": "ReLU", "none": "no activation (a linear map)"}.get(
+        config.activation, config.activation
+    )
+    return (
+        f"{'-'.join(str(w) for w in config.widths)} MLP, {act}, Adam lr {config.lr:g}, batch {config.batch}, "
+        f"L2 {config.l2:g}"
+    )
 
 
-def run(config: SpiralConfig = SpiralConfig(), *, path=None, overwrite: bool = False,
-        progress: bool = False) -> Recording:
+def run(
+    config: SpiralConfig = SpiralConfig(),
+    *,
+    path=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Recording:
     """Train the MLP on the two spirals and record its probability field over training.
 
     Parameters
@@ -253,8 +283,11 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
     x, y = make_data(config)
     extent = grid_extent(x, config.margin)
     grid = grid_points(extent, config.grid)
-    model = SpiralMLP(config.widths, config.activation,
-                      torch.Generator().manual_seed(stream_seed(config.seed, "init")))
+    model = SpiralMLP(
+        config.widths,
+        config.activation,
+        torch.Generator().manual_seed(stream_seed(config.seed, "init")),
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = torch.Generator().manual_seed(stream_seed(config.seed, "batches"))
     g = config.grid
@@ -276,19 +309,30 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
         "caption": caption(config),
     }
-    recorder = Recorder(model, optimizer, params="*", schedule=every(config.field_every), path=path,
-                        overwrite=overwrite, metadata=metadata,
-                        derived={"field": field, "prob": lambda m: m.probability(x)})
+    recorder = Recorder(
+        model,
+        optimizer,
+        params="*",
+        schedule=every(config.field_every),
+        path=path,
+        overwrite=overwrite,
+        metadata=metadata,
+        derived={"field": field, "prob": lambda m: m.probability(x)},
+    )
 
     def log_accuracy():
-        recorder.log(train_accuracy=float(((model.probability(x) >= 0.5).float() == y).float().mean()))
+        recorder.log(
+            train_accuracy=float(((model.probability(x) >= 0.5).float() == y).float().mean())
+        )
 
     def batch_loss():
         idx = torch.randint(config.points, (config.batch,), generator=batches)
         return objective(model, x[idx], y[idx], config.l2)
 
     start = time.perf_counter()
-    with tqdm(total=config.steps, desc="training", unit="step", disable=not progress, mininterval=0.5) as bar:
+    with tqdm(
+        total=config.steps, desc="training", unit="step", disable=not progress, mininterval=0.5
+    ) as bar:
         with recorder:  # captures step 0 on entering
             recorder.put("data/x", x)
             recorder.put("data/y", y)
@@ -315,6 +359,11 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
                 recorder.capture()  # always end on the final weights
                 log_accuracy()
             total = time.perf_counter() - start
-            recorder.update_metadata(timing={"total_s": round(total, 3), "field_s": round(timing["field_s"], 3),
-                                             "train_s": round(total - timing["field_s"], 3)})
+            recorder.update_metadata(
+                timing={
+                    "total_s": round(total, 3),
+                    "field_s": round(timing["field_s"], 3),
+                    "train_s": round(total - timing["field_s"], 3),
+                }
+            )
     return recorder.recording

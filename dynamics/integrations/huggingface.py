@@ -20,8 +20,10 @@ from typing import Any
 try:
     from transformers import TrainerCallback
 except ImportError as exc:
-    raise ImportError("dynamics.integrations.huggingface needs transformers: "
-                      "pip install 'nndynamics[huggingface]' (or pip install transformers accelerate)") from exc
+    raise ImportError(
+        "dynamics.integrations.huggingface needs transformers: "
+        "pip install 'nndynamics[huggingface]' (or pip install transformers accelerate)"
+    ) from exc
 
 from ..recorder import Recorder
 
@@ -44,24 +46,47 @@ class RecorderCallback(TrainerCallback):
         Passed to :class:`Recorder` (``params``, ``grads``, ``schedule``, ``summaries`` ...).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, log_metrics: bool = True, resume: bool = False,
-                 **recorder_kwargs: Any):
-        self.path, self.log_metrics, self.resume, self.kwargs = path, log_metrics, resume, recorder_kwargs
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        log_metrics: bool = True,
+        resume: bool = False,
+        **recorder_kwargs: Any,
+    ):
+        self.path, self.log_metrics, self.resume, self.kwargs = (
+            path,
+            log_metrics,
+            resume,
+            recorder_kwargs,
+        )
         self.recorder: Recorder | None = None
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if model is None:
             raise RuntimeError("RecorderCallback: the trainer passed no model to on_train_begin")
-        metadata = {"integration": "transformers.Trainer", **dict(self.kwargs.get("metadata") or {})}
+        metadata = {
+            "integration": "transformers.Trainer",
+            **dict(self.kwargs.get("metadata") or {}),
+        }
         resume = dict(resume=True, step=int(state.global_step)) if self.resume else {}
-        self.recorder = Recorder(model, optimizer, path=self.path, metadata=metadata, **resume,
-                                 **{k: v for k, v in self.kwargs.items() if k != "metadata"}).attach()
+        self.recorder = Recorder(
+            model,
+            optimizer,
+            path=self.path,
+            metadata=metadata,
+            **resume,
+            **{k: v for k, v in self.kwargs.items() if k != "metadata"},
+        ).attach()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.recorder is None or not self.log_metrics or not logs:
             return
-        numbers_only = {k: float(v) for k, v in logs.items()
-                        if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+        numbers_only = {
+            k: float(v)
+            for k, v in logs.items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool)
+        }
         if numbers_only:
             self.recorder.log(step=int(state.global_step), **numbers_only)
 

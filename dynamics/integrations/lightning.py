@@ -25,8 +25,10 @@ except ImportError:  # the older distribution name
     try:
         from pytorch_lightning import Callback
     except ImportError as exc:
-        raise ImportError("dynamics.integrations.lightning needs PyTorch Lightning: "
-                          "pip install 'nndynamics[lightning]' (or pip install lightning)") from exc
+        raise ImportError(
+            "dynamics.integrations.lightning needs PyTorch Lightning: "
+            "pip install 'nndynamics[lightning]' (or pip install lightning)"
+        ) from exc
 
 import torch
 
@@ -51,8 +53,14 @@ class RecorderCallback(Callback):
         Passed to :class:`Recorder` (``params``, ``grads``, ``schedule``, ``summaries`` ...).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, log_loss: bool = True, resume: bool = False,
-                 **recorder_kwargs: Any):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        log_loss: bool = True,
+        resume: bool = False,
+        **recorder_kwargs: Any,
+    ):
         super().__init__()
         self.path, self.log_loss, self.resume, self.kwargs = path, log_loss, resume, recorder_kwargs
         self.recorder: Recorder | None = None
@@ -61,9 +69,14 @@ class RecorderCallback(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         metadata = {"integration": "lightning", **dict(self.kwargs.get("metadata") or {})}
         resume = dict(resume=True, step=int(trainer.global_step)) if self.resume else {}
-        self.recorder = Recorder(pl_module, list(trainer.optimizers), path=self.path, metadata=metadata,
-                                 **resume,
-                                 **{k: v for k, v in self.kwargs.items() if k != "metadata"}).attach()
+        self.recorder = Recorder(
+            pl_module,
+            list(trainer.optimizers),
+            path=self.path,
+            metadata=metadata,
+            **resume,
+            **{k: v for k, v in self.kwargs.items() if k != "metadata"},
+        ).attach()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.recorder is None or not self.log_loss:
