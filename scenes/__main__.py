@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, scenes))
         print(
-            "usage: python -m scenes NAME [flags]   (python -m scenes NAME --help lists the flags)\n"
+            "usage: python -m scenes NAME [flags]   (python -m scenes NAME --help lists the "
+            "flags)\n"
         )
         for name, entry in scenes.items():
             source = (
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if argv[0] not in scenes:
         print(
-            f"python -m scenes: error: no scene named {argv[0]!r}; the scenes are: {', '.join(scenes)}",
+            f"python -m scenes: error: no scene named {argv[0]!r}; the scenes are: "
+            f"{', '.join(scenes)}",
             file=sys.stderr,
         )
         raise SystemExit(2)

@@ -1,4 +1,4 @@
-"""Scene base classes: the frame engine (:class:`Scene`) and the scene contract (:class:`PanelScene`).
+"""Scene base classes: the frame engine (:class:`Scene`), the scene contract (:class:`PanelScene`).
 
 :class:`Scene` owns the figure, the frame loop, blitting, worker processes and the hand-off
 to a writer. It calls three hooks:
@@ -241,7 +241,7 @@ class Scene:
         self._fig: Figure | None = None
 
     def check(self) -> None:
-        """Raise (KeyError or ValueError, naming what is missing) if the recording cannot be drawn."""
+        """Raise KeyError or ValueError naming what is missing if the recording is not drawable."""
 
     def timeline(self) -> np.ndarray:
         """The training steps that frames are drawn from, increasing (one frame each, before
@@ -418,7 +418,8 @@ class Scene:
             data = base64.b64encode(out.read_bytes()).decode("ascii")
         if fmt == "gif":
             return f'<img src="data:image/gif;base64,{data}"/>'
-        return f'<video controls loop autoplay muted playsinline src="data:video/mp4;base64,{data}"></video>'
+        attrs = "controls loop autoplay muted playsinline"
+        return f'<video {attrs} src="data:video/mp4;base64,{data}"></video>'
 
     def _repr_html_(self) -> str:
         """Jupyter displays a scene as an inline movie."""

@@ -49,8 +49,10 @@ class ClassifiersSceneConfig:
 @register(
     "classifiers",
     experiment="dynamics.experiments.classifiers",
-    description="Train a softmax perceptron or a small network on blobs, two moons or circles and watch "
-    "its class probability field, train/test scores and a finite-difference gradient check over training.",
+    description="Train a softmax perceptron or a small network on blobs, two moons or circles and "
+    "watch "
+    "its class probability field, train/test scores and a finite-difference gradient check over "
+    "training.",
 )
 class ClassifiersScene(PanelScene):
     """Probability field with the training points; loss, accuracy and gradient-check curves.
@@ -154,7 +156,8 @@ class ClassifiersScene(PanelScene):
         }
         meta = {
             "grid": spiral.metadata["grid"],
-            "caption": "blobs, 1 hidden layer(s) of 10 relu units, SGD, lr 0.1 (an example recording)",
+            "caption": "blobs, 1 hidden layer(s) of 10 relu units, SGD, lr 0.1 (an example "
+            "recording)",
         }
         return Recording(series, meta)
 

@@ -127,7 +127,8 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         "--format",
         choices=["mp4", "gif", "png"],
         default=None,
-        help="output format when --out is not given; png writes a still of the last frame (default: mp4)",
+        help="output format when --out is not given; png writes a still of the last frame "
+        "(default: mp4)",
     )
     io.add_argument(
         "--recording",
@@ -201,7 +202,8 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
             "--sweep-dir",
             type=Path,
             default=None,
-            help=f"folder of the sweep's recordings and index (default: outputs/{entry.name}_sweep)",
+            help="folder of the sweep's recordings and index (default: "
+            f"outputs/{entry.name}_sweep)",
         )
     render = parser.add_argument_group("rendering")
     render.add_argument(
@@ -337,7 +339,8 @@ def _sweep(
     if args.recording or args.recording_arg or args.save_recording:
         raise ValueError(
             "a recording (RECORDING, --recording, --save-recording) does not combine with --sweep: "
-            "the sweep keeps its recordings in --sweep-dir, and repeating the command re-renders them"
+            "the sweep keeps its recordings in --sweep-dir, and repeating the command re-renders "
+            "them"
         )
     grid: dict[str, list] = {}
     for spec in specs:

@@ -108,7 +108,8 @@ class CurvesSceneConfig:
 @register(
     "curves",
     description="Draw the scalar series of a saved recording (losses, accuracies) as curves "
-    "growing over training, with the norms of its recorded weights and gradients and their relative "
+    "growing over training, with the norms of its recorded weights and gradients and their "
+    "relative "
     "update, on log axes where values span decades.",
 )
 class CurvesScene(PanelScene):

@@ -101,8 +101,10 @@ class DistributionsSceneConfig:
 @register(
     "distributions",
     experiment="dynamics.experiments.distributions",
-    description="Train the course's small CNN on generated digits and animate the distributions of its "
-    "weights, pre-activations and activations over training (TensorBoard's histogram and distribution "
+    description="Train the course's small CNN on generated digits and animate the distributions "
+    "of its "
+    "weights, pre-activations and activations over training (TensorBoard's histogram and "
+    "distribution "
     "views, every step kept), comparing Adam with gradient descent and ReLU with tanh; draws the "
     "summaries of any saved recording too.",
     default_sweep=("optimizer=adam,gd", "activation=relu,tanh"),

@@ -69,7 +69,8 @@ def _inputs(meta: dict, k: int) -> dict:
 @register(
     "mass_shuffle",
     experiment="dynamics.experiments.mass_shuffle",
-    description="Train a logistic regression on 15 inputs, of which x[0] carries the label, x[1] has the same "
+    description="Train a logistic regression on 15 inputs, of which x[0] carries the label, x[1] "
+    "has the same "
     "scale but no information and 13 are tiny noise, and watch where the weight vector's mass goes "
     "(Adam moves every weight, noise included; plain gradient descent does not).",
 )
@@ -230,7 +231,7 @@ class MassShuffleScene(PanelScene):
 
     @classmethod
     def small_panel(cls, ax, recording, config, shared, cell: Cell):
-        """One configuration of a sweep: its weight vector as a row of cells, on the shared scale."""
+        """One run of a sweep: its weight vector as a row of cells, on the shared scale."""
         weight = recording["weight"]
         w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
         kinds = _inputs(recording.metadata, w.shape[1])

@@ -187,7 +187,7 @@ class ParticlesScene(PanelScene):
 
     @classmethod
     def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
-        """One configuration of a sweep: its particles, paths and references, on the shared limits."""
+        """One run of a sweep: its particles, paths and references, on the shared limits."""
         name = cls.series_name(recording, config)
         positions = recording[name]
         refs, _ = cls.references(recording, name)

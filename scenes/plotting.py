@@ -330,7 +330,8 @@ class CurvesPanel(Panel):
             bad = [c for cols in groups.values() for c in cols if not 0 <= c < values.shape[1]]
             if bad or not all(groups.values()):
                 raise ValueError(
-                    f"groups name columns {bad or 'none'} but the values have {values.shape[1]} columns"
+                    f"groups name columns {bad or 'none'} but the values have {values.shape[1]} "
+                    "columns"
                 )
             labels = list(groups)
             curves = np.stack([values[:, cols].mean(axis=1) for cols in groups.values()], axis=1)

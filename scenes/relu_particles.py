@@ -46,7 +46,8 @@ class ReluParticlesSceneConfig(ParticlesSceneConfig):
     "relu_particles",
     experiment="dynamics.experiments.relu_particles",
     description="Train a two-layer ReLU student on a ReLU teacher and animate each student neuron "
-    "as the particle a_i * w_i: do the neurons, started near zero, travel to the teacher's neurons?",
+    "as the particle a_i * w_i: do the neurons, started near zero, travel to the teacher's "
+    "neurons?",
 )
 class ReluParticlesScene(ParticlesScene):
     """Student neurons a_i w_i as particles with their paths, the teacher's neurons, the loss.
@@ -67,7 +68,7 @@ class ReluParticlesScene(ParticlesScene):
 
     @classmethod
     def references(cls, recording: Recording, name: str):
-        """The teacher's neurons ``a_j w_j`` (metadata ``teacher.positions``), if the run had one."""
+        """The teacher's neurons ``a_j w_j`` (metadata ``teacher.positions``), if there is one."""
         teacher = (recording.metadata.get("teacher") or {}).get("positions")
         if teacher is None or name != "positions":
             return super().references(recording, name)
@@ -83,7 +84,8 @@ class ReluParticlesScene(ParticlesScene):
         rec = ParticlesScene.example(frames, n, seed)
         meta = {
             "teacher": {"positions": [[1.0, 1.0], [-1.0, 0.5]]},
-            "caption": f"m = {n} students, M = 2 teachers, initial radius R = 0.05 · mean-field step 0.5, "
+            "caption": f"m = {n} students, M = 2 teachers, initial radius R = 0.05 · mean-field "
+            "step 0.5, "
             "batch 20 (an example recording)",
         }
         return Recording(dict(rec.items()), meta)

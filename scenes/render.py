@@ -92,7 +92,8 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
         if how is None:
             s = recording[name]
             raise ValueError(
-                f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape {s.shape}) "
+                f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape "
+                f"{s.shape}) "
                 "is not drawable: it needs at least two snapshots"
             )
         return View(how, name, np.asarray(recording[name].steps))
@@ -108,7 +109,8 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
             f"{n} ({s.kind or 'kind not said'}, {len(s)} x {s.shape})" for n, s in recording.items()
         )
         raise KeyError(
-            "nothing to draw: no scalar, matrix, (T, n, 2) or summarised series with snapshots; the "
+            "nothing to draw: no scalar, matrix, (T, n, 2) or summarised series with snapshots; "
+            "the "
             f"recording has: {present or 'no series'}"
         )
     return [view(n) for n in chosen]
@@ -131,7 +133,8 @@ class DashboardSceneConfig:
 @register(
     "render",
     description="Draw any saved recording as a dashboard chosen from the kinds of its series: "
-    "scalars as curves, matrices as heatmaps, summaries as percentile bands, (T, n, 2) series as particles.",
+    "scalars as curves, matrices as heatmaps, summaries as percentile bands, (T, n, 2) series as "
+    "particles.",
 )
 class DashboardScene(PanelScene):
     """Any recording as a dashboard: curves, heatmaps, percentile bands and particles by kind."""

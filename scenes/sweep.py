@@ -1,9 +1,10 @@
 """Small multiples: one panel per configuration of a sweep, all on one shared timeline.
 
 Any registered scene that declares ``small_multiples`` (its ``small_panel`` draws one run,
-``sweep_scales`` says what the cells share) can be drawn as a grid: rows and columns labelled by the swept values, the same training
-step in every panel of a frame, and, where the scene says so, shared axes limits and
-colour scales. ``python -m scenes.<name> --sweep key=v1,v2 --sweep key2=...`` uses it.
+``sweep_scales`` says what the cells share) can be drawn as a grid: rows and columns
+labelled by the swept values, the same training step in every panel of a frame, and, where
+the scene says so, shared axes limits and colour scales. ``python -m scenes.<name> --sweep
+key=v1,v2 --sweep key2=...`` uses it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class SweepScene(PanelScene):
         keys = list(grid)
         if not 1 <= len(keys) <= 2:
             raise ValueError(
-                f"small multiples take one or two swept fields (rows and columns), got {len(keys)}: {keys}"
+                "small multiples take one or two swept fields (rows and columns), got "
+                f"{len(keys)}: {keys}"
             )
         self.grid = {k: list(v) for k, v in grid.items()}
         self.shape_ = (

@@ -77,7 +77,8 @@ class WeightsSceneConfig:
 @register(
     "weights",
     description="Draw any recorded matrices (weights, gradients, derived tensors) of a saved "
-    "recording as heatmaps over training, side by side on one timeline, with colour limits fixed over "
+    "recording as heatmaps over training, side by side on one timeline, with colour limits fixed "
+    "over "
     "the run.",
 )
 class WeightsScene(PanelScene):

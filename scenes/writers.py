@@ -299,7 +299,8 @@ def check_output_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() not in WRITERS:
         raise ValueError(
-            f"unknown output extension {path.suffix or '(none)'!r} in {path}; use one of {', '.join(WRITERS)}"
+            f"unknown output extension {path.suffix or '(none)'!r} in {path}; use one of "
+            f"{', '.join(WRITERS)}"
         )
     folder = path.parent
     try:
