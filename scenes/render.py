@@ -75,11 +75,7 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     )
     scalars = scalar_series(recording)
 
-    def view(name: str) -> View:
-        if name in summaries or name in by_series:
-            s = summaries.get(name) or by_series[name]
-            return View("distribution", s.label, np.asarray(recording[s.histogram].steps))
-        recording.require(name)
+    def series_view(name: str) -> View:
         how = (
             "particles"
             if name in planar
@@ -93,27 +89,40 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
             s = recording[name]
             raise ValueError(
                 f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape "
-                f"{s.shape}) "
-                "is not drawable: it needs at least two snapshots"
+                f"{s.shape}) is not drawable: it needs at least two snapshots"
             )
         return View(how, name, np.asarray(recording[name].steps))
+
+    def summary_view(summary) -> View:
+        return View("distribution", summary.label, np.asarray(recording[summary.histogram].steps))
 
     if show:
         if len(show) > MAX_PANELS:
             raise ValueError(f"--show takes at most {MAX_PANELS} series, got {len(show)}")
-        return [view(n) for n in show]
-    chosen = planar[:1] + list(summaries)[:2] + matrices[:2]
-    chosen += scalars[: max(0, MAX_PANELS - len(chosen))]
-    if not chosen:
+        views = []
+        for name in show:  # a series by its own name first, else a summary by label
+            if name in recording and name not in by_series:
+                views.append(series_view(name))
+            elif name in summaries or name in by_series:
+                views.append(summary_view(summaries.get(name) or by_series[name]))
+            else:
+                recording.require(name)
+        return views
+    # the experiment's choice of summaries first (metadata "show"), then the recorder's order
+    preferred = [n for n in recording.metadata.get("show") or [] if n in summaries]
+    picked = [summaries[n] for n in dict.fromkeys(preferred + list(summaries))][:2]
+    views = [series_view(n) for n in planar[:1]] + [summary_view(s) for s in picked]
+    views += [series_view(n) for n in matrices[:2]]
+    views += [series_view(n) for n in scalars[: max(0, MAX_PANELS - len(views))]]
+    if not views:
         present = ", ".join(
             f"{n} ({s.kind or 'kind not said'}, {len(s)} x {s.shape})" for n, s in recording.items()
         )
         raise KeyError(
             "nothing to draw: no scalar, matrix, (T, n, 2) or summarised series with snapshots; "
-            "the "
-            f"recording has: {present or 'no series'}"
+            f"the recording has: {present or 'no series'}"
         )
-    return [view(n) for n in chosen]
+    return views
 
 
 @dataclass(frozen=True)
