@@ -47,5 +47,6 @@ with Recorder(model, opt, params="*", schedule=1, path=Path(tempfile.mkdtemp()) 
             times[mode].append((time.perf_counter() - t) / block * 1e3)
 c, n = statistics.median(times["crc"]), statistics.median(times["none"])
 print(
-    f"{blocks} blocks of {block} steps each way: median {c:.2f} ms/step with CRC-32, {n:.2f} without: {100 * (c - n) / n:+.1f}%"
+    f"{blocks} blocks of {block} steps each way: median {c:.2f} ms/step with CRC-32, {n:.2f} "
+    f"without: {100 * (c - n) / n:+.1f}%"
 )

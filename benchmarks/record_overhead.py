@@ -397,8 +397,8 @@ def main(argv=None) -> int:
         or a.block < 1
     ):
         p.error(
-            "need --steps >= 1, --warmup >= 0, --rounds >= 1, --tb-steps >= 1, --memory-steps >= 0, "
-            "--paired-steps >= 0, --block >= 1"
+            "need --steps >= 1, --warmup >= 0, --rounds >= 1, --tb-steps >= 1, "
+            "--memory-steps >= 0, --paired-steps >= 0, --block >= 1"
         )
 
     wall0 = time.perf_counter()
@@ -436,8 +436,8 @@ def main(argv=None) -> int:
             )  # what torch.utils.tensorboard needs; imported in the runs
         except ImportError as exc:
             notes.append(
-                f"TensorBoard comparison skipped: torch.utils.tensorboard needs the tensorboard package "
-                f"({exc}); pip install tensorboard to run it"
+                "TensorBoard comparison skipped: torch.utils.tensorboard needs the tensorboard "
+                f"package ({exc}); pip install tensorboard to run it"
             )
         else:
             variants.append(("TensorBoard add_histogram, every step", make_tb(1), tb_steps))
@@ -451,14 +451,20 @@ def main(argv=None) -> int:
         f"MLP {'-'.join(map(str, WIDTHS))} (ReLU): {n_params:,} parameters in {n_tensors} tensors "
         f"({snap_bytes / 1024:.1f} KiB per snapshot); Adam lr 1e-3; batch {a.batch}; BCE loss"
     )
+    malloc_desc = (
+        "tuned (mallopt: no trim, mmap threshold 32 MiB)"
+        if a.malloc == "tuned"
+        else "glibc defaults"
+    )
     print(
         f"torch {torch.__version__}, {a.threads} torch thread(s); os.cpu_count()={os.cpu_count()}; "
-        f"malloc {'tuned (mallopt: no trim, mmap threshold 32 MiB)' if a.malloc == 'tuned' else 'glibc defaults'}; "
+        f"malloc {malloc_desc}; "
         f"one fresh forked process per run"
     )
     print(
-        f"{a.steps} timed steps per run ({mem_steps} for the in-memory Recorder, {tb_steps} for TensorBoard) "
-        f"after {a.warmup} warm-up steps; {a.rounds} interleaved round(s); recordings in {tmp}"
+        f"{a.steps} timed steps per run ({mem_steps} for the in-memory Recorder, {tb_steps} for "
+        f"TensorBoard) after {a.warmup} warm-up steps; {a.rounds} interleaved round(s); recordings "
+        f"in {tmp}"
     )
     for note in notes:
         print(note)
@@ -498,10 +504,12 @@ def main(argv=None) -> int:
     bare_med = float(np.median(np.concatenate([o["times"] for o in bare])))
     print()
     print(
-        "ms/step: median over rounds of (timed span including close()) / steps;  per round: overhead of each"
+        "ms/step: median over rounds of (timed span including close()) / steps;  per round: "
+        "overhead of each"
     )
     print(
-        "round's run against the same round's bare run;  median step: median single-step time pooled over rounds;"
+        "round's run against the same round's bare run;  median step: median single-step time "
+        "pooled over rounds;"
     )
     print(
         "faults: minor page faults per step;  peak MiB: growth of resident memory during the run."
@@ -522,16 +530,17 @@ def main(argv=None) -> int:
         faults = statistics.median(o["faults"] for o in outs)
         peak = max(o["peak"] for o in outs) / 2**20
         print(
-            f"{name:43s} {1000 * m:8.3f} {100 * (m / bare_mean - 1):+8.1f}% {per_round:>22s} {1000 * med:9.3f} ms "
-            f"{100 * (med / bare_med - 1):+8.1f}% {faults:7.0f} {peak:9.0f}"
+            f"{name:43s} {1000 * m:8.3f} {100 * (m / bare_mean - 1):+8.1f}% {per_round:>22s} "
+            f"{1000 * med:9.3f} ms {100 * (med / bare_med - 1):+8.1f}% {faults:7.0f} {peak:9.0f}"
         )
     print("-" * len(hdr))
     if a.malloc == "default":
         bare_faults = statistics.median(o["faults"] for o in bare)
         print(
-            f"Note (--malloc default): the bare step page-faults {bare_faults:.0f} times per step here; a variant "
-            f"whose allocations keep the heap from shrinking can then run faster than bare. Negative overheads "
-            f"measure the heap, not free recording: judge the target with --malloc tuned."
+            f"Note (--malloc default): the bare step page-faults {bare_faults:.0f} times per step "
+            "here; a variant whose allocations keep the heap from shrinking can then run faster "
+            "than bare. Negative overheads measure the heap, not free recording: judge the target "
+            "with --malloc tuned."
         )
     for name in results:
         if name.startswith("Recorder"):
@@ -540,20 +549,23 @@ def main(argv=None) -> int:
             med = float(np.median(np.concatenate([o["times"] for o in results[name]])))
             ov_med = 100 * (med / bare_med - 1)
             print(
-                f"{name}: overhead {ov:+.1f}% ({1000 * (m - bare_mean):+.3f} ms/step; median step {ov_med:+.1f}%) "
-                f"-> target < 5%: {'MET' if max(ov, ov_med) < 5 else 'NOT MET'}"
+                f"{name}: overhead {ov:+.1f}% ({1000 * (m - bare_mean):+.3f} ms/step; median step "
+                f"{ov_med:+.1f}%) -> target < 5%: {'MET' if max(ov, ov_med) < 5 else 'NOT MET'}"
             )
 
     if paired:
         print()
         blocks = len(next(iter(paired.values()))["on"]) * 2
         print(
-            f"Paired A/B in one process per variant: {blocks} blocks of {a.block} steps after {a.warmup} warm-up "
-            f"steps, recording off/on/on/off/... (Recorder: detach()/attach() of one Recorder made with "
-            f"capture_initial=False; its close() is charged to the last 'on' block). Less sensitive to slow drifts "
-            f"in machine load than separate runs."
+            f"Paired A/B in one process per variant: {blocks} blocks of {a.block} steps after "
+            f"{a.warmup} warm-up steps, recording off/on/on/off/... (Recorder: detach()/attach() "
+            "of one Recorder made with capture_initial=False; its close() is charged to the last "
+            "'on' block). Less sensitive to slow drifts in machine load than separate runs."
         )
-        hdr2 = f"{'variant':43s} {'off ms/step':>12s} {'on ms/step':>11s} {'overhead':>9s} {'median of block pairs':>22s}"
+        hdr2 = (
+            f"{'variant':43s} {'off ms/step':>12s} {'on ms/step':>11s} {'overhead':>9s} "
+            f"{'median of block pairs':>22s}"
+        )
         print(hdr2)
         print("-" * len(hdr2))
         for name, c in paired.items():
@@ -561,7 +573,8 @@ def main(argv=None) -> int:
             ov = 100 * (on.sum() / off.sum() - 1)
             pairs = 100 * np.median(on / off - 1)  # on_i paired with the off block beside it (ABBA)
             print(
-                f"{name:43s} {1000 * off.mean():12.3f} {1000 * on.mean():11.3f} {ov:+8.1f}% {pairs:+21.1f}%"
+                f"{name:43s} {1000 * off.mean():12.3f} {1000 * on.mean():11.3f} {ov:+8.1f}% "
+                f"{pairs:+21.1f}%"
             )
             if name.startswith("Recorder"):
                 paired_verdicts.append(
@@ -583,9 +596,10 @@ def main(argv=None) -> int:
         and c["steps_ok"]
     )
     print(
-        f"  disk recording: {c['series']} series x {c['lengths']} snapshots (expected {c['tensors']} x "
-        f"{c['expected']}), steps 0..{c['expected'] - 1}: {c['steps_ok']}, last snapshot equals the final "
-        f"parameters: {c['last_equal']}; {c['bytes'] / 2**20:.1f} MiB on disk  {'OK' if ok else 'MISMATCH'}"
+        f"  disk recording: {c['series']} series x {c['lengths']} snapshots (expected "
+        f"{c['tensors']} x {c['expected']}), steps 0..{c['expected'] - 1}: {c['steps_ok']}, last "
+        f"snapshot equals the final parameters: {c['last_equal']}; {c['bytes'] / 2**20:.1f} MiB on "
+        f"disk  {'OK' if ok else 'MISMATCH'}"
     )
     for name, _, steps in variants:
         if name == "bare":
@@ -593,7 +607,8 @@ def main(argv=None) -> int:
         ref = bare[0]["hashes"].get(a.warmup + steps)
         same = all(o["final"] == ref for o in results[name])
         print(
-            f"  {name}: final parameters bit-identical to bare after {a.warmup + steps} steps: {same}"
+            f"  {name}: final parameters bit-identical to bare after {a.warmup + steps} steps: "
+            f"{same}"
         )
     print()
     print(f"Wall time of this benchmark: {time.perf_counter() - wall0:.1f} s")

@@ -32,8 +32,9 @@ Target (issue 11): at most +3 % for the 17k model and +2 % for the 36k model, in
 and to disk.
 
 Also: the snapshot alone, ``tick()`` called in a loop with no training in between (the
-recorder's own time per snapshot, memory and disk). Also reported, less sensitive to drifts in machine load: the median over cycles of six
-rounds of each recorded round's time against the mean of the two bare rounds of its cycle.
+recorder's own time per snapshot, memory and disk). Also reported, less sensitive to drifts
+in machine load: the median over cycles of six rounds of each recorded round's time against
+the mean of the two bare rounds of its cycle.
 
 Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 120
 rounds of 20 steps each); ``--models 17k --rounds 12`` for a quick look.
@@ -202,8 +203,8 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_interleaved_"))
     print(
         f"torch {torch.__version__}, {a.threads} torch thread(s), os.cpu_count()={os.cpu_count()}, "
-        f"load average {os.getloadavg()[0]:.2f}; batch {a.batch}; {a.rounds} interleaved rounds of {a.steps} steps "
-        f"after {a.warmup} warm-up steps"
+        f"load average {os.getloadavg()[0]:.2f}; batch {a.batch}; {a.rounds} interleaved rounds of "
+        f"{a.steps} steps after {a.warmup} warm-up steps"
     )
     ok = True
     try:
@@ -214,13 +215,14 @@ def main(argv=None) -> int:
                 statistics.median(out["cpu"]["bare"]),
             )
             print(
-                f"\n{key}: MLP {'-'.join(map(str, MODELS[key]))}, {out['params']:,} parameters in {out['tensors']} "
-                f"tensors ({out['params'] * 4 / 1024:.1f} KiB per snapshot); bare step {1000 * bare_w:.3f} ms wall, "
-                f"{1000 * bare_c:.3f} ms CPU (medians)"
+                f"\n{key}: MLP {'-'.join(map(str, MODELS[key]))}, {out['params']:,} parameters in "
+                f"{out['tensors']} tensors ({out['params'] * 4 / 1024:.1f} KiB per snapshot); bare "
+                f"step {1000 * bare_w:.3f} ms wall, {1000 * bare_c:.3f} ms CPU (medians)"
             )
             print(
-                f"  {'variant':8s} {'ms/step':>8s} {'overhead':>9s} {'us/snapshot':>12s} {'CPU ms/step':>12s} "
-                f"{'CPU overhead':>13s} {'CPU us/snapshot':>16s}  per-round wall overheads vs bare median"
+                f"  {'variant':8s} {'ms/step':>8s} {'overhead':>9s} {'us/snapshot':>12s} "
+                f"{'CPU ms/step':>12s} {'CPU overhead':>13s} {'CPU us/snapshot':>16s}  per-round "
+                "wall overheads vs bare median"
             )
             for v in ("bare", "memory", "disk"):
                 w, c = statistics.median(out["wall"][v]), statistics.median(out["cpu"][v])
@@ -228,11 +230,13 @@ def main(argv=None) -> int:
                     w, c = w + out["close_wall"], c + out["close_cpu"]
                 rounds = " ".join(f"{100 * (x / bare_w - 1):+.0f}" for x in out["wall"][v])
                 print(
-                    f"  {v:8s} {1000 * w:8.3f} {100 * (w / bare_w - 1):+8.1f}% {1e6 * (w - bare_w):+11.1f} "
-                    f"{1000 * c:12.3f} {100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}"
+                    f"  {v:8s} {1000 * w:8.3f} {100 * (w / bare_w - 1):+8.1f}% "
+                    f"{1e6 * (w - bare_w):+11.1f} {1000 * c:12.3f} "
+                    f"{100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}"
                 )
             print(
-                "  paired (each recorded round against the bare rounds of its cycle of 6; median over cycles): "
+                "  paired (each recorded round against the bare rounds of its cycle of 6; median "
+                "over cycles): "
                 + ", ".join(
                     f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()
                 )
@@ -242,9 +246,10 @@ def main(argv=None) -> int:
                 + ", ".join(f"{v} {t:.1f} us (+{c:.1f} us)" for v, (t, c) in out["alone"].items())
             )
             print(
-                f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; close() "
-                f"{1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks (every parameter at every "
-                f"step, last snapshot bit-identical): memory {out['check']['memory']}, disk {out['check']['disk']}"
+                f"  disk: {out['snapshots']} snapshots, {out['disk_bytes'] / 2**20:.1f} MiB; "
+                f"close() {1e6 * out['close_wall']:.2f} us per snapshot (included above). Checks "
+                "(every parameter at every step, last snapshot bit-identical): memory "
+                f"{out['check']['memory']}, disk {out['check']['disk']}"
             )
             ok &= all(out["check"].values())
     finally:

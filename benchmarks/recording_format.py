@@ -80,7 +80,8 @@ def main():
     t_npsave = time.perf_counter() - t
     del stacked
     print(
-        f"data: {args.snapshots} snapshots x {args.size} float32 = {total_mb:.0f} MiB (+ a scalar series)"
+        f"data: {args.snapshots} snapshots x {args.size} float32 = {total_mb:.0f} MiB "
+        "(+ a scalar series)"
     )
     print(
         f"append (stream to disk)    : {t_append:6.2f} s  {total_mb / t_append:7.0f} MiB/s  "
@@ -88,17 +89,21 @@ def main():
     )
     best, base = min(with_crc), min(without_crc)
     print(
-        f"stream, best of {len(with_crc)} with checksums: {best:6.3f} s; best of {len(without_crc)} without: "
-        f"{base:6.3f} s; checksums cost {100 * (best - base) / base:+.1f} %"
+        f"stream, best of {len(with_crc)} with checksums: {best:6.3f} s; best of "
+        f"{len(without_crc)} without: {base:6.3f} s; checksums cost "
+        f"{100 * (best - base) / base:+.1f} %"
     )
     print(
-        f"verify (read all, CRC-32)  : {t_verify:6.2f} s  {total_mb / t_verify:7.0f} MiB/s  ({len(problems)} damaged)"
+        f"verify (read all, CRC-32)  : {t_verify:6.2f} s  {total_mb / t_verify:7.0f} MiB/s  "
+        f"({len(problems)} damaged)"
     )
     print(
-        f"np.stack + np.save (ref.)  : {t_npsave:6.2f} s  {total_mb / t_npsave:7.0f} MiB/s  (needs all data in memory)"
+        f"np.stack + np.save (ref.)  : {t_npsave:6.2f} s  {total_mb / t_npsave:7.0f} MiB/s  "
+        "(needs all data in memory)"
     )
     print(
-        f"peak RSS growth while appending: {rss1 - rss0:.0f} MiB (data streamed: {total_mb:.0f} MiB)"
+        f"peak RSS growth while appending: {rss1 - rss0:.0f} MiB "
+        f"(data streamed: {total_mb:.0f} MiB)"
     )
     print(f"open recording (lazy)      : {t_open * 1e3:6.1f} ms")
     print(f"random snapshot read       : {t_read * 1e6:6.0f} us  (checksum {checksum:.1f})")

@@ -194,7 +194,8 @@ class BaselineFigure:
         ax.set_xlabel("first coordinate of $a_i w_i$")
         ax.set_ylabel("second coordinate of $a_i w_i$")
         sub = [
-            f"m = {c['width']} students, M = {c['teachers']} teachers, initial radius R = {c['radius']:g}",
+            f"m = {c['width']} students, M = {c['teachers']} teachers, initial radius R = "
+            f"{c['radius']:g}",
             f"{c['scaling']} step {c['step']:g}, batch {c['batch']}",
         ]
         fig.text(
@@ -370,19 +371,20 @@ def main(argv=None) -> int:
         workers = probe.options.resolved_workers(len(probe))
         trail_desc = "whole path" if a.trail == 0 else f"last {a.trail} positions"
         print(
-            f"Particle animation: {len(probe)} frames at {a.width}x{a.height}, dpi {a.dpi:g}, {a.particles} particles, "
-            f"trail = {trail_desc}, 4 teacher rays, loss panel, title"
+            f"Particle animation: {len(probe)} frames at {a.width}x{a.height}, dpi {a.dpi:g}, "
+            f"{a.particles} particles, trail = {trail_desc}, 4 teacher rays, loss panel, title"
         )
         print(
-            f"Encoder: libx264 yuv420p, preset {a.preset}, crf {a.crf}, {a.fps:g} fps;  ffmpeg {imageio_ffmpeg.get_ffmpeg_version()}"
+            f"Encoder: libx264 yuv420p, preset {a.preset}, crf {a.crf}, {a.fps:g} fps;  ffmpeg "
+            f"{imageio_ffmpeg.get_ffmpeg_version()}"
         )
         print(
             f"Ours: RenderOptions.workers={a.workers} -> {workers} worker process(es) "
             f"(os.cpu_count()={os.cpu_count()}, usable cores={len(os.sched_getaffinity(0))})"
         )
         print(
-            f"matplotlib {matplotlib.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}; "
-            f"outputs in {out}"
+            f"matplotlib {matplotlib.__version__}, numpy {np.__version__}, python "
+            f"{sys.version.split()[0]}; outputs in {out}"
         )
         print()
 
@@ -411,7 +413,7 @@ def main(argv=None) -> int:
                 results["serial"].append((wall, cpu))
                 print(f" | ours workers=1 {wall:6.2f} s", end="", flush=True)
             scene = make_scene(rec, a)
-            wall, cpu, frames = timed(lambda: list(scene.iter_frames()))
+            wall, cpu, frames = timed(lambda scene=scene: list(scene.iter_frames()))
             scene.close()
             results["render"].append((wall, cpu))
             print(f" | render only {wall:6.2f} s", end="", flush=True)
@@ -437,7 +439,10 @@ def main(argv=None) -> int:
             ("(c) limit: Mp4Writer on frames already in memory", "limit"),
         ]
         print()
-        hdr = f"{'technique':56s} {'wall s':>8s} {'frames/s':>9s} {'vs (a)':>7s} {'CPU ms/frame':>13s}"
+        hdr = (
+            f"{'technique':56s} {'wall s':>8s} {'frames/s':>9s} {'vs (a)':>7s} "
+            f"{'CPU ms/frame':>13s}"
+        )
         print(f"Medians over {a.repeats} round(s), {n} frames each, same run:")
         print(hdr)
         print("-" * len(hdr))
@@ -446,7 +451,8 @@ def main(argv=None) -> int:
                 continue
             w, c = med[k]
             print(
-                f"{label:56s} {w:8.2f} {fps[k]:9.1f} {fps[k] / fps['baseline']:6.2f}x {1000 * c / n:13.1f}"
+                f"{label:56s} {w:8.2f} {fps[k]:9.1f} {fps[k] / fps['baseline']:6.2f}x "
+                f"{1000 * c / n:13.1f}"
             )
         print("-" * len(hdr))
         ratio = fps["ours"] / fps["baseline"]
@@ -501,8 +507,8 @@ def main(argv=None) -> int:
                 12 if a.trail else 10.5
             )  # trail 0: stamped into the background
             print(
-                f"  uncompressed frames: nominal figure {a.width / a.dpi:g} x {a.height / a.dpi:g} in; the scene's "
-                f"figure is {size[0]:g} x {size[1]:g} in"
+                f"  uncompressed frames: nominal figure {a.width / a.dpi:g} x {a.height / a.dpi:g} "
+                f"in; the scene's figure is {size[0]:g} x {size[1]:g} in"
                 if size is not None
                 else ""
             )

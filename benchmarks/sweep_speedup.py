@@ -71,8 +71,9 @@ def main() -> None:
     tmp = args.tmp or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     jobs = args.jobs or usable_cpus()
     print(
-        f"{len(grid_points(grid))} configurations: radius {args.radius} x width {args.width}, {args.frames} frames "
-        f"each; pool of {jobs} workers; usable cores: {usable_cpus()}; recordings in {tmp}"
+        f"{len(grid_points(grid))} configurations: radius {args.radius} x width {args.width}, "
+        f"{args.frames} frames each; pool of {jobs} workers; usable cores: {usable_cpus()}; "
+        f"recordings in {tmp}"
     )
 
     seq_root = tmp / "sequential"
@@ -105,15 +106,16 @@ def main() -> None:
     print(f"identical recordings on both sides: {same}")
 
     print(
-        "\nper configuration (final snapshot): held-out relative error, share of the student's mass within "
-        "10 degrees of a teacher neuron's line, run time in the pool"
+        "\nper configuration (final snapshot): held-out relative error, share of the student's "
+        "mass within 10 degrees of a teacher neuron's line, run time in the pool"
     )
     print(f"{'radius':>8} {'width':>6} {'rel. error':>11} {'aligned':>8} {'seconds':>8}")
     for point in result.points:
         m = rp.alignment(load(point.path))
         o = point.overrides
         print(
-            f"{o['radius']:>8g} {o['width']:>6d} {m['rel_error']:>11.2e} {m['aligned']:>8.2f} {point.seconds:>8.1f}"
+            f"{o['radius']:>8g} {o['width']:>6d} {m['rel_error']:>11.2e} {m['aligned']:>8.2f} "
+            f"{point.seconds:>8.1f}"
         )
 
 

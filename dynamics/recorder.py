@@ -110,7 +110,8 @@ def _match(name: str, patterns: Sequence[str]) -> bool:
 
 def _unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The module whose names the series carry: ``torch.compile``'s ``OptimizedModule``
-    (``_orig_mod``) and ``DataParallel`` / ``DistributedDataParallel`` (``module``) are looked through."""
+    (``_orig_mod``) and ``DataParallel`` / ``DistributedDataParallel`` (``module``) are looked
+    through."""
     parallel = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
     for _ in range(8):
         inner = model._modules.get("_orig_mod", model.__dict__.get("_orig_mod"))
@@ -153,8 +154,8 @@ def _storage_dtype(dtype: torch.dtype) -> np.dtype | None:
 
 def _leaves(obj: Any, suffix: str = ""):
     """``(suffix, element)`` for every element of a module output: tensors and the
-    non-tensors among them. Tuples and lists by index, mappings by key:
-    ``("", out)``, ``("[0]", out[0])``, ``("[1][0]", out[1][0])``, ``("[logits]", out["logits"])``."""
+    non-tensors among them. Tuples and lists by index, mappings by key: ``("", out)``,
+    ``("[0]", out[0])``, ``("[1][0]", out[1][0])``, ``("[logits]", out["logits"])``."""
     if isinstance(obj, torch.Tensor):
         yield suffix, obj
     elif isinstance(obj, Mapping):
@@ -439,7 +440,8 @@ class Recorder:
         if resume and path is not None and path.exists():
             if step is None:
                 raise ValueError(
-                    "Recorder(resume=True): pass step=<the checkpoint's step> to continue the recording"
+                    "Recorder(resume=True): pass step=<the checkpoint's step> to continue the "
+                    "recording"
                 )
             self._sink = self._resumed_sink(path, meta, self.step)
         elif path is not None:
@@ -507,8 +509,8 @@ class Recorder:
             self._report(
                 "resume-short",
                 f"Recorder(resume=True): the recording at {path} holds no snapshot at the "
-                f"checkpoint's step {step} for {len(short)} series ({', '.join(short[:3])} ...); they are "
-                f"captured again now. Call rec.flush() when saving a checkpoint.",
+                f"checkpoint's step {step} for {len(short)} series ({', '.join(short[:3])} ...); "
+                "they are captured again now. Call rec.flush() when saving a checkpoint.",
                 strict_raises=False,
             )
         return writer
@@ -575,8 +577,8 @@ class Recorder:
                     else:
                         self._report(
                             f"act-nontensor/{name}{suffix}",
-                            f"Recorder: the output of module {name!r} holds a {type(out).__name__} at "
-                            f"{suffix or 'the top'}, not a tensor; it is not recorded",
+                            f"Recorder: the output of module {name!r} holds a {type(out).__name__} "
+                            f"at {suffix or 'the top'}, not a tensor; it is not recorded",
                         )
 
         return hook
@@ -600,7 +602,8 @@ class Recorder:
 
     # -- lifecycle ---------------------------------------------------------------------
     def attach(self) -> "Recorder":
-        """Install the optimizer hooks and capture the starting step (if scheduled). Returns self."""
+        """Install the optimizer hooks and capture the starting step (if scheduled).
+        Returns self."""
         if self.attached:
             return self
         if self._sink.closed:
@@ -620,17 +623,19 @@ class Recorder:
             self._report(
                 "frozen",
                 f"Recorder: {len(self._frozen)} parameter(s) selected for gradients are frozen "
-                f"(requires_grad=False) and have no gradient series: {', '.join(self._frozen[:5])}"
-                f"{' ...' if len(self._frozen) > 5 else ''} (listed in metadata['recorder']['frozen'])",
+                "(requires_grad=False) and have no gradient series: "
+                f"{', '.join(self._frozen[:5])}{' ...' if len(self._frozen) > 5 else ''} "
+                "(listed in metadata['recorder']['frozen'])",
             )
         if self._not_optimized:
             self._report(
                 "not-optimized",
-                f"Recorder: {len(self._not_optimized)} recorded parameter(s) require a "
-                f"gradient but no optimizer given to the Recorder updates them: "
-                f"{', '.join(self._not_optimized[:5])}{' ...' if len(self._not_optimized) > 5 else ''}. "
-                f"If another optimizer steps them, pass it too (optimizer=[opt_a, opt_b]), or they are "
-                f"captured before its update",
+                f"Recorder: {len(self._not_optimized)} recorded parameter(s) require a gradient "
+                "but no optimizer given to the Recorder updates them: "
+                f"{', '.join(self._not_optimized[:5])}"
+                f"{' ...' if len(self._not_optimized) > 5 else ''}. If another optimizer steps "
+                "them, pass it too (optimizer=[opt_a, opt_b]), or they are captured before its "
+                "update",
             )
         for index, ref in enumerate(self._optimizers):
             opt = ref()
@@ -823,9 +828,9 @@ class Recorder:
         self._sink.update_metadata(nonfinite=dict(self._nonfinite))
         self._report(
             f"nonfinite/{new[0]}",
-            f"Recorder: non-finite value (NaN or inf) in series "
-            f"{', '.join(map(repr, new[:5]))}{' ...' if len(new) > 5 else ''} at step {step} (first for "
-            f"each; listed in metadata['nonfinite'])",
+            "Recorder: non-finite value (NaN or inf) in series "
+            f"{', '.join(map(repr, new[:5]))}{' ...' if len(new) > 5 else ''} at step {step} "
+            "(first for each; listed in metadata['nonfinite'])",
         )
 
     def _flush_block(self, block: _Block) -> None:
@@ -879,9 +884,9 @@ class Recorder:
         elif declared != dtype:
             raise TypeError(
                 f"Recorder: series {name!r} was recorded as {declared} and is now {dtype} "
-                f"(model.double(), .half() or .to(dtype) after the recorder started?). A series keeps "
-                f"one dtype and the recorder never casts: convert the model before making the "
-                f"Recorder, or record the new dtype into a new recording"
+                "(model.double(), .half() or .to(dtype) after the recorder started?). A series "
+                "keeps one dtype and the recorder never casts: convert the model before making the "
+                "Recorder, or record the new dtype into a new recording"
             )
 
     def _append(

@@ -317,7 +317,10 @@ class Recording:
 
     def _missing_message(self, names: list[str]) -> str:
         where = f" {self.path}" if self.path else ""
-        return f"recording{where} has no series {', '.join(map(repr, names))}; it has: {', '.join(self._series) or 'none'}"
+        return (
+            f"recording{where} has no series {', '.join(map(repr, names))}; "
+            f"it has: {', '.join(self._series) or 'none'}"
+        )
 
     def __repr__(self) -> str:
         parts = [f"{k}: {len(s)}x{s.shape}" for k, s in self._series.items()]
@@ -376,7 +379,8 @@ class Summary:
         }.get(self.of, self.source)
 
     def read(self, recording: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``steps (T,)``, ``counts (T, bins)`` and ``edges`` (``(T, bins + 1)`` or ``(bins + 1,)``)."""
+        """``steps (T,)``, ``counts (T, bins)`` and ``edges`` (``(T, bins + 1)`` or
+        ``(bins + 1,)``)."""
         hist = recording[self.histogram]
         edges = recording[self.edges].values if self.edges else self.fixed_edges
         return np.asarray(hist.steps), np.asarray(hist.values), np.asarray(edges, dtype=float)
@@ -611,14 +615,16 @@ def _read_manifest(root: Path) -> _Manifest:
         counts = m.get("counts")
         if not isinstance(counts, dict):
             raise bad(
-                "a complete recording must record its counts (a mapping of series to snapshot counts)"
+                "a complete recording must record its counts "
+                "(a mapping of series to snapshot counts)"
             )
         for spec in specs:
             if spec.name not in counts:
                 raise bad(f"complete recording lacks the count of series {spec.name!r}")
             if not _is_int(counts[spec.name]) or counts[spec.name] < 0:
                 raise bad(
-                    f"count of series {spec.name!r} must be a non-negative integer, got {counts[spec.name]!r}"
+                    f"count of series {spec.name!r} must be a non-negative integer, got "
+                    f"{counts[spec.name]!r}"
                 )
         extra = set(counts) - {s.name for s in specs}
         if extra:
@@ -870,7 +876,8 @@ def verify(path: str | os.PathLike) -> list[str]:
     problems = []
     if man.complete and zlib.crc32(man.raw) != commit.manifest_crc32:
         problems.append(
-            f"{man.path}: checksum mismatch (the manifest was changed or damaged after it was written)"
+            f"{man.path}: checksum mismatch "
+            "(the manifest was changed or damaged after it was written)"
         )
     for spec in man.series:
         n = opened.counts[spec.name]
@@ -897,8 +904,9 @@ def verify(path: str | os.PathLike) -> list[str]:
                     break
                 if first != covered or count < 1 or first + count > n:
                     problems.append(
-                        f"{cpath}: checksum record {i} covers snapshots {first}..{first + count - 1}, "
-                        f"expected a block starting at {covered} within the {n} snapshots"
+                        f"{cpath}: checksum record {i} covers snapshots "
+                        f"{first}..{first + count - 1}, expected a block starting at {covered} "
+                        f"within the {n} snapshots"
                     )
                     broken = True
                     break
@@ -923,13 +931,15 @@ def verify(path: str | os.PathLike) -> list[str]:
                         for k in (first, first + count - 1)
                     )
                     problems.append(
-                        f"series {spec.name!r} ({spec.stem}): snapshots {first}..{first + count - 1} "
-                        f"(steps {lo}..{hi} as stored): {which} checksum mismatch"
+                        f"series {spec.name!r} ({spec.stem}): snapshots "
+                        f"{first}..{first + count - 1} (steps {lo}..{hi} as stored): {which} "
+                        "checksum mismatch"
                     )
                 covered = first + count
             if covered < n and not broken:
                 problems.append(
-                    f"series {spec.name!r} ({spec.stem}): snapshots {covered}..{n - 1} have no checksum"
+                    f"series {spec.name!r} ({spec.stem}): snapshots {covered}..{n - 1} "
+                    "have no checksum"
                 )
         finally:
             os.close(sfd)
@@ -1327,7 +1337,8 @@ class _SinkBase:
         values = np.asarray(values)
         if values.ndim == 0 or len(steps) != len(values):
             raise ValueError(
-                f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps and values of shape {values.shape}"
+                f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps "
+                f"and values of shape {values.shape}"
             )
         if np.any(np.diff(steps) < 0):
             raise ValueError(f"series {name!r}: steps must not decrease within one extend()")
@@ -1339,7 +1350,8 @@ class _SinkBase:
             state = self._series[name]
         elif values.shape[1:] != state.shape:
             raise ValueError(
-                f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier {state.shape}"
+                f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier "
+                f"{state.shape}"
             )
         if int(steps[0]) < state.last:
             raise ValueError(

@@ -66,7 +66,8 @@ def parse_sweep_values(config_cls: type, spec: str) -> tuple[str, list[Any]]:
         raise ValueError(f"--sweep needs NAME=V1,V2,..., got {spec!r}")
     if name not in fields:
         raise ValueError(
-            f"--sweep: {name!r} is not a field of {config_cls.__name__}; choose from {', '.join(fields)}"
+            f"--sweep: {name!r} is not a field of {config_cls.__name__}; choose from "
+            f"{', '.join(fields)}"
         )
     kind = type(fields[name].default)
     out = []
@@ -306,7 +307,8 @@ class Sweep:
             if own:
                 import multiprocessing as mp
 
-                # spawn, not fork: the parent may hold torch/OpenMP threads a fork would copy mid-state
+                # spawn, not fork: the parent may hold torch/OpenMP threads a fork would copy
+                # mid-state
                 executor = ProcessPoolExecutor(
                     max_workers=min(jobs, len(todo)), mp_context=mp.get_context("spawn")
                 )

@@ -1,4 +1,5 @@
-"""Small classifiers (docs/experiments.md section 4): data sets, models, gradient check, outcomes, scene."""
+"""Small classifiers (docs/experiments.md section 4): data sets, models, gradient check, outcomes,
+scene."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Command line: --help everywhere, one-line errors for bad input, train/save/re-render round trip."""
+"""Command line: --help everywhere, one-line errors for bad input, train/save/re-render round
+trip."""
 
 import subprocess
 import sys

@@ -1,4 +1,5 @@
-"""Mass shuffling (docs/experiments.md section 2): data, gradients, the reference outcome, and the movie."""
+"""Mass shuffling (docs/experiments.md section 2): data, gradients, the reference outcome, and the
+movie."""
 
 import imageio.v3 as iio
 import numpy as np

@@ -22,17 +22,22 @@ SCRIPT = textwrap.dedent("""
 
     rec_path, ckpt, mode, crash_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.BatchNorm1d(16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 16), torch.nn.BatchNorm1d(16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     start = 0
     if mode == "resume":
         state = torch.load(ckpt)
-        model.load_state_dict(state["model"]); opt.load_state_dict(state["opt"]); start = state["step"]
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
     rec = Recorder(model, opt, grads=True, buffers="*running_*", schedule=3, path=rec_path,
                    metadata={"run": "demo"}, resume=mode == "resume", step=start)
     with rec:
         for step in range(start, 40):
-            gen = torch.Generator().manual_seed(step)   # the batch of each step, whatever the restarts
+            # the batch of each step, whatever the restarts
+            gen = torch.Generator().manual_seed(step)
             x = torch.randn(32, 3, generator=gen)
             opt.zero_grad()
             loss = ((model(x) - x.sum(1, keepdim=True).sin()) ** 2).mean()
@@ -40,7 +45,9 @@ SCRIPT = textwrap.dedent("""
             opt.step()
             rec.log(loss=loss)
             if rec.step % 10 == 0:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": rec.step}, ckpt)
+                torch.save(
+                    {"model": model.state_dict(), "opt": opt.state_dict(), "step": rec.step}, ckpt
+                )
                 rec.flush()   # the recording on disk reaches the checkpoint
             if rec.step == crash_at:
                 rec.flush()   # and beyond it: the crashed attempt's extra steps must be dropped

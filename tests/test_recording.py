@@ -1,4 +1,5 @@
-"""Recording: round trip without pickle or torch, lazy reads, bounded memory, crash safety, bad files."""
+"""Recording: round trip without pickle or torch, lazy reads, bounded memory, crash safety, bad
+files."""
 
 import json
 import os
@@ -383,14 +384,15 @@ def test_many_series_write_and_load_within_a_small_descriptor_limit(tmp_path):
     code = textwrap.dedent(f"""
         import resource
         import numpy as np
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
         from dynamics.recording import RecordingWriter, load
         with RecordingWriter({str(path)!r}) as w:  # keeps the files of at most 64 series open
             for i in range(600):
                 w.append(f"s{{i}}", 0, np.full(2, i, np.float32))
             for i in range(600):
                 w.append(f"s{{i}}", 1, np.full(2, i + 1, np.float32))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
         rec = load({str(path)!r})  # maps values without keeping a descriptor per series
         print(sum(float(rec[k].values[1][0]) for k in rec))  # every series mapped and read
     """)
@@ -519,7 +521,8 @@ KILL_DRIVER = textwrap.dedent("""
                 if rec.step % 3 == 0:
                     rec.log(every3=float(rec.step))
 
-    def warm_up():  # first use of an optimizer imports much of torch (5 s): do it once, before forking
+    # first use of an optimizer imports much of torch (5 s): do it once, before forking
+    def warm_up():
         torch.set_num_threads(1)
         model = torch.nn.Linear(4, 1)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)

@@ -1,4 +1,5 @@
-"""Teacher-student experiment: gradients against autograd, convergence to the teacher, reproducibility."""
+"""Teacher-student experiment: gradients against autograd, convergence to the teacher,
+reproducibility."""
 
 import math
 

@@ -91,7 +91,8 @@ def test_renders_a_saved_recording_without_torch(name, saved, tmp_path):
         from scenes.base import RenderOptions
         from scenes.registry import get
         opts = RenderOptions.preset_for('draft', progress=False, workers=1)
-        print(get({name!r}).scene(load({str(saved[name])!r}), options=opts).render({str(tmp_path / "r.gif")!r}))
+        scene = get({name!r}).scene(load({str(saved[name])!r}), options=opts)
+        print(scene.render({str(tmp_path / "r.gif")!r}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

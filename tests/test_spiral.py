@@ -1,4 +1,5 @@
-"""Two-spiral MLP (docs/experiments.md section 3): data, model, loss, the reference outcome, the field panel."""
+"""Two-spiral MLP (docs/experiments.md section 3): data, model, loss, the reference outcome, the
+field panel."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Distributions of weights and activations of a small CNN over training (docs/experiments.md section 5).
+"""Distributions of weights and activations of a small CNN over training
+(docs/experiments.md section 5).
 
 The course's CNN (two 5x5 convolutions with 2x2 max-pooling, 32 and 64 filters, a
 1024-unit dense layer with dropout, a softmax output) on the digits the project
@@ -120,7 +121,8 @@ Config = DistributionsConfig
 
 
 class DigitsCNN(nn.Module):
-    """conv5x5(32) - act - maxpool2 - conv5x5(64) - act - maxpool2 - dense(1024) - act - dropout - dense(10)."""
+    """conv5x5(32) - act - maxpool2 - conv5x5(64) - act - maxpool2 - dense(1024) - act -
+    dropout - dense(10)."""
 
     def __init__(self, image_size: int = 16, activation: str = "relu", dropout: float = 0.5):
         super().__init__()
@@ -197,9 +199,9 @@ def run(
         and module output (``act/conv1`` ... ``act/fc2``) every ``record_every`` steps,
         and on the same steps every parameter itself (series ``conv1.weight`` ..., float32;
         about 4.4 MB per step at the default 16x16 images), so the summaries can be
-        recomputed from the recording; ``loss`` every step; ``train_accuracy`` (on the first 1000 training images) and
-        ``test_accuracy`` every ``eval_every`` steps. Metadata: ``experiment``, ``config``,
-        ``seed``, ``versions``, ``data``, ``summaries``.
+        recomputed from the recording; ``loss`` every step; ``train_accuracy`` (on the first
+        1000 training images) and ``test_accuracy`` every ``eval_every`` steps. Metadata:
+        ``experiment``, ``config``, ``seed``, ``versions``, ``data``, ``summaries``.
     """
     with one_torch_thread():
         return _run(config, path, overwrite, progress)
@@ -222,7 +224,8 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
         "seed": config.seed,
         "versions": library_versions(),
         "data": "generated digits (dynamics.experiments.digits): 10 classes, "
-        f"{config.image_size}x{config.image_size} grey levels, 14 fonts with random affine distortions",
+        f"{config.image_size}x{config.image_size} grey levels, 14 fonts with random affine "
+        "distortions",
         # what each recorded module's output is (the scenes colour and label them by it)
         "roles": {
             **{m: "pre-activation" for m in ("conv1", "conv2", "fc1", "fc2")},

@@ -176,7 +176,10 @@ def _optimizer(config: MassShuffleConfig, model: nn.Module) -> torch.optim.Optim
 def caption(config: MassShuffleConfig, boundary: str) -> str:
     """One line describing the run, drawn under a scene's title."""
     opt = {"adam": "Adam", "gd": "gradient descent"}.get(config.optimizer, config.optimizer)
-    return f"logistic regression on {config.inputs} inputs, {opt} lr {default_lr(config):g}, boundary {boundary}"
+    return (
+        f"logistic regression on {config.inputs} inputs, {opt} lr {default_lr(config):g}, "
+        f"boundary {boundary}"
+    )
 
 
 def run(

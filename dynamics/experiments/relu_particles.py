@@ -100,7 +100,8 @@ class ReluParticlesConfig:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
         if self.samples_per_frame < 0:
             raise ValueError(
-                f"samples_per_frame must be >= 0 (0: the reference schedule), got {self.samples_per_frame}"
+                "samples_per_frame must be >= 0 (0: the reference schedule), "
+                f"got {self.samples_per_frame}"
             )
 
 
@@ -116,7 +117,8 @@ def frame_samples(config: ReluParticlesConfig) -> np.ndarray:
 
 
 def frame_steps(config: ReluParticlesConfig) -> np.ndarray:
-    """Optimizer step count at the end of each frame, ``(frames,) int64`` (ceil for a partial last batch)."""
+    """Optimizer step count at the end of each frame, ``(frames,) int64`` (ceil for a partial
+    last batch)."""
     return np.cumsum(-(-frame_samples(config) // config.batch))
 
 
@@ -241,8 +243,8 @@ def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
 def caption(config: ReluParticlesConfig) -> str:
     """One line describing the run, drawn under a scene's title."""
     return (
-        f"m = {config.width} students, M = {config.teachers} teachers, initial radius R = {config.radius:g}"
-        f" · {config.scaling} step {config.step:g}, batch {config.batch}"
+        f"m = {config.width} students, M = {config.teachers} teachers, initial radius R = "
+        f"{config.radius:g} · {config.scaling} step {config.step:g}, batch {config.batch}"
     )
 
 

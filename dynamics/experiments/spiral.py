@@ -107,7 +107,7 @@ class SpiralConfig:
             raise ValueError(
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
             )
-        self.widths  # parse hidden now: a bad value fails here, with its own message
+        _ = self.widths  # parse hidden now: a bad value fails here, with its own message
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -118,7 +118,8 @@ class SpiralConfig:
             hidden = ()
         if not hidden or min(hidden) < 1:
             raise ValueError(
-                f"hidden must be positive widths separated by commas, e.g. 1024,32,16,4; got {self.hidden!r}"
+                "hidden must be positive widths separated by commas, e.g. 1024,32,16,4; "
+                f"got {self.hidden!r}"
             )
         return (2, *hidden, 1)
 
@@ -233,8 +234,8 @@ def caption(config: SpiralConfig) -> str:
         config.activation, config.activation
     )
     return (
-        f"{'-'.join(str(w) for w in config.widths)} MLP, {act}, Adam lr {config.lr:g}, batch {config.batch}, "
-        f"L2 {config.l2:g}"
+        f"{'-'.join(str(w) for w in config.widths)} MLP, {act}, Adam lr {config.lr:g}, "
+        f"batch {config.batch}, L2 {config.l2:g}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Hugging Face ``transformers.Trainer``: record the model's training with a :class:`dynamics.Recorder`.
+"""Hugging Face ``transformers.Trainer``: record the model's training with a
+:class:`dynamics.Recorder`.
 
 >>> from dynamics.integrations.huggingface import RecorderCallback   # doctest: +SKIP
 >>> callback = RecorderCallback("run.rec", schedule=10)              # doctest: +SKIP
