@@ -29,11 +29,6 @@ STATS = ("mean", "std", "min", "max")
 # temporaries stay in a core's cache. Other devices take a tensor whole.
 _CPU_CHUNK = 1 << 16
 
-# Values per chunk of a CPU tensor: their float64 copy and its temporaries stay in the
-# core's cache, so memory is read once for the statistics and the histogram together.
-# Other devices take a tensor whole.
-_CPU_CHUNK = 1 << 16
-
 
 @dataclass(frozen=True)
 class Summarizer:
@@ -119,7 +114,7 @@ class Summarizer:
         buffer = torch.empty(chunk, dtype=torch.float64, device=v.device)
         slots = None
         if np.isfinite(edges).all():
-            slots = _Slots(edges, self.adaptive, max(abs(lo), abs(hi)), chunk, v.device)
+            slots = _Slots(edges, self.adaptive, max(abs(lo), abs(hi)), v.device)
         sizes, means, squares = [], [], []
         for values in v.split(chunk):
             x = buffer[: values.numel()].copy_(values)
@@ -157,9 +152,8 @@ class _Slots:
     and above it (not counted).
     """
 
-    def __init__(self, edges: np.ndarray, adaptive: bool, magnitude: float, chunk: int, device: torch.device):
-        """``magnitude``: the largest absolute value to be counted; ``chunk``: the most values
-        given to one :meth:`add`."""
+    def __init__(self, edges: np.ndarray, adaptive: bool, magnitude: float, device: torch.device):
+        """``magnitude``: the largest absolute value to be counted."""
         self.bins = len(edges) - 1
         self.offset = 0 if adaptive else 1
         self.slots = self.bins + 2 * self.offset
@@ -169,12 +163,10 @@ class _Slots:
         # a few float64 roundings of numbers up to magnitude * scale, with a wide safety factor
         magnitude = max(magnitude, abs(self.first), abs(float(edges[-1])))
         self.margin = 64 * 2.0**-53 * (magnitude * self.scale + self.slots + 1)
-        # the sums of the two truncations fit int8 for up to 62 bins (float64 -> int8 is the
-        # cheapest conversion on a CPU; bincount reads them as uint8)
-        index_dtype = torch.int8 if 2 * self.slots - 1 <= 128 else torch.int32
-        self.below = torch.empty(chunk, dtype=index_dtype, device=device)
-        self.above = torch.empty(chunk, dtype=index_dtype, device=device)
-        self.pairs = torch.zeros(2 * self.slots - 1, dtype=torch.int64, device=device)
+        # the sums of the two truncations fit int8 for up to 62 bins, 64 adaptive (float64 ->
+        # int8 is the cheapest conversion on a CPU; bincount reads them as uint8)
+        self.index_dtype = torch.int8 if 2 * self.slots <= 128 else torch.int32
+        self.pairs = [0] * (2 * self.slots)
         self.exact: list[torch.Tensor] = []
 
     def add(self, values: torch.Tensor, centred: torch.Tensor, mean: float) -> None:
@@ -183,21 +175,22 @@ class _Slots:
             self.exact.append(self._exact_slots(values))
             return
         m = self.margin
-        # position - margin, clamped: the end slots take everything beyond them, and a
-        # truncation (towards zero) of anything in (-1, 1) is 0
+        # position - margin; a truncation (towards zero) of anything in (-1, 1) is 0, so the
+        # values at the first edge are certain. Adaptive bins hold every value (the largest
+        # come out near an edge, bins - 1 or bins); a fixed range's end slots take
+        # everything beyond them.
         shift = torch.tensor((mean - self.first) * self.scale + self.offset - m, dtype=torch.float64,
                              device=centred.device)
         position = torch.add(shift, centred, alpha=self.scale, out=centred)
-        position.clamp_(-m, self.slots - 3 * m)
-        below = self.below[: len(values)].copy_(position)  # float -> integer copies truncate
-        above = self.above[: len(values)].copy_(position.add_(2 * m))
-        both = below + above
-        if both.dtype == torch.int8:
-            both = both.view(torch.uint8)
-        pairs = torch.bincount(both, minlength=2 * self.slots - 1)
-        self.pairs += pairs
-        if pairs[1::2].any():
-            self.exact.append(self._exact_slots(values[torch.nonzero(above - below).flatten()]))
+        if self.offset:
+            position.clamp_(-m, self.slots - 3 * m)
+        both = position.to(self.index_dtype)  # float -> integer conversions truncate
+        both += position.add_(2 * m).to(self.index_dtype)
+        pairs = torch.bincount(both.view(torch.uint8) if both.dtype == torch.int8 else both,
+                               minlength=len(self.pairs)).tolist()
+        self.pairs = [a + b for a, b in zip(self.pairs, pairs)]
+        if any(pairs[1::2]):
+            self.exact.append(self._exact_slots(values[torch.nonzero(both & 1).flatten()]))
 
     def _exact_slots(self, values: torch.Tensor) -> torch.Tensor:
         """Slots of ``values`` by comparison with the edges in float64."""
@@ -207,7 +200,7 @@ class _Slots:
 
     def counts(self) -> torch.Tensor:
         """The bins' counts (int64)."""
-        slots = self.pairs[0::2].clone()
+        slots = torch.tensor(self.pairs[0::2], dtype=torch.int64, device=self.edges.device)
         if self.exact:
             slots += torch.bincount(torch.cat(self.exact), minlength=self.slots)
         return slots[self.offset : self.offset + self.bins]

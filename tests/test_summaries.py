@@ -163,17 +163,21 @@ def _assert_equals_numpy(t, summ):
     np.testing.assert_array_equal(edges.numpy(), want_edges)
 
 
+@pytest.mark.parametrize("bins", [30, 100])  # bin indices in int8, and in int32
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("range_", [None, (-1.0, 1.0)])
-def test_large_tensors_are_summarised_in_chunks_exactly(dtype, range_):
+def test_large_tensors_are_summarised_in_chunks_exactly(bins, dtype, range_):
     # several chunks, with different means (sorted values), values on and beside every
-    # edge, zeros (a ReLU's output) and values far outside a fixed range
+    # edge (the adaptive range is [-1, 1] too), zeros (a ReLU's output) and, for a fixed
+    # range, values far outside it
     g = torch.Generator().manual_seed(0)
-    e = np.linspace(-1, 1, 31)
-    special = np.concatenate([e, np.nextafter(e, 2), np.nextafter(e, -2), np.zeros(5000), [-1e30, 1e30]])
-    values = torch.cat([torch.randn(300_000, generator=g, dtype=torch.float64).sort().values,
-                        torch.from_numpy(special)])
-    _assert_equals_numpy(values.to(dtype), Summarizer(bins=30, range=range_))
+    e = np.linspace(-1, 1, bins + 1)
+    special = [e, np.nextafter(e, 2)[:-1], np.nextafter(e, -2)[1:], np.zeros(5000)]
+    if range_ is not None:
+        special.append([-1e30, -1.5, 1.5, 1e30])
+    values = torch.cat([torch.randn(300_000, generator=g, dtype=torch.float64).clamp(-1, 1).sort().values,
+                        torch.from_numpy(np.concatenate(special))])
+    _assert_equals_numpy(values.to(dtype), Summarizer(bins=bins, range=range_))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
