@@ -176,8 +176,8 @@ class _Slots:
             return
         m = self.margin
         # position - margin; a truncation (towards zero) of anything in (-1, 1) is 0, so the
-        # values at the first edge are certain. Adaptive bins hold every value (the largest
-        # come out near an edge, bins - 1 or bins); a fixed range's end slots take
+        # values at the first edge are certain. Adaptive bins hold every value: those near
+        # the last edge (the largest) are in the last bin. A fixed range's end slots take
         # everything beyond them.
         shift = torch.tensor((mean - self.first) * self.scale + self.offset - m, dtype=torch.float64,
                              device=centred.device)
@@ -188,9 +188,10 @@ class _Slots:
         both += position.add_(2 * m).to(self.index_dtype)
         pairs = torch.bincount(both.view(torch.uint8) if both.dtype == torch.int8 else both,
                                minlength=len(self.pairs)).tolist()
-        self.pairs = [a + b for a, b in zip(self.pairs, pairs)]
-        if any(pairs[1::2]):
+        if any(pairs[1:-1:2]):  # near an edge inside the range
             self.exact.append(self._exact_slots(values[torch.nonzero(both & 1).flatten()]))
+            pairs[-1] = 0  # near the last edge: looked up with them
+        self.pairs = [a + b for a, b in zip(self.pairs, pairs)]
 
     def _exact_slots(self, values: torch.Tensor) -> torch.Tensor:
         """Slots of ``values`` by comparison with the edges in float64."""
@@ -200,7 +201,9 @@ class _Slots:
 
     def counts(self) -> torch.Tensor:
         """The bins' counts (int64)."""
-        slots = torch.tensor(self.pairs[0::2], dtype=torch.int64, device=self.edges.device)
+        slots = self.pairs[0::2]
+        slots[-1] += self.pairs[-1]  # adaptive: near the last edge, in the last bin
+        slots = torch.tensor(slots, dtype=torch.int64, device=self.edges.device)
         if self.exact:
             slots += torch.bincount(torch.cat(self.exact), minlength=self.slots)
         return slots[self.offset : self.offset + self.bins]
