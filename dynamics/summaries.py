@@ -6,6 +6,11 @@ equal numpy's on the same values: statistics in float64 (``std`` with ``ddof=0``
 ``numpy.std``), and histogram counts exactly as ``numpy.histogram`` counts them (bin
 ``i`` holds ``edges[i] <= x < edges[i+1]``, the last bin also ``x == edges[-1]``, values
 outside the range are not counted; the edges are numpy's ``linspace``).
+
+Cost: one pass for min and max, then one read of the values for everything else. A CPU
+tensor is taken in chunks whose float64 copy stays in the core's cache; the copy gives
+the chunk's sum, its centred sum of squares (two-pass variance, merged across chunks)
+and the bin positions, without a full-size float64 temporary.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ import torch
 __all__ = ["Summarizer", "STATS"]
 
 STATS = ("mean", "std", "min", "max")
+
+# Values per chunk of a CPU tensor: the float64 copy (512 KiB) and the chunk's other
+# temporaries stay in a core's cache. Other devices take a tensor whole.
+_CPU_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -74,55 +83,127 @@ class Summarizer:
         v = tensor.detach().reshape(-1)
         if not v.is_floating_point() or v.dtype in (torch.float16, torch.bfloat16):
             v = v.to(torch.float32 if v.is_floating_point() else torch.float64)
+        device = v.device
+        if v.numel() == 0:
+            nan = torch.full((4,), float("nan"), dtype=torch.float64, device=device)
+            return nan, torch.zeros(self.bins, dtype=torch.int64, device=device), \
+                torch.full((self.bins + 1,), float("nan"), dtype=torch.float64, device=device)
+        lo, hi = torch.aminmax(v)  # NaN anywhere makes both NaN
+        lo, hi = float(lo), float(hi)  # two scalars to the host, not the tensor
+        if math.isfinite(lo) and math.isfinite(hi):
+            mean, std, counts, edges = self._summarise_finite(v, lo, hi)
+            return torch.tensor([mean, std, lo, hi], dtype=torch.float64, device=device), counts, edges
+        # NaN or inf: the statistics of all values (NaN or inf, as numpy's), the counts of the finite ones
         x = v.to(torch.float64)
-        if x.numel() == 0:
-            nan = torch.full((4,), float("nan"), dtype=torch.float64, device=x.device)
-            return nan, torch.zeros(self.bins, dtype=torch.int64, device=x.device), \
-                torch.full((self.bins + 1,), float("nan"), dtype=torch.float64, device=x.device)
         stats = torch.stack([x.mean(), x.std(correction=0), x.min(), x.max()])
-        all_finite = bool(torch.isfinite(stats).all())  # NaN/inf anywhere shows in the stats
-        if not all_finite:
-            keep = torch.isfinite(x)
-            x, v = x[keep], v[keep]
-        if self.adaptive:
-            if x.numel() == 0:
-                edges = np.full(self.bins + 1, np.nan)
-            else:
-                lo, hi = (stats[2], stats[3]) if all_finite else torch.aminmax(x)
-                edges = self.edges(float(lo), float(hi))  # two scalars to the host, not the tensor
-        else:
-            edges = self.edges(*self.range)
-        e = torch.as_tensor(edges, dtype=torch.float64, device=x.device)
-        if x.numel() == 0 or not np.isfinite(edges).all():
-            return stats, torch.zeros(self.bins, dtype=torch.int64, device=x.device), e
-        return stats, self._counts(v, x, e, float(edges[0]), float(edges[-1])), e
+        v = v[torch.isfinite(v)]
+        if v.numel():
+            lo, hi = torch.aminmax(v)
+            return (stats,) + self._summarise_finite(v, float(lo), float(hi))[2:]
+        edges = np.full(self.bins + 1, np.nan) if self.adaptive else self.edges(*self.range)
+        return stats, torch.zeros(self.bins, dtype=torch.int64, device=device), \
+            torch.as_tensor(edges, dtype=torch.float64, device=device)
 
-    def _counts(self, v: torch.Tensor, x: torch.Tensor, e: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-        """Counts of ``x`` (float64) in the bins ``e``; ``v`` is the same values in their own
-        float dtype, used for the bulk of the arithmetic (float32 halves the memory traffic).
+    def _summarise_finite(
+        self, v: torch.Tensor, lo: float, hi: float
+    ) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+        """``(mean, std, counts, edges)`` of ``v``, whose values are all finite, ``lo`` and
+        ``hi`` its min and max."""
+        edges = self.edges(lo, hi) if self.adaptive else self.edges(*self.range)
+        chunk = min(_CPU_CHUNK if v.is_cpu else v.numel(), v.numel())
+        buffer = torch.empty(chunk, dtype=torch.float64, device=v.device)
+        slots = None
+        if np.isfinite(edges).all():
+            slots = _Slots(edges, self.adaptive, max(abs(lo), abs(hi)), v.device)
+        sizes, means, squares = [], [], []
+        for values in v.split(chunk):
+            x = buffer[: values.numel()].copy_(values)
+            mean = float(x.sum()) / x.numel()
+            x.sub_(mean)  # centred: no cancellation in the sum of squares, whatever the offset
+            squares.append(float(torch.dot(x, x)))
+            sizes.append(x.numel())
+            means.append(mean)
+            if slots is not None:
+                slots.add(values, x, mean)
+        mean = math.fsum(k * m for k, m in zip(sizes, means)) / v.numel()
+        # Chan, Golub and LeVeque's merge of the chunks' centred sums of squares
+        between = math.fsum(k * (m - mean) ** 2 for k, m in zip(sizes, means))
+        std = math.sqrt((math.fsum(squares) + between) / v.numel())
+        if slots is None:
+            return mean, std, torch.zeros(self.bins, dtype=torch.int64, device=v.device), \
+                torch.as_tensor(edges, dtype=torch.float64, device=v.device)
+        return mean, std, slots.counts(), slots.edges
 
-        numpy.histogram's method for equal bins: a computed index, corrected by comparing
-        with the edges. Rounding (of float32 arithmetic, or of numpy's edges against the
-        formula) can only misplace values within a small margin of an edge, so only those
-        few are compared exactly, in float64. Every count matches numpy's (tested, with
-        values on edges and their float neighbours).
-        """
-        n = self.bins
-        margin = 1e-6 if v.dtype == torch.float64 else 64 * n * 2.0**-24  # bound on the error of f
-        f = (v - lo).mul_(n / (hi - lo)).add_(1.0)  # bin position + 1 (> 0 for every counted value)
-        # a value is near an edge when [f - margin, f + margin] holds a whole number; int32
-        # truncation does the flooring (int64 conversion and round() were the slow parts)
-        below = (f - margin).to(torch.int32)
-        near = torch.nonzero(below != f.add_(margin).to(torch.int32)).flatten()
-        index = below.sub_(1).clamp_(0, n - 1)  # floor(position) away from the edges
-        if not self.adaptive:  # outside [lo, hi] is not counted; near the ends it is checked below
-            index[(f < 1.0) | (f > n + 1 + 2 * margin)] = -1  # f holds position + 1 + margin here
-        if near.numel():
-            xn, i = x[near], index[near].long().clamp_(0, n - 1)
-            i -= (xn < e[i]).long()
-            i += ((xn >= e[i + 1]) & (i != n - 1)).long()
-            i[(xn < lo) | (xn > hi)] = -1
-            index[near] = i.to(torch.int32)
-        if not self.adaptive:
-            index = index[index >= 0]
-        return torch.bincount(index, minlength=n)
+
+class _Slots:
+    """Histogram counts accumulated chunk by chunk, each exactly as ``numpy.histogram``
+    counts it.
+
+    A value's bin comes from its position ``(x - edges[0]) * bins / (edges[-1] - edges[0])``
+    computed in float64. The rounding of that arithmetic, and numpy's rounding of the
+    edges, are bounded by ``margin`` (in bins): a value whose position is further than that
+    from every whole number is in the bin the position says. The others, on an edge or
+    within a few float64 roundings of one, are placed by comparing them with the edges.
+    The truncations of ``position - margin`` and ``position + margin`` go into one
+    ``bincount`` as their sum: even sums are bins, odd ones say that some value is near an
+    edge (then, and only then, those values are looked up).
+
+    Slots are the bins and, for a fixed range, one more at each end for the values below
+    and above it (not counted).
+    """
+
+    def __init__(self, edges: np.ndarray, adaptive: bool, magnitude: float, device: torch.device):
+        """``magnitude``: the largest absolute value to be counted."""
+        self.bins = len(edges) - 1
+        self.offset = 0 if adaptive else 1
+        self.slots = self.bins + 2 * self.offset
+        self.edges = torch.as_tensor(edges, dtype=torch.float64, device=device)
+        self.first = float(edges[0])
+        self.scale = self.bins / (float(edges[-1]) - self.first)
+        # a few float64 roundings of numbers up to magnitude * scale, with a wide safety factor
+        magnitude = max(magnitude, abs(self.first), abs(float(edges[-1])))
+        self.margin = 64 * 2.0**-53 * (magnitude * self.scale + self.slots + 1)
+        # the sums of the two truncations fit int8 for up to 62 bins, 64 adaptive (float64 ->
+        # int8 is the cheapest conversion on a CPU; bincount reads them as uint8)
+        self.index_dtype = torch.int8 if 2 * self.slots <= 128 else torch.int32
+        self.pairs = [0] * (2 * self.slots)
+        self.exact: list[torch.Tensor] = []
+
+    def add(self, values: torch.Tensor, centred: torch.Tensor, mean: float) -> None:
+        """Count ``values``; ``centred`` is them in float64 minus ``mean``, and is overwritten."""
+        if not (self.margin < 0.25 and math.isfinite(mean)):  # bins too narrow for float64 arithmetic
+            self.exact.append(self._exact_slots(values))
+            return
+        m = self.margin
+        # position - margin; a truncation (towards zero) of anything in (-1, 1) is 0, so the
+        # values at the first edge are certain. Adaptive bins hold every value: those near
+        # the last edge (the largest) are in the last bin. A fixed range's end slots take
+        # everything beyond them.
+        shift = torch.tensor((mean - self.first) * self.scale + self.offset - m, dtype=torch.float64,
+                             device=centred.device)
+        position = torch.add(shift, centred, alpha=self.scale, out=centred)
+        if self.offset:
+            position.clamp_(-m, self.slots - 3 * m)
+        both = position.to(self.index_dtype)  # float -> integer conversions truncate
+        both += position.add_(2 * m).to(self.index_dtype)
+        pairs = torch.bincount(both.view(torch.uint8) if both.dtype == torch.int8 else both,
+                               minlength=len(self.pairs)).tolist()
+        if any(pairs[1:-1:2]):  # near an edge inside the range
+            self.exact.append(self._exact_slots(values[torch.nonzero(both & 1).flatten()]))
+            pairs[-1] = 0  # near the last edge: looked up with them
+        self.pairs = [a + b for a, b in zip(self.pairs, pairs)]
+
+    def _exact_slots(self, values: torch.Tensor) -> torch.Tensor:
+        """Slots of ``values`` by comparison with the edges in float64."""
+        x = values.to(torch.float64)
+        at_or_below = torch.searchsorted(self.edges, x, right=True)  # how many edges are <= x
+        return at_or_below - (1 - self.offset) - (x == self.edges[-1]).long()  # the last bin holds its right edge
+
+    def counts(self) -> torch.Tensor:
+        """The bins' counts (int64)."""
+        slots = self.pairs[0::2]
+        slots[-1] += self.pairs[-1]  # adaptive: near the last edge, in the last bin
+        slots = torch.tensor(slots, dtype=torch.int64, device=self.edges.device)
+        if self.exact:
+            slots += torch.bincount(torch.cat(self.exact), minlength=self.slots)
+        return slots[self.offset : self.offset + self.bins]

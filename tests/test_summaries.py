@@ -145,9 +145,72 @@ def test_counts_equal_numpy_for_random_ranges_with_values_on_and_beside_every_ed
         hi = lo + float(rng.uniform(0.01, 5))
         e = np.linspace(lo, hi, bins + 1)
         values = np.concatenate([e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), rng.uniform(lo - 3, hi + 3, 500)])
-        for dtype in (np.float32, np.float64):  # float32 tensors take a faster path, checked exactly near edges
+        for dtype in (np.float32, np.float64):
             v = values.astype(dtype)
             for range_ in (None, (lo, hi)):
                 counts = Summarizer(bins=bins, range=range_)(torch.from_numpy(v))[1].numpy()
                 want = np.histogram(v.astype(np.float64), bins, range_)[0]
                 assert np.array_equal(counts, want), (trial, dtype, range_)
+
+
+def _assert_equals_numpy(t, summ):
+    stats, counts, edges = summ(t)
+    x = t.numpy().astype(np.float64)
+    want_stats, want_counts, want_edges = numpy_summary(x, summ.bins, summ.range)
+    np.testing.assert_allclose(stats.numpy(), want_stats, rtol=1e-13, atol=1e-15 * np.abs(x).max())
+    assert stats.numpy()[2] == want_stats[2] and stats.numpy()[3] == want_stats[3]
+    np.testing.assert_array_equal(counts.numpy(), want_counts)
+    np.testing.assert_array_equal(edges.numpy(), want_edges)
+
+
+@pytest.mark.parametrize("bins", [30, 100])  # bin indices in int8, and in int32
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("range_", [None, (-1.0, 1.0)])
+def test_large_tensors_are_summarised_in_chunks_exactly(bins, dtype, range_):
+    # several chunks, with different means (sorted values), values on and beside every
+    # edge (the adaptive range is [-1, 1] too), zeros (a ReLU's output) and, for a fixed
+    # range, values far outside it
+    g = torch.Generator().manual_seed(0)
+    e = np.linspace(-1, 1, bins + 1)
+    special = [e, np.nextafter(e, 2)[:-1], np.nextafter(e, -2)[1:], np.zeros(5000)]
+    if range_ is not None:
+        special.append([-1e30, -1.5, 1.5, 1e30])
+    values = torch.cat([torch.randn(300_000, generator=g, dtype=torch.float64).clamp(-1, 1).sort().values,
+                        torch.from_numpy(np.concatenate(special))])
+    _assert_equals_numpy(values.to(dtype), Summarizer(bins=bins, range=range_))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_std_of_values_far_from_zero(dtype):
+    # 1e4 + noise of 1e-3: a one-pass sum of squares would lose about eight digits of the std
+    g = torch.Generator().manual_seed(0)
+    values = 1e4 + 1e-3 * torch.randn(200_000, generator=g, dtype=torch.float64)
+    _assert_equals_numpy(values.to(dtype), Summarizer(bins=17))
+    _assert_equals_numpy(values.to(dtype), Summarizer(bins=17, range=(1e4 - 2e-3, 1e4 + 2e-3)))
+
+
+def test_bins_narrower_than_float64_arithmetic_resolves():
+    # a range of a few float64 spacings: every value is placed by comparison with the edges
+    values = torch.from_numpy(1.0 + np.arange(12) * np.spacing(1.0))
+    for range_ in (None, (1.0, 1.0 + 8 * np.spacing(1.0))):
+        summ = Summarizer(bins=7, range=range_)
+        np.testing.assert_array_equal(summ(values)[1].numpy(), np.histogram(values.numpy(), 7, range_)[0])
+
+
+def test_sums_that_overflow_still_count_exactly():
+    values = torch.tensor([1e308, 1e308, 5e299, -2.5e299, 1e300, -1e300], dtype=torch.float64)
+    summ = Summarizer(bins=4, range=(-1e300, 1e300))
+    np.testing.assert_array_equal(summ(values)[1].numpy(), np.histogram(values.numpy(), 4, (-1e300, 1e300))[0])
+
+
+@pytest.mark.parametrize("range_", [None, (-1.0, 1.0)])
+def test_nan_and_inf_make_the_statistics_so_and_are_not_counted(range_):
+    values = torch.tensor([0.5, float("nan"), -0.25, float("inf"), 0.75, -1.0])
+    stats, counts, edges = Summarizer(bins=5, range=range_)(values)
+    assert np.isnan(stats.numpy()[[0, 1, 2, 3]]).all()
+    finite = values.numpy()[np.isfinite(values.numpy())].astype(np.float64)
+    want_counts, want_edges = np.histogram(finite, 5, range_)
+    np.testing.assert_array_equal(counts.numpy(), want_counts)
+    np.testing.assert_array_equal(edges.numpy(), want_edges)
+    stats, counts, _ = Summarizer(bins=5, range=range_)(torch.full((3,), float("nan")))
+    assert np.isnan(stats.numpy()).all() and counts.sum() == 0
