@@ -36,7 +36,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 
 from dynamics import Recorder  # noqa: E402
 from dynamics.experiments import distributions as ds  # noqa: E402
@@ -75,8 +77,17 @@ def bare(steps, tmp):
 
 def ours(steps, tmp):
     model, opt, x, y = make(0)
-    with Recorder(model, opt, params=None, summaries="*", activations=list(ds.ACTIVATION_MODULES),
-                  summarizer=Summarizer(bins=30), schedule=1, path=Path(tmp) / "ours.rec", overwrite=True):
+    with Recorder(
+        model,
+        opt,
+        params=None,
+        summaries="*",
+        activations=list(ds.ACTIVATION_MODULES),
+        summarizer=Summarizer(bins=30),
+        schedule=1,
+        path=Path(tmp) / "ours.rec",
+        overwrite=True,
+    ):
         return train(model, opt, x, y, steps)
 
 
@@ -87,9 +98,14 @@ def tensorboard(steps, tmp):
     writer = SummaryWriter(log_dir=str(Path(tmp) / "tb"))
     state = {"step": 0}
     modules = dict(model.named_modules())
-    hooks = [modules[name].register_forward_hook(
-        lambda m, i, o, name=name: writer.add_histogram(f"act/{name}", o.detach(), state["step"], bins=30))
-        for name in ds.ACTIVATION_MODULES]
+    hooks = [
+        modules[name].register_forward_hook(
+            lambda m, i, o, name=name: writer.add_histogram(
+                f"act/{name}", o.detach(), state["step"], bins=30
+            )
+        )
+        for name in ds.ACTIVATION_MODULES
+    ]
 
     def log(step):
         state["step"] = step + 1
@@ -109,8 +125,10 @@ def step_tensors() -> list[torch.Tensor]:
     model, opt, x, y = make(0)
     outputs = []
     modules = dict(model.named_modules())
-    hooks = [modules[name].register_forward_hook(lambda m, i, o: outputs.append(o.detach().clone()))
-             for name in ds.ACTIVATION_MODULES]
+    hooks = [
+        modules[name].register_forward_hook(lambda m, i, o: outputs.append(o.detach().clone()))
+        for name in ds.ACTIVATION_MODULES
+    ]
     train(model, opt, x, y, 1)
     for h in hooks:
         h.remove()
@@ -139,8 +157,11 @@ def summaries_alone(rounds: int) -> None:
             f()
             times[name].append(time.perf_counter() - t)
     ours_m, floor_m = (statistics.median(times[n]) * 1e3 / values for n in ("ours", "floor"))
-    print(f"\nsummaries alone ({len(tensors)} tensors, {values:.2f} M values per step): ours {ours_m:.2f} ms per "
-          f"million values, floor (x.sum() + torch.aminmax(x)) {floor_m:.2f} ms: {ours_m / floor_m:.1f}x the floor")
+    print(
+        f"\nsummaries alone ({len(tensors)} tensors, {values:.2f} M values per step): "
+        f"ours {ours_m:.2f} ms per million values, floor (x.sum() + torch.aminmax(x)) "
+        f"{floor_m:.2f} ms: {ours_m / floor_m:.1f}x the floor"
+    )
 
 
 def main() -> None:
@@ -161,11 +182,13 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            order = list(variants)[r % len(variants):] + list(variants)[: r % len(variants)]
+            order = list(variants)[r % len(variants) :] + list(variants)[: r % len(variants)]
             for name in order:
                 times = variants[name](args.steps, tmp)
                 per[name].append(statistics.median(times[5:]))
-            line = f"  round {r + 1}: " + " | ".join(f"{n} {per[n][-1] * 1e3:.1f} ms" for n in order)
+            line = f"  round {r + 1}: " + " | ".join(
+                f"{n} {per[n][-1] * 1e3:.1f} ms" for n in order
+            )
             if tb_name in per:
                 bare_r = per["bare"][-1]
                 ratios.append((per[tb_name][-1] - bare_r) / max(per[ours_name][-1] - bare_r, 1e-9))
@@ -178,11 +201,14 @@ def main() -> None:
         print(f"{name:<28} {m * 1e3:8.2f} {100 * (m / base - 1):+8.1f}%")
     if ratios:
         ours_m, tb_m = statistics.median(per[ours_name]), statistics.median(per[tb_name])
-        print(f"\nours {(ours_m - base) * 1e3:.2f} ms/step of recording vs TensorBoard "
-              f"{(tb_m - base) * 1e3:.2f} ms/step (medians): {(tb_m - base) / max(ours_m - base, 1e-9):.1f}x "
-              f"cheaper; per round {', '.join(f'{q:.1f}x' for q in ratios)} -> target (>= 2x cheaper in "
-              f"every round): "
-              f"{'MET' if min(ratios) >= 2 else 'NOT MET'}")
+        print(
+            f"\nours {(ours_m - base) * 1e3:.2f} ms/step of recording vs TensorBoard "
+            f"{(tb_m - base) * 1e3:.2f} ms/step (medians): "
+            f"{(tb_m - base) / max(ours_m - base, 1e-9):.1f}x cheaper; per round "
+            f"{', '.join(f'{q:.1f}x' for q in ratios)} -> target (>= 2x cheaper in "
+            f"every round): "
+            f"{'MET' if min(ratios) >= 2 else 'NOT MET'}"
+        )
     summaries_alone(args.rounds)
 
 

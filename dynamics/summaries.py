@@ -86,14 +86,22 @@ class Summarizer:
         device = v.device
         if v.numel() == 0:
             nan = torch.full((4,), float("nan"), dtype=torch.float64, device=device)
-            return nan, torch.zeros(self.bins, dtype=torch.int64, device=device), \
-                torch.full((self.bins + 1,), float("nan"), dtype=torch.float64, device=device)
+            return (
+                nan,
+                torch.zeros(self.bins, dtype=torch.int64, device=device),
+                torch.full((self.bins + 1,), float("nan"), dtype=torch.float64, device=device),
+            )
         lo, hi = torch.aminmax(v)  # NaN anywhere makes both NaN
         lo, hi = float(lo), float(hi)  # two scalars to the host, not the tensor
         if math.isfinite(lo) and math.isfinite(hi):
             mean, std, counts, edges = self._summarise_finite(v, lo, hi)
-            return torch.tensor([mean, std, lo, hi], dtype=torch.float64, device=device), counts, edges
-        # NaN or inf: the statistics of all values (NaN or inf, as numpy's), the counts of the finite ones
+            return (
+                torch.tensor([mean, std, lo, hi], dtype=torch.float64, device=device),
+                counts,
+                edges,
+            )
+        # NaN or inf: the statistics of all values (NaN or inf, as numpy's), the counts of the
+        # finite ones
         x = v.to(torch.float64)
         stats = torch.stack([x.mean(), x.std(correction=0), x.min(), x.max()])
         v = v[torch.isfinite(v)]
@@ -101,8 +109,11 @@ class Summarizer:
             lo, hi = torch.aminmax(v)
             return (stats,) + self._summarise_finite(v, float(lo), float(hi))[2:]
         edges = np.full(self.bins + 1, np.nan) if self.adaptive else self.edges(*self.range)
-        return stats, torch.zeros(self.bins, dtype=torch.int64, device=device), \
-            torch.as_tensor(edges, dtype=torch.float64, device=device)
+        return (
+            stats,
+            torch.zeros(self.bins, dtype=torch.int64, device=device),
+            torch.as_tensor(edges, dtype=torch.float64, device=device),
+        )
 
     def _summarise_finite(
         self, v: torch.Tensor, lo: float, hi: float
@@ -130,8 +141,12 @@ class Summarizer:
         between = math.fsum(k * (m - mean) ** 2 for k, m in zip(sizes, means))
         std = math.sqrt((math.fsum(squares) + between) / v.numel())
         if slots is None:
-            return mean, std, torch.zeros(self.bins, dtype=torch.int64, device=v.device), \
-                torch.as_tensor(edges, dtype=torch.float64, device=v.device)
+            return (
+                mean,
+                std,
+                torch.zeros(self.bins, dtype=torch.int64, device=v.device),
+                torch.as_tensor(edges, dtype=torch.float64, device=v.device),
+            )
         return mean, std, slots.counts(), slots.edges
 
 
@@ -171,7 +186,9 @@ class _Slots:
 
     def add(self, values: torch.Tensor, centred: torch.Tensor, mean: float) -> None:
         """Count ``values``; ``centred`` is them in float64 minus ``mean``, and is overwritten."""
-        if not (self.margin < 0.25 and math.isfinite(mean)):  # bins too narrow for float64 arithmetic
+        if not (
+            self.margin < 0.25 and math.isfinite(mean)
+        ):  # bins too narrow for float64 arithmetic
             self.exact.append(self._exact_slots(values))
             return
         m = self.margin
@@ -179,15 +196,19 @@ class _Slots:
         # values at the first edge are certain. Adaptive bins hold every value: those near
         # the last edge (the largest) are in the last bin. A fixed range's end slots take
         # everything beyond them.
-        shift = torch.tensor((mean - self.first) * self.scale + self.offset - m, dtype=torch.float64,
-                             device=centred.device)
+        shift = torch.tensor(
+            (mean - self.first) * self.scale + self.offset - m,
+            dtype=torch.float64,
+            device=centred.device,
+        )
         position = torch.add(shift, centred, alpha=self.scale, out=centred)
         if self.offset:
             position.clamp_(-m, self.slots - 3 * m)
         both = position.to(self.index_dtype)  # float -> integer conversions truncate
         both += position.add_(2 * m).to(self.index_dtype)
-        pairs = torch.bincount(both.view(torch.uint8) if both.dtype == torch.int8 else both,
-                               minlength=len(self.pairs)).tolist()
+        pairs = torch.bincount(
+            both.view(torch.uint8) if both.dtype == torch.int8 else both, minlength=len(self.pairs)
+        ).tolist()
         if any(pairs[1:-1:2]):  # near an edge inside the range
             self.exact.append(self._exact_slots(values[torch.nonzero(both & 1).flatten()]))
             pairs[-1] = 0  # near the last edge: looked up with them
@@ -197,7 +218,9 @@ class _Slots:
         """Slots of ``values`` by comparison with the edges in float64."""
         x = values.to(torch.float64)
         at_or_below = torch.searchsorted(self.edges, x, right=True)  # how many edges are <= x
-        return at_or_below - (1 - self.offset) - (x == self.edges[-1]).long()  # the last bin holds its right edge
+        return (
+            at_or_below - (1 - self.offset) - (x == self.edges[-1]).long()
+        )  # the last bin holds its right edge
 
     def counts(self) -> torch.Tensor:
         """The bins' counts (int64)."""

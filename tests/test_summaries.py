@@ -20,8 +20,9 @@ CASES = {
     "normal float32": lambda g: torch.randn(64, 33, generator=g),
     "heavy tails float64": lambda g: torch.randn(5000, generator=g, dtype=torch.float64) ** 3,
     "on the edges": lambda g: torch.linspace(-1, 1, 301),  # many values exactly on bin edges
-    "edges and their neighbours": lambda g: torch.from_numpy(np.concatenate(
-        [e := np.linspace(-1, 1, 18), np.nextafter(e, 2), np.nextafter(e, -2)])),
+    "edges and their neighbours": lambda g: torch.from_numpy(
+        np.concatenate([e := np.linspace(-1, 1, 18), np.nextafter(e, 2), np.nextafter(e, -2)])
+    ),
     "integers as floats": lambda g: torch.randint(-3, 4, (1000,), generator=g).float(),
     "constant": lambda g: torch.full((10,), 2.5),
     "conv kernel": lambda g: torch.randn(32, 1, 5, 5, generator=g) * 0.1,
@@ -35,9 +36,14 @@ def test_summary_equals_numpy(case, range_):
     summ = Summarizer(bins=17, range=range_)
     stats, counts, edges = summ(t)
     want_stats, want_counts, want_edges = numpy_summary(t.numpy(), 17, range_)
-    # float64 sums in another order: equal to rounding (a mean near 0 is judged against the values' size)
-    np.testing.assert_allclose(stats.numpy(), want_stats, rtol=1e-13, atol=1e-15 * float(np.abs(t.numpy()).max()))
-    assert stats.numpy()[2] == want_stats[2] and stats.numpy()[3] == want_stats[3]  # min, max exactly
+    # float64 sums in another order: equal to rounding (a mean near 0 is judged against the
+    # values' size)
+    np.testing.assert_allclose(
+        stats.numpy(), want_stats, rtol=1e-13, atol=1e-15 * float(np.abs(t.numpy()).max())
+    )
+    assert (
+        stats.numpy()[2] == want_stats[2] and stats.numpy()[3] == want_stats[3]
+    )  # min, max exactly
     np.testing.assert_array_equal(counts.numpy(), want_counts)  # counts exactly
     np.testing.assert_array_equal(edges.numpy(), want_edges)
 
@@ -68,8 +74,16 @@ def test_recorder_summarises_parameters_gradients_and_activations(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
     seen = {}  # what the tensors were at each recorded step, to compare with
-    with Recorder(model, opt, params=None, summaries="*", summary_grads=True, activations=["conv", "relu"],
-                  schedule=2, path=tmp_path / "s.rec") as rec:
+    with Recorder(
+        model,
+        opt,
+        params=None,
+        summaries="*",
+        summary_grads=True,
+        activations=["conv", "relu"],
+        schedule=2,
+        path=tmp_path / "s.rec",
+    ):
         for step in range(5):
             opt.zero_grad()
             pre = model.conv(x)
@@ -80,7 +94,15 @@ def test_recorder_summarises_parameters_gradients_and_activations(tmp_path):
             opt.step()
     r = load(tmp_path / "s.rec")
     names = set(r)
-    for base in ("conv.weight", "conv.bias", "fc.weight", "fc.bias", "grad/conv.weight", "act/conv", "act/relu"):
+    for base in (
+        "conv.weight",
+        "conv.bias",
+        "fc.weight",
+        "fc.bias",
+        "grad/conv.weight",
+        "act/conv",
+        "act/relu",
+    ):
         assert {f"stats/{base}", f"hist/{base}", f"edges/{base}"} <= names, base
     assert "conv.weight" not in names  # params=None: no full copies
     np.testing.assert_array_equal(r["stats/conv.weight"].steps, [0, 2, 4])
@@ -91,7 +113,10 @@ def test_recorder_summarises_parameters_gradients_and_activations(tmp_path):
             want_stats, want_counts, _ = numpy_summary(tensor.numpy(), 30)
             np.testing.assert_allclose(r[f"stats/{name}"].values[i], want_stats, rtol=1e-12)
             np.testing.assert_array_equal(r[f"hist/{name}"].values[i], want_counts)
-    assert r["hist/act/relu"].values.dtype == np.int64 and r["hist/act/relu"].values[0].sum() == 16 * 4 * 6 * 6
+    assert (
+        r["hist/act/relu"].values.dtype == np.int64
+        and r["hist/act/relu"].values[0].sum() == 16 * 4 * 6 * 6
+    )
     assert r.metadata["recorder"]["summaries"]["activations"] == ["conv", "relu"]
     # detaching removed the forward hooks too
     assert not model.conv._forward_hooks and not model.relu._forward_hooks
@@ -115,7 +140,9 @@ def test_export_to_tensorboard_round_trip(tmp_path):
     model = SmallCNN()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
-    with Recorder(model, opt, params=None, summaries="conv.weight", activations="relu", schedule=1) as rec:
+    with Recorder(
+        model, opt, params=None, summaries="conv.weight", activations="relu", schedule=1
+    ) as rec:
         for _ in range(4):
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -124,7 +151,10 @@ def test_export_to_tensorboard_round_trip(tmp_path):
             rec.log(loss=loss)
     r = rec.recording
     written = to_tensorboard(r, tmp_path / "tb")
-    assert written == {"scalars": 4, "histograms": 5 + 4}  # weights at steps 0-4, activations at 0-3
+    assert written == {
+        "scalars": 4,
+        "histograms": 5 + 4,
+    }  # weights at steps 0-4, activations at 0-3
     acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0, "scalars": 0})
     acc.Reload()
     assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3, 4]
@@ -144,7 +174,9 @@ def test_counts_equal_numpy_for_random_ranges_with_values_on_and_beside_every_ed
         lo = float(rng.normal())
         hi = lo + float(rng.uniform(0.01, 5))
         e = np.linspace(lo, hi, bins + 1)
-        values = np.concatenate([e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), rng.uniform(lo - 3, hi + 3, 500)])
+        values = np.concatenate(
+            [e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), rng.uniform(lo - 3, hi + 3, 500)]
+        )
         for dtype in (np.float32, np.float64):
             v = values.astype(dtype)
             for range_ in (None, (lo, hi)):
@@ -175,8 +207,12 @@ def test_large_tensors_are_summarised_in_chunks_exactly(bins, dtype, range_):
     special = [e, np.nextafter(e, 2)[:-1], np.nextafter(e, -2)[1:], np.zeros(5000)]
     if range_ is not None:
         special.append([-1e30, -1.5, 1.5, 1e30])
-    values = torch.cat([torch.randn(300_000, generator=g, dtype=torch.float64).clamp(-1, 1).sort().values,
-                        torch.from_numpy(np.concatenate(special))])
+    values = torch.cat(
+        [
+            torch.randn(300_000, generator=g, dtype=torch.float64).clamp(-1, 1).sort().values,
+            torch.from_numpy(np.concatenate(special)),
+        ]
+    )
     _assert_equals_numpy(values.to(dtype), Summarizer(bins=bins, range=range_))
 
 
@@ -194,13 +230,17 @@ def test_bins_narrower_than_float64_arithmetic_resolves():
     values = torch.from_numpy(1.0 + np.arange(12) * np.spacing(1.0))
     for range_ in (None, (1.0, 1.0 + 8 * np.spacing(1.0))):
         summ = Summarizer(bins=7, range=range_)
-        np.testing.assert_array_equal(summ(values)[1].numpy(), np.histogram(values.numpy(), 7, range_)[0])
+        np.testing.assert_array_equal(
+            summ(values)[1].numpy(), np.histogram(values.numpy(), 7, range_)[0]
+        )
 
 
 def test_sums_that_overflow_still_count_exactly():
     values = torch.tensor([1e308, 1e308, 5e299, -2.5e299, 1e300, -1e300], dtype=torch.float64)
     summ = Summarizer(bins=4, range=(-1e300, 1e300))
-    np.testing.assert_array_equal(summ(values)[1].numpy(), np.histogram(values.numpy(), 4, (-1e300, 1e300))[0])
+    np.testing.assert_array_equal(
+        summ(values)[1].numpy(), np.histogram(values.numpy(), 4, (-1e300, 1e300))[0]
+    )
 
 
 @pytest.mark.parametrize("range_", [None, (-1.0, 1.0)])
