@@ -70,6 +70,10 @@ QUALITY_PRESETS = {
 }
 
 
+#: The largest frame (width, height) a render accepts: 8K UHD.
+MAX_SIZE = (7680, 4320)
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """How frames are made (independent of what a scene draws and of how it is encoded).
@@ -77,16 +81,18 @@ class RenderOptions:
     Attributes
     ----------
     width, height : int
-        Frame size in pixels; both must be even (H.264 with yuv420p needs it).
+        Frame size in pixels; both must be even (H.264 with yuv420p needs it), at most
+        7680x4320.
     dpi : float
-        Dots per inch: the figure is ``width/dpi`` by ``height/dpi`` inches, so a lower dpi
-        at the same size gives larger text and markers.
+        Dots per inch, 10 to 1000: the figure is ``width/dpi`` by ``height/dpi`` inches, so a
+        lower dpi at the same size gives larger text and markers.
     fps : float
-        Frames per second of the movie.
+        Frames per second of the movie, 0.1 to 240.
     stride : int
         Render every ``stride``-th snapshot (a faster, shorter movie).
     workers : int
-        Processes that render frames (0: one per CPU core, at most 4; 1: in this process).
+        Processes that render frames, 0 to 64 (0: one per CPU core, at most 4; 1: in this
+        process).
     progress : bool
         Show a progress bar over frames.
     """
@@ -104,14 +110,23 @@ class RenderOptions:
             raise ValueError(
                 f"frame size must be even and at least 16x16 pixels, got {self.width}x{self.height}"
             )
+        if self.width > MAX_SIZE[0] or self.height > MAX_SIZE[1]:
+            raise ValueError(
+                f"frame size {self.width}x{self.height} is larger than "
+                f"{MAX_SIZE[0]}x{MAX_SIZE[1]} (8K)"
+            )
         if not self.dpi > 0:
             raise ValueError(f"dpi must be positive, got {self.dpi}")
+        if not 10 <= self.dpi <= 1000:
+            raise ValueError(f"dpi must be between 10 and 1000, got {self.dpi}")
         if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
+        if not 0.1 <= self.fps <= 240:
+            raise ValueError(f"fps must be between 0.1 and 240, got {self.fps}")
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 0 <= self.workers <= 64:
+            raise ValueError(f"workers must be between 0 and 64, got {self.workers}")
 
     @classmethod
     def preset_for(cls, quality: str, **overrides: Any) -> "RenderOptions":

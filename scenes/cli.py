@@ -352,8 +352,8 @@ def _sweep(
         raise ValueError(
             f"at most two --sweep fields (rows and columns), got {len(grid)}: {', '.join(grid)}"
         )
-    if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs is not None and not 1 <= args.jobs <= 1024:
+        raise ValueError(f"--jobs must be between 1 and 1024, got {args.jobs}")
     base = dataclass_from_args(entry.experiment_config, args)
     root = args.sweep_dir or Path("outputs") / f"{entry.name}_sweep"
     sweep = Sweep(entry.experiment, base, grid, root=root)

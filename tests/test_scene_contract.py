@@ -118,6 +118,9 @@ def test_help_explains_the_flags(name):
         (["--size", "641x360"], "frame size must be even"),
         (["--out", "movie.avi"], "unknown output extension"),
         (["--crf", "99"], "crf must be between 0 and 51"),
+        (["--fps", "inf"], "fps must be between 0.1 and 240"),
+        (["--dpi", "1e308"], "dpi must be between 10 and 1000"),
+        (["--size", "30000x30000"], "larger than 7680x4320"),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(name, flags, message, saved, capsys):
