@@ -274,6 +274,10 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"{parser.prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (OSError, MemoryError) as exc:  # a full disk, a failed encoder, too little memory
+        what = "out of memory" if isinstance(exc, MemoryError) else str(exc)
+        print(f"{parser.prog}: error: {what}", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(
             f"{parser.prog}: interrupted; no partial output was left at the target path",

@@ -79,3 +79,82 @@ def test_output_path_checks(tmp_path):
     with pytest.raises(ValueError, match="cannot create output folder"):
         check_output_path(blocker / "sub" / "a.mp4")
     assert check_output_path(tmp_path / "new" / "a.gif").parent.is_dir()
+
+
+def test_a_truncated_mp4_never_reaches_the_target_and_an_older_file_survives(tmp_path, monkeypatch):
+    """What a full disk does to the encoder's output: the file is checked before it moves."""
+    target = tmp_path / "movie.mp4"
+    target.write_bytes(b"an older movie")
+    finish = Mp4Writer._finish
+
+    def finish_then_lose_the_tail(self):
+        finish(self)
+        data = self.tmp_path.read_bytes()
+        self.tmp_path.write_bytes(data[: len(data) // 3])
+
+    monkeypatch.setattr(Mp4Writer, "_finish", finish_then_lose_the_tail)
+    rng = np.random.default_rng(0)
+    with pytest.raises(OSError, match="frames"):
+        with Mp4Writer(target, fps=10, preset="ultrafast") as w:
+            for _ in range(40):
+                w.write(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    assert target.read_bytes() == b"an older movie"
+    assert [p.name for p in tmp_path.iterdir()] == ["movie.mp4"]
+
+
+def test_a_failing_write_gives_one_line_exit_1_and_no_file(tmp_path, monkeypatch, capsys):
+    from scenes.cli import main
+    from scenes.particles import ParticlesScene
+
+    rec = ParticlesScene.example().save(tmp_path / "p.rec")
+
+    def disk_full(self, frame):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Mp4Writer, "_write", disk_full)
+    out = tmp_path / "p.mp4"
+    with pytest.raises(SystemExit) as exc:
+        main(
+            "particles",
+            [str(rec), "--out", str(out), "--quality", "draft", "--quiet", "--workers", "1"],
+        )
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "\n" not in err
+    assert not out.exists() and not list(tmp_path.glob(".p.*"))
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "gif"])
+def test_a_full_disk_gives_one_line_exit_1_and_no_file(tmp_path, fmt):
+    """A real 1 MiB tmpfs, where the test may mount one (root on Linux); skipped elsewhere."""
+    import subprocess
+    import sys
+
+    from dynamics.recording import Recording, Series
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        noise = np.random.default_rng(0).normal(0, 1, (120, 400, 2)).astype(np.float32)
+        rec = Recording({"p": Series(np.arange(120), noise)}).save(tmp_path / "noise.rec")
+        out = small / f"p.{fmt}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "scenes.particles", str(rec), "--out", str(out), "--quiet"],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 1, proc.stderr[-500:]
+        last = proc.stderr.strip().splitlines()[-1]
+        assert (
+            last.startswith("python -m scenes.particles: error:") and "Traceback" not in proc.stderr
+        )
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
