@@ -117,6 +117,7 @@ def test_mass_shuffle_bad_values_give_one_line(args, message, capsys):
     assert message in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_mass_shuffle_writes_the_movie_and_the_scatter(tmp_path):
     out = tmp_path / "m.mp4"
     proc = subprocess.run(

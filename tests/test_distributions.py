@@ -111,6 +111,7 @@ def test_dashboard_and_comparison_render():
         DistributionsScene(rec, DistributionsSceneConfig(tensors="act/nothing"), DRAFT)
 
 
+@pytest.mark.slow
 def test_default_command_compares_four_runs_and_writes_ridge_plots(tmp_path):
     args = [
         "--steps",

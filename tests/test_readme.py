@@ -5,6 +5,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -16,6 +17,7 @@ def snippet(marker: str) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow
 def test_record_your_own_snippet_runs_and_renders(tmp_path, monkeypatch):
     code = snippet("record-your-own")
     assert len(code.strip().splitlines()) < 15
@@ -30,6 +32,7 @@ def test_record_your_own_snippet_runs_and_renders(tmp_path, monkeypatch):
     assert frames.shape == (61, 720, 1280, 3)
 
 
+@pytest.mark.slow
 def test_any_recording_renders_with_the_command_line(tmp_path, monkeypatch):
     import subprocess
     import sys

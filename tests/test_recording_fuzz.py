@@ -259,6 +259,7 @@ def _random_json(rnd, depth=0):
     return rnd.choice(leaves + nested if depth < 3 else leaves)()
 
 
+@pytest.mark.slow
 @FUZZ
 @given(mutation=mutations())
 def test_mutated_recordings_load_or_raise_recording_error_without_hanging(
@@ -280,6 +281,7 @@ def test_mutated_recordings_load_or_raise_recording_error_without_hanging(
     pick=st.integers(0, 2**32),
     bit=st.integers(0, 7),
 )
+@pytest.mark.slow
 def test_verify_finds_every_bit_flip_in_a_closed_recording(bases, base_name, pick, bit):
     base = bases[base_name]
     names = [

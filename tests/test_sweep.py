@@ -44,6 +44,7 @@ def test_grid_points_and_value_parsing():
         )  # refused before anything runs
 
 
+@pytest.mark.slow
 def test_process_pool_and_dask_give_identical_recordings(tmp_path):
     distributed = pytest.importorskip("distributed")
     pool = Sweep(EXPERIMENT, SMALL, GRID, root=tmp_path / "pool").run(jobs=2)

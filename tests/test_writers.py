@@ -124,6 +124,7 @@ def test_a_failing_write_gives_one_line_exit_1_and_no_file(tmp_path, monkeypatch
     assert not out.exists() and not list(tmp_path.glob(".p.*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
 def test_a_full_disk_gives_one_line_exit_1_and_no_file(tmp_path, fmt):
     """A real 1 MiB tmpfs, where the test may mount one (root on Linux); skipped elsewhere."""
