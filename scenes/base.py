@@ -180,6 +180,11 @@ class Field:
     fmt: str = "{:.4g}"
 
 
+def split_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the comma-separated names a scene's config takes."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def frame_indices(n: int, stride: int) -> np.ndarray:
     """Every ``stride``-th of ``n`` snapshots, always ending on the last one."""
     idx = np.arange(0, n, stride)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording, Series
 
-from .base import Field, PanelScene, grid_axes
+from .base import Field, PanelScene, grid_axes, split_names
 from .plotting import CurvesPanel
 from .registry import register
 
@@ -84,10 +84,6 @@ def norm_curves(recording: Recording) -> list[tuple[str, np.ndarray, np.ndarray,
     return out
 
 
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 @dataclass(frozen=True)
 class CurvesSceneConfig:
     """What the curves show.
@@ -124,7 +120,7 @@ class CurvesScene(PanelScene):
 
     def check(self) -> None:
         rec, cfg = self.recording, self.config
-        names = _names(cfg.show)
+        names = split_names(cfg.show)
         if names:
             rec.require(*names)
             bad = [n for n in names if rec[n].shape != ()]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording, Series, Summary
 
-from .base import Cell, Field, PanelScene, figure_to_png, grid_axes, new_figure
+from .base import Cell, Field, PanelScene, figure_to_png, grid_axes, new_figure, split_names
 from .plotting import CurvesPanel, DistributionPanel, HistogramPanel, histogram_percentiles
 from .registry import register
 
@@ -95,7 +95,7 @@ class DistributionsSceneConfig:
 
     @property
     def names(self) -> list[str]:
-        return [t.strip() for t in self.tensors.split(",") if t.strip()]
+        return split_names(self.tensors)
 
 
 @register(

@@ -24,19 +24,16 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording, Series
 
-from .base import Field, PanelScene, grid_axes
+from .base import Field, PanelScene, grid_axes, split_names
 from .curves import scalar_series, spans_decades
-from .particles import planar_series
+from .particles import ParticlesScene, ParticlesSceneConfig, planar_series
 from .plotting import (
     CurvesPanel,
     DistributionPanel,
-    HeatmapPanel,
     ParticlePanel,
-    matrix_view,
-    square_box,
 )
 from .registry import register
-from .weights import matrix_series
+from .weights import WeightsScene, WeightsSceneConfig, matrix_series
 
 __all__ = ["DashboardScene", "DashboardSceneConfig", "plan"]
 
@@ -152,9 +149,7 @@ class DashboardScene(PanelScene):
     title = "Training dashboard"
 
     def check(self) -> None:
-        self.views_ = plan(
-            self.recording, [t.strip() for t in self.config.show.split(",") if t.strip()]
-        )
+        self.views_ = plan(self.recording, split_names(self.config.show))
 
     def timeline(self) -> np.ndarray:
         return np.unique(np.concatenate([v.steps for v in self.views_]))
@@ -194,30 +189,17 @@ class DashboardScene(PanelScene):
                 panels.append(
                     CurvesPanel(ax, s.steps, s.values, log=spans_decades(s.values), xlabel="step")
                 )
-            elif v.how == "heatmap":
-                s = rec[v.name]
-                values = matrix_view(s.values)
-                r, c = values.shape[1:]
+            elif v.how == "heatmap":  # as scenes.weights draws it
                 panels.append(
-                    HeatmapPanel(
-                        ax,
-                        s.steps,
-                        values,
-                        cmap="RdBu_r",
-                        center=0.0,
-                        colorbar="value",
-                        square=0.1 <= r / c <= 10,
-                    )
+                    WeightsScene._panel(ax, rec, v.name, WeightsSceneConfig(), colorbar=True)
                 )
             elif v.how == "distribution":
                 steps, counts, edges = summaries[v.name].read(rec)
                 panels.append(DistributionPanel(ax, steps, counts, edges, xlabel="step"))
             else:
-                s = rec[v.name]
-                ref = (rec.metadata.get("references") or {}).get(v.name)
-                refs = None if not ref else np.asarray(ref["points"], dtype=float).reshape(-1, 2)
-                pts = np.asarray(s.values).reshape(-1, 2)
-                box = square_box(pts if refs is None else np.concatenate([pts, refs]))
+                s = rec[v.name]  # references and limits as scenes.particles finds them
+                refs, _ = ParticlesScene.references(rec, v.name)
+                box = ParticlesScene._limit(ParticlesSceneConfig(), s.values, refs)
                 panels.append(
                     ParticlePanel(
                         ax,

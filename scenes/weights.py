@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording, Series
 
-from .base import Cell, Field, PanelScene, grid_axes
+from .base import Cell, Field, PanelScene, grid_axes, split_names
 from .plotting import HeatmapPanel, get_cmap, matrix_view
 from .registry import register
 
@@ -39,10 +39,6 @@ def matrix_series(recording: Recording) -> list[str]:
     return sorted(
         names, key=lambda n: recording[n].kind != "parameter"
     )  # stable: recording order otherwise
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 @dataclass(frozen=True)
@@ -68,9 +64,9 @@ class WeightsSceneConfig:
 
     def __post_init__(self):
         get_cmap(self.cmap)  # fail early, with the list of names
-        if len(_names(self.show)) > 4:
+        if len(split_names(self.show)) > 4:
             raise ValueError(
-                f"show takes at most 4 series side by side, got {len(_names(self.show))}"
+                f"show takes at most 4 series side by side, got {len(split_names(self.show))}"
             )
 
 
@@ -95,7 +91,7 @@ class WeightsScene(PanelScene):
 
     @classmethod
     def shown(cls, recording: Recording, config) -> list[str]:
-        names = _names(config.show)
+        names = split_names(config.show)
         if names:
             recording.require(*names)
             bad = [n for n in names if recording[n].shape == ()]
