@@ -866,13 +866,19 @@ class Recorder:
                 value = value.detach().item()
             self._append(name, step, np.float64(value), "scalar")
 
-    def put(self, name: str, value: Any, *, step: int | None = None) -> None:
+    def put(
+        self, name: str, value: Any, *, step: int | None = None, kind: str = "data"
+    ) -> None:
         """Record one array (or tensor) snapshot of series ``name`` at ``step`` (default: now).
 
         For data that is not a parameter or a function of the model, such as the training
-        set a scene draws beside the weights. The value is copied before this returns.
+        set a scene draws beside the weights (``kind="data"``), or a quantity derived from
+        the model on a schedule of its own (``kind="derived"``). The value is copied before
+        this returns.
         """
-        self._emit(name, self.step if step is None else int(step), value, "data")
+        if kind not in ("data", "derived"):
+            raise ValueError(f"put: kind must be 'data' or 'derived', got {kind!r}")
+        self._emit(name, self.step if step is None else int(step), value, kind)
 
     def _declare(
         self, name: str, dtype: np.dtype, shape: tuple, kind: str, source: str, of: str

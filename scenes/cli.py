@@ -275,7 +275,7 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
         print(f"{parser.prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
     except (OSError, MemoryError) as exc:  # a full disk, a failed encoder, too little memory
-        what = "out of memory" if isinstance(exc, MemoryError) else str(exc)
+        what = str(exc) or ("out of memory" if isinstance(exc, MemoryError) else repr(exc))
         print(f"{parser.prog}: error: {what}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 
 import numpy as np
@@ -15,6 +16,7 @@ __all__ = [
     "stratified_split",
     "one_torch_thread",
     "check_finite",
+    "available_memory",
 ]
 
 
@@ -76,6 +78,22 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can use now (Linux ``MemAvailable``; else the
+    physical memory; None when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def check_finite(step: int, hint: str = "try a smaller --lr", **values: float) -> None:

@@ -16,7 +16,13 @@ from torch import nn
 
 from ..recorder import Recorder, at_steps
 from ..recording import Recording
-from .common import check_finite, library_versions, one_torch_thread, stream_seed
+from .common import (
+    available_memory,
+    check_finite,
+    library_versions,
+    one_torch_thread,
+    stream_seed,
+)
 
 __all__ = [
     "Config",
@@ -31,6 +37,11 @@ __all__ = [
 ]
 
 SCALINGS = ("mean-field", "reference")
+DTYPES = ("auto", "float64", "float32")
+#: Above this many neurons ``dtype="auto"`` trains in float32 and the full parameters are
+#: recorded 11 times instead of every frame: at 10 000 neurons one float64 frame of
+#: ``a, w, b, positions`` is already 0.5 MB (250 MB for the default 500 frames).
+LARGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -66,9 +77,23 @@ class ReluParticlesConfig:
         Fresh samples drawn per frame; 0 means the reference schedule
         ``100 * floor(ln(10 + 10 k))`` for frame ``k``.
     eval_samples : int
-        Size of the fixed held-out set on which the loss shown in each frame is measured.
+        Size of the fixed held-out set on which the loss shown in each frame is measured
+        (its cost per frame is ``eval_samples x width``); 0 means 10 000 up to
+        :data:`LARGE` neurons, else ``10**8 // width`` but at least 1 000 (1 000 at
+        m = 100 000: a relative error of about 5% on each frame's loss).
     seed : int
         Seed of the student's initialisation and of the training data.
+    dtype : str
+        ``float64``, ``float32`` or ``auto``: float64 up to :data:`LARGE` neurons, float32
+        above (half the memory and time a step; float32's relative rounding of 6e-8 is far
+        below what the picture or the loss curve resolves).
+    device : str
+        ``cpu`` (fused numba kernels, linear in the width) or ``cuda`` / ``cuda:N`` (torch
+        on the GPU).
+    params_every : int
+        The full parameters ``a``, ``w``, ``b`` are recorded every this many frames and at
+        the last; 0 means every frame up to :data:`LARGE` neurons, else every ``frames // 10``
+        (11 snapshots). ``positions`` and ``mass`` are recorded at every frame whatever it is.
     """
 
     width: int = 20
@@ -81,13 +106,20 @@ class ReluParticlesConfig:
     scaling: str = "mean-field"
     frames: int = 500
     samples_per_frame: int = 0
-    eval_samples: int = 10_000
+    eval_samples: int = 0
     seed: int = 0
+    dtype: str = "auto"
+    device: str = "cpu"
+    params_every: int = 0
 
     def __post_init__(self):
-        for name in ("width", "teachers", "batch", "frames", "eval_samples"):
+        for name in ("width", "teachers", "batch", "frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.eval_samples < 0:
+            raise ValueError(
+                f"eval_samples must be >= 0 (0: chosen by width), got {self.eval_samples}"
+            )
         if self.dim < 2:
             raise ValueError(
                 f"dim must be at least 2 (the picture is drawn in the plane), got {self.dim}"
@@ -98,6 +130,14 @@ class ReluParticlesConfig:
             raise ValueError(f"step must be a positive number, got {self.step}")
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not (self.device == "cpu" or self.device.partition(":")[0] == "cuda"):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if self.params_every < 0:
+            raise ValueError(
+                f"params_every must be >= 0 (0: chosen by width), got {self.params_every}"
+            )
         if self.samples_per_frame < 0:
             raise ValueError(
                 "samples_per_frame must be >= 0 (0: the reference schedule), "
@@ -106,6 +146,67 @@ class ReluParticlesConfig:
 
 
 Config = ReluParticlesConfig  # the name scene modules look up
+
+
+def train_dtype(config: ReluParticlesConfig) -> torch.dtype:
+    """The dtype the student trains and is recorded in (``dtype="auto"`` resolved)."""
+    if config.dtype == "auto":
+        return torch.float64 if config.width <= LARGE else torch.float32
+    return getattr(torch, config.dtype)
+
+
+def eval_size(config: ReluParticlesConfig) -> int:
+    """Held-out samples (``eval_samples=0`` resolved)."""
+    if config.eval_samples:
+        return config.eval_samples
+    return 10_000 if config.width <= LARGE else max(1_000, 10**8 // config.width)
+
+
+def param_frames(config: ReluParticlesConfig) -> np.ndarray:
+    """Frames (0 = the start, k = the end of frame k) at which ``a``, ``w``, ``b`` are kept."""
+    every = config.params_every or (1 if config.width <= LARGE else max(1, config.frames // 10))
+    return np.unique(np.r_[np.arange(0, config.frames + 1, every), config.frames])
+
+
+def memory_needed(config: ReluParticlesConfig, *, in_memory: bool = True) -> dict[str, int]:
+    """Bytes a run needs, by what for (the largest items; see :func:`check_memory`)."""
+    item = torch.empty((), dtype=train_dtype(config)).element_size()
+    m, d = config.width, config.dim
+    snapshots = config.frames + 1
+    need = {
+        # model, the kernels' transposed copy, the teacher (float64), a frame's gradients
+        "parameters": 3 * m * (d + 2) * item + 3 * config.teachers * d * 8,
+        "training samples": int(frame_samples(config).max()) * (d + 2) * 8 * 2,
+        "held-out samples": eval_size(config) * (d + 2) * 8,
+    }
+    frame = m * 3 * item  # positions (m, 2) and mass (m,)
+    params = m * (d + 2) * item
+    if in_memory:
+        need["recording"] = snapshots * frame + len(param_frames(config)) * params
+    else:  # the writer stages a few snapshots per series
+        need["recording"] = 6 * (frame + params)
+    return need
+
+
+def check_memory(config: ReluParticlesConfig, *, in_memory: bool = True) -> None:
+    """Refuse a run that cannot fit in this machine's available memory, before it starts.
+
+    Raises MemoryError with a one-line message naming the sizes and what they need.
+    """
+    need = memory_needed(config, in_memory=in_memory)
+    total = sum(need.values())
+    available = available_memory()
+    if available is not None and total > available:
+        big = max(need, key=need.get)
+        raise MemoryError(
+            f"width {config.width:,}, dim {config.dim:,}, eval_samples {eval_size(config):,} "
+            f"and {config.frames:,} frames need about {_gb(total)} of memory (most for the "
+            f"{big}: {_gb(need[big])}); this machine has {_gb(available)} available"
+        )
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:,.1f} GB" if n >= 2**28 else f"{n / 2**20:,.0f} MB"
 
 
 def frame_samples(config: ReluParticlesConfig) -> np.ndarray:
@@ -270,77 +371,149 @@ def run(
     Returns
     -------
     Recording
-        Series ``positions`` (frames+1, m, 2) = ``a_i * w_i[:2]``; ``a`` (m,), ``w`` (m, d),
-        ``b`` (m,); ``loss`` and ``rel_error`` () on the held-out set, at step 0 and at the
-        end of every frame. Metadata: ``experiment``, ``config``, ``seed``, ``versions``,
-        ``teacher`` ({a, w, b, positions}), ``frame_steps``.
+        At step 0 and at the end of every frame: ``positions`` (m, 2) = ``a_i * w_i[:2]``,
+        ``mass`` (m,) = ``a_i`` (a particle's signed output weight), and ``loss``,
+        ``rel_error`` () on the held-out set. ``a`` (m,), ``w`` (m, d), ``b`` (m,) at the
+        frames of :func:`param_frames`. Arrays are in :func:`train_dtype`. Metadata:
+        ``experiment``, ``config``, ``seed``, ``versions``, ``teacher`` ({a, w, b,
+        positions}), ``frame_steps``, ``param_steps``, ``dtype``.
+
+    Raises
+    ------
+    MemoryError
+        Before anything runs, when the run cannot fit in the available memory
+        (:func:`check_memory`).
     """
+    check_memory(config, in_memory=path is None)
+    if config.device != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} asked for, but torch sees no CUDA device")
     with one_torch_thread():
         return _run(config, path, overwrite, progress)
+
+
+class _CpuTrainer:
+    """SGD through the fused kernels, in place on the model's parameters (shared memory)."""
+
+    def __init__(self, student: TwoLayerReLU):
+        from . import _relu_kernels as kernels
+
+        self.kernels, self.student = kernels, student
+        self.a, self.b = student.a.detach().numpy(), student.b.detach().numpy()
+        self.w = student.w.detach()
+
+    def frame(self, x: torch.Tensor, y: torch.Tensor, batch: int, lr: float) -> None:
+        W = np.ascontiguousarray(self.w.numpy().T)  # (d, m): the kernels' layout
+        self.kernels.train_frame(self.a, W, self.b, x.numpy(), y.numpy(), batch, lr)
+        self.w.copy_(torch.from_numpy(W.T))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        W = np.ascontiguousarray(self.w.numpy().T)
+        return torch.from_numpy(self.kernels.predict(self.a, W, self.b, x.numpy()))
+
+
+class _TorchTrainer:
+    """SGD with torch ops, one batch at a time (any device); evaluation in bounded chunks."""
+
+    def __init__(self, student: TwoLayerReLU):
+        self.student = student
+
+    def frame(self, x: torch.Tensor, y: torch.Tensor, batch: int, lr: float) -> None:
+        for lo in range(0, len(x), batch):
+            self.student.sgd_step(x[lo : lo + batch], y[lo : lo + batch], lr)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        chunk = max(1, (1 << 24) // self.student.width)  # at most 16M pre-activations at once
+        return torch.cat([self.student(x[lo : lo + chunk]) for lo in range(0, len(x), chunk)])
 
 
 def _run(config, path, overwrite, progress) -> Recording:
     from tqdm.auto import tqdm
 
-    dtype = torch.float64
+    dtype, device = train_dtype(config), torch.device(config.device)
     ta, tw, tb = draw_teacher(config)
     teacher = TwoLayerReLU(ta, tw, tb)
     gen = torch.Generator().manual_seed(stream_seed(config.seed, "student"))
-    a, w, b = draw_neurons(config.width, config.dim, gen, dtype)
-    student = TwoLayerReLU(a, w * config.radius, b * config.radius)
+    a, w, b = draw_neurons(config.width, config.dim, gen, torch.float64)
+    student = TwoLayerReLU(a, w * config.radius, b * config.radius).to(device, dtype)
+    trainer = _CpuTrainer(student) if device.type == "cpu" else _TorchTrainer(student)
     lr = config.step * (config.width if config.scaling == "mean-field" else 1)
 
+    def data(x64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and teacher outputs (computed in float64) in the training dtype and device."""
+        with torch.no_grad():
+            y64 = teacher(x64)
+        return x64.to(device, dtype), y64.to(device, dtype)
+
     eval_gen = torch.Generator().manual_seed(stream_seed(config.seed, "held-out"))
-    x_eval = torch.randn(config.eval_samples, config.dim, generator=eval_gen, dtype=dtype)
-    with torch.no_grad():
-        y_eval = teacher(x_eval)
-        y_power = float((y_eval * y_eval).mean())
+    x_eval, y_eval = data(
+        torch.randn(eval_size(config), config.dim, generator=eval_gen, dtype=torch.float64)
+    )
+    y_power = float((y_eval.double() ** 2).mean())
 
     samples, ends = frame_samples(config), frame_steps(config)
+    steps = np.r_[0, ends]
+    kept = steps[param_frames(config)]
     metadata = {
         "experiment": "relu_particles",
         "config": asdict(config),
         "seed": config.seed,
-        "versions": library_versions(),
-        "teacher": {"a": ta, "w": tw, "b": tb, "positions": (ta[:, None] * tw[:, :2])},
-        "frame_steps": [0, *ends.tolist()],
+        "versions": {**library_versions(), **_numba_version()},
+        "teacher": {
+            k: v.numpy()
+            for k, v in {"a": ta, "w": tw, "b": tb, "positions": ta[:, None] * tw[:, :2]}.items()
+        },
+        "frame_steps": steps.tolist(),
+        "param_steps": kept.tolist(),
+        "dtype": str(dtype).removeprefix("torch."),
         "caption": caption(config),
         "teacher_rules": {
             "min_kink_angle_deg": MIN_KINK_ANGLE,
             "active_range": list(ACTIVE_RANGE),
             "min_abs_a": MIN_TEACHER_A,
         },
+        "references": {
+            "positions": {
+                "points": (ta[:, None] * tw[:, :2]).tolist(),
+                "label": "teacher neuron $a_j w_j$",
+            }
+        },
+        "mass": {"positions": "mass"},
     }
-    metadata["teacher"] = {k: v.numpy() for k, v in metadata["teacher"].items()}
     recorder = Recorder(
         student,
         params=["a", "w", "b"],
-        schedule=at_steps([0, *ends.tolist()]),
+        schedule=at_steps(kept.tolist()),
         path=path,
         overwrite=overwrite,
         metadata=metadata,
-        derived={"positions": lambda s: s.a[:, None] * s.w[:, :2]},
     )
 
-    def log_eval():
+    def log_frame():
         with torch.no_grad():
-            err = student(x_eval) - y_eval
+            recorder.put("positions", student.a[:, None] * student.w[:, :2], kind="derived")
+            recorder.put("mass", student.a, kind="derived")
+            err = (trainer.predict(x_eval) - y_eval).double()
             mse = float((err * err).mean())
         recorder.log(loss=0.5 * mse, rel_error=mse / y_power)
         check_finite(recorder.step, "try a smaller --step", loss=0.5 * mse)  # held-out loss
 
     with recorder:
-        log_eval()
+        log_frame()
         for k in tqdm(range(config.frames), desc="training", unit="frame", disable=not progress):
-            x = torch.randn(int(samples[k]), config.dim, generator=gen, dtype=dtype)
+            x = torch.randn(int(samples[k]), config.dim, generator=gen, dtype=torch.float64)
             x = x[torch.randperm(len(x), generator=gen)]  # the reference shuffles; kept for parity
-            with torch.no_grad():
-                y = teacher(x)
-            for lo in range(0, len(x), config.batch):
-                student.sgd_step(x[lo : lo + config.batch], y[lo : lo + config.batch], lr)
-                recorder.tick()  # a hand-written update loop: tell the recorder a step passed
-            log_eval()
+            trainer.frame(*data(x), config.batch, lr)
+            for _ in range(int(ends[k] - recorder.step)):
+                recorder.tick()  # a hand-written update loop: tell the recorder the steps passed
+            log_frame()
     return recorder.recording
+
+
+def _numba_version() -> dict[str, str]:
+    import numba
+
+    return {"numba": numba.__version__}
 
 
 def cost(config: ReluParticlesConfig) -> float:

@@ -1,0 +1,200 @@
+"""Fused CPU kernels for the two-layer ReLU student (numba), linear in the width m.
+
+One SGD step on a batch of n samples needs, for every neuron i, its pre-activations
+``z_ij = w_i . x_j + b_i`` twice: once for the network's output (a sum over all neurons)
+and once for the gradients (which need the residual, hence that sum). A chain of array
+operations materialises ``z`` (n x m), its ReLU, its mask and the masked residuals as
+separate (n, m) temporaries: at m = 100 000 that is about ten passes over 4 MB arrays a
+step. These kernels walk the neurons in fixed chunks of :data:`CHUNK`, recompute ``z``
+in cache and keep no (n, m) array, so a step reads and writes each parameter about
+twice. numba compiles them (to the machine's vector instructions) on first use and caches
+the result beside this file.
+
+Layout: ``W`` is the *transposed* input-weight matrix, ``(d, m)`` contiguous, so a chunk
+of one coordinate of every neuron is contiguous (the model stores ``w`` with these strides,
+see :class:`~dynamics.experiments.relu_particles.TwoLayerReLU`).
+
+Determinism: the chunks are fixed (not one per thread), each chunk is summed in a fixed
+order and the chunk sums are added in order, so the result does not depend on how many
+threads run the chunks.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["CHUNK", "PARALLEL_FROM", "THREADS", "predict", "train_frame"]
+
+#: Neurons per chunk: 4096 neurons' scratch (z and four gradient rows) stays in L2.
+CHUNK = 4096
+#: From this many neurons on, chunks run on several threads (below it a thread start costs
+#: more than a chunk).
+PARALLEL_FROM = 4 * CHUNK
+
+# No nnan / ninf: a diverging run must still produce its inf and NaN for the loss check.
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def _chunk_output(a, W, b, lo, hi, x, z, out):
+    """``out[j] = sum_i a_i relu(W[:, i] . x_j + b_i)`` over neurons ``lo <= i < hi``.
+
+    Every inner loop runs over ``range(L)`` on 1-D contiguous slices: with a loop index
+    the compiler cannot prove non-negative (``range(lo, hi)``) numba keeps its
+    negative-index check in the loop and nothing is vectorised (10x slower).
+    """
+    d = W.shape[0]
+    L = hi - lo
+    zero = a.dtype.type(0)
+    ac, bc = a[lo:hi], b[lo:hi]
+    for j in range(x.shape[0]):
+        z[:L] = bc
+        for k in range(d):
+            xk = x[j, k]
+            wk = W[k, lo:hi]
+            for i in range(L):
+                z[i] += wk[i] * xk
+        acc = zero
+        for i in range(L):
+            acc += ac[i] * max(z[i], zero)
+        out[j] = acc
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def _chunk_update(a, W, b, lo, hi, x, r, c, z, ga, gb, gW):
+    """SGD update of neurons ``lo <= i < hi`` from residuals ``r`` (relu'(0) = 1); ``c`` is
+    the step over (n m)."""
+    d = W.shape[0]
+    L = hi - lo
+    zero = a.dtype.type(0)
+    ac, bc = a[lo:hi], b[lo:hi]
+    ga[:L] = 0
+    gb[:L] = 0
+    gW[:, :L] = 0
+    for j in range(x.shape[0]):
+        rj = r[j]
+        z[:L] = bc
+        for k in range(d):
+            xk = x[j, k]
+            wk = W[k, lo:hi]
+            for i in range(L):
+                z[i] += wk[i] * xk
+        for i in range(L):
+            zi = z[i]
+            ga[i] += rj * max(zi, zero)
+            z[i] = rj if zi >= zero else zero  # r_j 1[z >= 0]
+        for i in range(L):
+            gb[i] += z[i]
+        for k in range(d):
+            xk = x[j, k]
+            gk = gW[k]
+            for i in range(L):
+                gk[i] += z[i] * xk
+    for k in range(d):
+        wk = W[k, lo:hi]
+        gk = gW[k]
+        for i in range(L):
+            wk[i] -= c * ac[i] * gk[i]  # the gradients of b and w use a before its update
+    for i in range(L):
+        bc[i] -= c * ac[i] * gb[i]
+        ac[i] -= c * ga[i]
+
+
+def _forward(a, W, b, x, partial):
+    m = a.shape[0]
+    for ch in nb.prange(partial.shape[0]):
+        lo = ch * CHUNK
+        z = np.empty(CHUNK, a.dtype)
+        _chunk_output(a, W, b, lo, min(m, lo + CHUNK), x, z, partial[ch])
+
+
+def _update(a, W, b, x, r, c, nchunks):
+    m = a.shape[0]
+    d = W.shape[0]
+    for ch in nb.prange(nchunks):
+        lo = ch * CHUNK
+        z = np.empty(CHUNK, a.dtype)
+        ga = np.empty(CHUNK, a.dtype)
+        gb = np.empty(CHUNK, a.dtype)
+        gW = np.empty((d, CHUNK), a.dtype)
+        _chunk_update(a, W, b, lo, min(m, lo + CHUNK), x, r, c, z, ga, gb, gW)
+
+
+def _residuals(partial, y, m, r):
+    """``r_j = (sum over chunks, in order) / m - y_j``."""
+    for j in range(y.shape[0]):
+        s = partial[0, j]
+        for ch in range(1, partial.shape[0]):
+            s += partial[ch, j]
+        r[j] = s / m - y[j]
+
+
+_residuals_jit = nb.njit(cache=True)(_residuals)
+
+
+_forward_jit = nb.njit(cache=True, parallel=True)(_forward)
+_update_jit = nb.njit(cache=True, parallel=True)(_update)
+
+
+@nb.njit(cache=True)
+def _train(a, W, b, x, y, batch, step):
+    m = a.shape[0]
+    nchunks = (m + CHUNK - 1) // CHUNK
+    partial = np.empty((nchunks, batch), a.dtype)
+    r = np.empty(batch, a.dtype)
+    for lo in range(0, x.shape[0], batch):
+        hi = min(x.shape[0], lo + batch)
+        n = hi - lo
+        _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
+        _residuals_jit(partial[:, :n], y[lo:hi], m, r[:n])
+        _update_jit(a, W, b, x[lo:hi], r[:n], a.dtype.type(step / (n * m)), nchunks)
+
+
+@nb.njit(cache=True)
+def _predict(a, W, b, x, out, block):
+    m = a.shape[0]
+    nchunks = (m + CHUNK - 1) // CHUNK
+    partial = np.empty((nchunks, block), a.dtype)
+    zeros = np.zeros(block, a.dtype)
+    for lo in range(0, x.shape[0], block):
+        hi = min(x.shape[0], lo + block)
+        n = hi - lo
+        _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
+        _residuals_jit(partial[:, :n], zeros[:n], m, out[lo:hi])
+
+
+#: Threads for the chunks of a wide network (None: numba's default, one per core).
+THREADS: int | None = None
+
+
+class _threads:
+    """numba threads for a call: several only from :data:`PARALLEL_FROM` neurons on."""
+
+    def __init__(self, m: int):
+        most = nb.config.NUMBA_NUM_THREADS
+        self.n = min(THREADS or most, most) if m >= PARALLEL_FROM else 1
+
+    def __enter__(self):
+        self.before = nb.get_num_threads()
+        nb.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        nb.set_num_threads(self.before)
+
+
+def train_frame(a, W, b, x, y, batch: int, step: float) -> None:
+    """SGD over ``x`` (N, d), ``y`` (N,) in batches of ``batch`` (the last may be short), in
+    place on ``a`` (m,), ``W`` (d, m), ``b`` (m,): each step moves every parameter by
+    ``step`` times its batch-mean gradient of ``0.5 (f(x) - y)^2``, where
+    ``f(x) = (1/m) sum_i a_i relu(w_i . x + b_i)``. All arrays share one float dtype."""
+    with _threads(a.shape[0]):
+        _train(a, W, b, x, y, int(batch), float(step))
+
+
+def predict(a, W, b, x, block: int = 256) -> np.ndarray:
+    """``f(x)`` for ``x`` (N, d), ``block`` samples at a time (memory: a few blocks)."""
+    out = np.empty(x.shape[0], a.dtype)
+    with _threads(a.shape[0]):
+        _predict(a, W, b, x, out, int(block))
+    return out
