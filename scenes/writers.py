@@ -172,8 +172,26 @@ class Mp4Options:
             raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
 
 
+#: How every MP4 turns RGB into YUV, and says so: BT.709 matrix, primaries and transfer,
+#: limited ("tv") range, at every frame size. Browsers guess the matrix of untagged video
+#: from its size (BT.709 for HD, BT.601 below), and swscale converts with BT.601 unless told
+#: otherwise, so untagged 720p red (230, 0, 0) showed as (250, 22, 1) in Chromium. The
+#: ``scale`` filter does the conversion with the stated matrix; ``setparams`` and the
+#: ``-color_*`` flags write the same tags into the stream (all three are needed: without
+#: ``setparams`` ffmpeg 9 leaves primaries and transfer "unknown").
+MP4_COLOUR_FILTER = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+)
+MP4_COLOUR_TAGS = (
+    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+    "-color_range", "tv",
+)  # fmt: skip
+
+
 class Mp4Writer(Writer):
-    """H.264 (libx264, yuv420p) through imageio-ffmpeg's bundled ffmpeg.
+    """H.264 (libx264, yuv420p, BT.709 tagged: :data:`MP4_COLOUR_FILTER`) through
+    imageio-ffmpeg's bundled ffmpeg.
 
     Parameters
     ----------
@@ -210,6 +228,9 @@ class Mp4Writer(Writer):
             macro_block_size=1,
             ffmpeg_log_level="error",
             output_params=[
+                "-vf",
+                MP4_COLOUR_FILTER,
+                *MP4_COLOUR_TAGS,
                 "-preset",
                 self.preset,
                 "-crf",

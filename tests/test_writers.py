@@ -159,3 +159,62 @@ def test_a_full_disk_gives_one_line_exit_1_and_no_file(tmp_path, fmt):
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+PATCHES = [(230, 0, 0), (0, 200, 0), (0, 0, 220), (128, 128, 128), (40, 40, 40), (250, 250, 250)]
+
+
+def ffmpeg_info(path) -> str:
+    """The ``Video:`` line that the bundled ffmpeg prints for ``path``."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    err = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+    ).stderr
+    return next(line for line in err.splitlines() if "Video:" in line)
+
+
+def decode_bt709(path, width, height) -> np.ndarray:
+    """Every frame of ``path`` as RGB, converted with an explicit BT.709 limited-range matrix
+    (what a player that reads the tags does), not with ffmpeg's guess."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    out = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
+        + ["-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24"]
+        + ["-f", "rawvideo", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (640, 360)])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_mp4_is_bt709_tagged_and_converted_with_bt709(tmp_path, width, height, channels):
+    """The tags say BT.709 at every size, and the conversion really used BT.709: patches
+    decoded with the BT.709 matrix match the source (BT.601 would shift red by ~20)."""
+    frame = np.zeros((height, width, channels), np.uint8)
+    frame[..., 3:] = 255
+    k = len(PATCHES)
+    for j, colour in enumerate(PATCHES):
+        frame[:, j * width // k : (j + 1) * width // k, :3] = colour
+    path = tmp_path / "colours.mp4"
+    with Mp4Writer(path, fps=10, preset="ultrafast", crf=18) as w:
+        for _ in range(3):
+            w.write(frame)
+    info = ffmpeg_info(path)
+    assert "yuv420p(tv, bt709," in info, info  # range tv; matrix, primaries, transfer bt709
+    assert f"{width}x{height}" in info
+    decoded = decode_bt709(path, width, height)
+    assert len(decoded) == 3
+    for j, colour in enumerate(PATCHES):
+        centre = decoded[-1, height // 4 : 3 * height // 4, (2 * j + 1) * width // (2 * k)]
+        error = np.abs(centre.astype(int) - colour).max()
+        assert error <= 4, (colour, centre[0], error)
