@@ -218,3 +218,61 @@ def test_mp4_is_bt709_tagged_and_converted_with_bt709(tmp_path, width, height, c
         centre = decoded[-1, height // 4 : 3 * height // 4, (2 * j + 1) * width // (2 * k)]
         error = np.abs(centre.astype(int) - colour).max()
         assert error <= 4, (colour, centre[0], error)
+
+
+def gif_durations_ms(path) -> list[int]:
+    """The delay of every frame of a GIF, as Pillow decodes it (milliseconds)."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        return [frame.info["duration"] for frame in ImageSequence.Iterator(im)]
+
+
+@pytest.mark.parametrize("fps", [30, 24, 25, 12, 7, 50])
+@pytest.mark.parametrize("hold", [0, 10])
+def test_gif_lasts_as_long_as_the_movie(tmp_path, fps, hold):
+    """Sum of the decoded delays = frames / fps within one frame (30 ms each made GIFs 11%
+    fast); identical held frames that Pillow merges keep their time."""
+    n = 40
+    frames = list(moving_square_frames(n - hold, h=32, w=48 + 8 * n))
+    frames += [frames[-1]] * hold
+    path = tmp_path / "timed.gif"
+    with GifWriter(path, fps=fps) as w:
+        for f in frames:
+            w.write(f)
+    durations = gif_durations_ms(path)
+    assert n - hold <= len(durations) <= n  # Pillow may merge the held frames into one
+    # within half a centisecond, far inside the one frame asked for
+    assert abs(sum(durations) - 1000 * n / fps) <= 5
+    assert min(durations) >= 20  # no delay a player would slow down
+
+
+def test_gif_delays_follow_the_movie_clock():
+    from scenes.writers import gif_delays
+
+    assert gif_delays(6, 30) == [3, 4, 3, 3, 4, 3]
+    assert gif_delays(4, 25) == [4, 4, 4, 4]
+    for fps in (7, 12, 23.976, 29.97, 30, 48, 50):
+        delays = gif_delays(1000, fps)
+        ends = np.cumsum(delays)
+        assert np.abs(ends - np.arange(1, 1001) * 100 / fps).max() <= 0.5
+        assert min(delays) >= 2
+
+
+@pytest.mark.parametrize("fps", [51, 60, 120])
+def test_gif_refuses_an_fps_it_cannot_play(tmp_path, fps):
+    with pytest.raises(ValueError, match="a GIF plays at most 50 fps"):
+        open_writer(tmp_path / "fast.gif", fps)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_refuses_a_fast_gif_in_one_line(tmp_path, capsys):
+    from scenes.cli import main
+    from scenes.particles import ParticlesScene
+
+    rec = ParticlesScene.example().save(tmp_path / "p.rec")
+    with pytest.raises(SystemExit) as exc:
+        main("particles", [str(rec), "--out", str(tmp_path / "p.gif"), "--fps", "60", "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "a GIF plays at most 50 fps" in err and "\n" not in err
