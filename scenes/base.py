@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording
 from dynamics.sweep import usable_cpus
 
+from .clock import frame_steps, parse_time
 from .writers import Writer, open_writer
 
 __all__ = [
@@ -95,6 +96,15 @@ class RenderOptions:
         process).
     progress : bool
         Show a progress bar over frames.
+    duration : float
+        Seconds the movie lasts (before the hold), whatever the number of snapshots: frames
+        are placed on a movie clock and blend the snapshots around them; 0: one frame per
+        snapshot (every stride-th), at most 3600.
+    time : str
+        How movie time maps to training steps: linear, log (log(1 + step) grows evenly) or
+        power:K (step grows as t^K; K > 1 slows the start).
+    hold : float
+        Seconds the last frame stays on screen at the end, at most 3600.
     """
 
     width: int = 1280
@@ -104,6 +114,9 @@ class RenderOptions:
     stride: int = 1
     workers: int = 0
     progress: bool = True
+    duration: float = 0.0
+    time: str = "linear"
+    hold: float = 0.0
 
     def __post_init__(self):
         if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
@@ -127,6 +140,22 @@ class RenderOptions:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if not 0 <= self.workers <= 64:
             raise ValueError(f"workers must be between 0 and 64, got {self.workers}")
+        for name in ("duration", "hold"):
+            if not 0 <= getattr(self, name) <= 3600:
+                raise ValueError(
+                    f"{name} must be between 0 and 3600 seconds, got {getattr(self, name)}"
+                )
+        parse_time(self.time)
+        if self.duration and self.stride != 1:
+            raise ValueError(
+                "give stride or duration, not both: with a duration the clock picks the frames"
+            )
+
+    @property
+    def on_clock(self) -> bool:
+        """Frames are placed on a movie clock (a duration or a time mapping other than
+        linear was asked for), not one per snapshot."""
+        return bool(self.duration) or parse_time(self.time)[0] != "linear"
 
     @classmethod
     def preset_for(cls, quality: str, **overrides: Any) -> "RenderOptions":
@@ -241,7 +270,15 @@ class Scene:
     steps_ : ndarray of int
         The training steps of the timeline (:meth:`timeline`).
     frames_ : ndarray of int
-        Index into ``steps_`` of each frame (every ``stride``-th, always ending on the last).
+        Index into ``steps_`` of each frame: every ``stride``-th, always ending on the last,
+        then the held frames; on a movie clock, the latest snapshot at or before the frame.
+    frame_steps_ : ndarray of float
+        The training step each frame shows: ``steps_[frames_]`` by default; on a movie
+        clock (``duration`` or ``time`` in the options, :mod:`scenes.clock`) fractional
+        steps between snapshots, computed once here, so every worker draws the same frame.
+    interpolates_ : bool
+        Frames lie on a movie clock: panels are drawn at fractional steps and blend the
+        snapshots around them (:func:`scenes.plotting.interpolated`).
     """
 
     #: The scene's config dataclass.
@@ -257,7 +294,20 @@ class Scene:
         self.steps_ = np.asarray(self.timeline(), dtype=np.int64)
         if len(self.steps_) == 0:
             raise ValueError("the recording has no snapshots to draw")
-        self.frames_ = frame_indices(len(self.steps_), self.options.stride)
+        o = self.options
+        shown = frame_indices(len(self.steps_), o.stride)
+        held = round(o.hold * o.fps)
+        self.interpolates_ = o.on_clock
+        if self.interpolates_:
+            self.frame_steps_ = frame_steps(
+                self.steps_, fps=o.fps, duration=o.duration, time=o.time, hold=o.hold,
+                frames=len(shown),
+            )  # fmt: skip
+            at = np.searchsorted(self.steps_, self.frame_steps_, side="right") - 1
+            self.frames_ = np.maximum(at, 0)
+        else:  # one frame per snapshot, exactly as recorded
+            self.frames_ = np.concatenate([shown, np.full(held, shown[-1], shown.dtype)])
+            self.frame_steps_ = self.steps_[self.frames_].astype(float)
         self._fig: Figure | None = None
 
     def check(self) -> None:
@@ -296,7 +346,7 @@ class Scene:
 
     # -- frames ------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.frames_)
+        return len(self.frame_steps_)
 
     def _build(self, blit: bool = True) -> None:
         o = self.options
@@ -453,10 +503,14 @@ class Scene:
 class PanelScene(Scene):
     """The scene contract: panels (see :mod:`scenes.plotting`) on one timeline, under a header.
 
-    Frame ``i`` shows training step ``steps_[frames_[i]]`` in every panel; each panel finds
-    its own snapshot at or before that step, so series recorded on different schedules stay
-    in step. A subclass declares the class attributes below and implements :meth:`build`
-    (make the axes and panels below the header, return the panels).
+    Frame ``i`` shows training step ``steps_[frames_[i]]`` (an int) in every panel; each
+    panel finds its own snapshot at or before that step, so series recorded on different
+    schedules stay in step. On a movie clock (:attr:`Scene.interpolates_`) panels get the
+    fractional step ``frame_steps_[i]`` (a float) and blend their own two snapshots around
+    it (:func:`scenes.plotting.interpolated`); the readout shows that step rounded to an
+    integer (the interpolated step, not the nearest recorded one). A subclass declares the
+    class attributes below and implements :meth:`build` (make the axes and panels below the
+    header, return the panels).
     """
 
     #: Recording series the scene reads; checked before anything is drawn.
@@ -559,7 +613,7 @@ class PanelScene(Scene):
         last = int(self.steps_[-1])
         fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
         for f, series in self._readout_series:
-            at = np.searchsorted(series.steps, self.steps_[self.frames_], side="right") - 1
+            at = np.searchsorted(series.steps, self.frame_steps_, side="right") - 1
             shown = np.asarray(series.values[np.unique(np.maximum(at, 0))], dtype=float)
             width = max(len(f.fmt.format(v)) for v in shown) if len(shown) else 6
             fields.append((f.label, f.fmt, width))
@@ -573,22 +627,32 @@ class PanelScene(Scene):
         return snapshot_at(series.steps, step)
 
     def frame_step(self, i: int) -> int:
-        """The training step frame ``i`` shows."""
+        """The training step frame ``i`` shows, an integer: the recorded step, or on a movie
+        clock the interpolated step rounded (monotone over the frames)."""
+        return int(round(float(self.frame_steps_[i])))
+
+    def panel_step(self, i: int) -> int | float:
+        """What the panels' ``draw`` gets for frame ``i``: the recorded step (an int: each
+        panel shows its snapshot at or before it), or on a movie clock the fractional step
+        (a float: each panel blends the snapshots around it)."""
+        if self.interpolates_:
+            return float(self.frame_steps_[i])
         return int(self.steps_[self.frames_[i]])
 
     def draw_frame(self, i: int) -> None:
-        step = self.frame_step(i)
+        step = self.panel_step(i)
         for panel in self.panels_:
             panel.draw(step)
         self.readout_.update(
-            step, *(float(s.values[self._snapshot(s, step)]) for _, s in self._readout_series)
+            self.frame_step(i),
+            *(float(s.values[self._snapshot(s, step)]) for _, s in self._readout_series),
         )
 
     def stamp(self, lo: int, hi: int) -> list[Any]:
         # frames lo..hi-1 cover the steps after frame lo-1 up to frame hi-1 (with --stride,
-        # snapshots between frames are stamped too)
-        step_lo = 0 if lo == 0 else self.frame_step(lo - 1) + 1
-        step_hi = self.frame_step(hi - 1) + 1
+        # snapshots between frames are stamped too; on a clock, those recorded by then)
+        step_lo = 0 if lo == 0 else int(np.floor(self.frame_steps_[lo - 1])) + 1
+        step_hi = int(np.floor(self.frame_steps_[hi - 1])) + 1
         return [a for panel in self.panels_ for a in panel.stamp(step_lo, step_hi)]
 
 

@@ -5,8 +5,13 @@ drive them from one timeline (:class:`scenes.base.PanelScene`):
 
 * ``moving()``: artists redrawn every frame;
 * ``stamped()``: artists that draw permanent marks into the cached background;
-* ``draw(step)``: show training step ``step`` (each panel finds its own latest snapshot
-  at or before it, so series recorded on different schedules stay in step);
+* ``draw(step)``: show training step ``step``. An ``int`` (one frame per snapshot, the
+  default movie): each panel shows its own latest snapshot at or before it, so series
+  recorded on different schedules stay in step. A ``float`` (a frame on a movie clock,
+  :mod:`scenes.clock`, between snapshots): each panel shows the state at that step,
+  blending its own two snapshots around it with :func:`interpolated` (or
+  :func:`bracket`, for a panel that needs the indices and the weight), so motion is
+  smooth when frames outnumber snapshots;
 * ``stamp(step_lo, step_hi)``: set the permanent marks of snapshots with steps in
   ``[step_lo, step_hi)`` and return the artists to draw once.
 
@@ -38,6 +43,8 @@ __all__ = [
     "level_lines",
     "matrix_view",
     "snapshot_at",
+    "bracket",
+    "interpolated",
     "square_box",
 ]
 
@@ -115,6 +122,41 @@ def snapshot_at(steps: np.ndarray, step: int) -> int:
     return max(int(np.searchsorted(steps, step, side="right")) - 1, 0)
 
 
+def bracket(steps: np.ndarray, step: int | float) -> tuple[int, int, float]:
+    """The snapshots around ``step`` and how far it lies between them: ``(i, j, w)`` such
+    that the state at ``step`` is ``(1 - w) * values[i] + w * values[j]``.
+
+    A ``float`` step (a frame on a movie clock) between snapshots ``i`` and ``j = i + 1``
+    gives ``w = (step - steps[i]) / (steps[j] - steps[i])`` in (0, 1). An ``int`` step (one
+    frame per snapshot), a step on a snapshot, before the first or after the last gives
+    ``(i, i, 0.0)`` with ``i = snapshot_at(steps, step)``: the latest snapshot at or
+    before it, as a panel showed before there was a clock.
+    """
+    i = snapshot_at(steps, step)
+    if isinstance(step, (int, np.integer)) or i + 1 >= len(steps) or not step > steps[i]:
+        return i, i, 0.0
+    lo, hi = float(steps[i]), float(steps[i + 1])
+    return i, i + 1, min(max((float(step) - lo) / (hi - lo), 0.0), 1.0)
+
+
+def interpolated(values: np.ndarray, steps: np.ndarray, step: int | float) -> np.ndarray:
+    """The snapshot of ``values`` (``(T, ...)``, recorded at ``steps``) at ``step``: the two
+    snapshots around a fractional step blended linearly, the latest at or before an
+    integer one (see :func:`bracket`). Reads only those rows (a memmap stays lazy);
+    returns a float array of one snapshot's shape.
+
+    This is the hook of every panel that draws a snapshot: in ``draw(step)``, use
+    ``interpolated(self.values, self.steps, step)`` where it read
+    ``self.values[snapshot_at(self.steps, step)]``.
+    """
+    i, j, w = bracket(steps, step)
+    a = np.asarray(values[i], dtype=float)
+    if w == 0.0:
+        return a
+    b = np.asarray(values[j], dtype=float)
+    return a + w * (b - a)
+
+
 def get_cmap(name: str) -> Colormap:
     """A colormap by name from matplotlib or seaborn ("hot", "viridis", "rocket", "vlag" ...)."""
     try:
@@ -143,8 +185,8 @@ class Panel:
         """Artists drawn once into the background per new range of snapshots."""
         return []
 
-    def draw(self, step: int) -> None:
-        """Show training step ``step``."""
+    def draw(self, step: int | float) -> None:
+        """Show training step ``step`` (a float: between snapshots, see the module docstring)."""
 
     def stamp(self, step_lo: int, step_hi: int) -> list[Any]:
         """Permanent marks of the snapshots with steps in ``[step_lo, step_hi)``."""
@@ -401,8 +443,19 @@ class CurvesPanel(Panel):
         legend = [self.legend] if self.legend is not None and self.reveal == "grow" else []
         return [*grown, *self.dots, *legend]
 
-    def draw(self, step: int) -> None:
-        n = snapshot_at(self.steps, step) + 1
+    def draw(self, step: int | float) -> None:
+        i, k, w = bracket(self.steps, step)
+        n = i + 1
+        if w:  # between snapshots i and k: the curves grow to the interpolated point
+            x = self.steps[i] + w * (self.steps[k] - self.steps[i])
+            y = self.values[i] + w * (self.values[k] - self.values[i])
+            for j, (line, dot) in enumerate(zip(self.lines, self.dots)):
+                if self.reveal == "grow":
+                    line.set_data(np.append(self.steps[:n], x), np.append(self.values[:n, j], y[j]))
+                dot.set_data([x], [y[j]])
+            if self.cursor is not None:
+                self.cursor.set_xdata([x] * 2)
+            return
         for j, (line, dot) in enumerate(zip(self.lines, self.dots)):
             if self.reveal == "grow":
                 line.set_data(self.steps[:n], self.values[:n, j])
@@ -563,8 +616,8 @@ class HeatmapPanel(Panel):
     def moving(self) -> list[Any]:
         return [self.mesh, *self.texts]
 
-    def draw(self, step: int) -> None:
-        matrix = np.asarray(self.values[snapshot_at(self.steps, step)], dtype=float)
+    def draw(self, step: int | float) -> None:
+        matrix = interpolated(self.values, self.steps, step)  # blended between snapshots
         if self.edged:
             self.mesh.set_array(matrix.ravel())
         else:
@@ -758,8 +811,8 @@ class DecisionFieldPanel(Panel):
     def moving(self) -> list[Any]:
         return [self.image, self.contour, *self.points, *self.ax.spines.values()]
 
-    def draw(self, step: int) -> None:
-        field = np.asarray(self.fields[snapshot_at(self.steps, step)], dtype=float)
+    def draw(self, step: int | float) -> None:
+        field = interpolated(self.fields, self.steps, step)  # blended between snapshots
         self.image.set_data(self._rgba(field))
         line = level_lines(self.xs, self.ys, field, self.level)
         self.contour.set_data(line[:, 0], line[:, 1])
@@ -904,8 +957,9 @@ class DistributionPanel(Panel):
     def moving(self) -> list[Any]:
         return [self.cursor]
 
-    def draw(self, step: int) -> None:
-        self.cursor.set_xdata([self.steps[snapshot_at(self.steps, step)]] * 2)
+    def draw(self, step: int | float) -> None:
+        i, j, w = bracket(self.steps, step)
+        self.cursor.set_xdata([self.steps[i] + w * (self.steps[j] - self.steps[i])] * 2)
 
 
 class HistogramPanel(Panel):
@@ -958,7 +1012,8 @@ class HistogramPanel(Panel):
     def moving(self) -> list[Any]:
         return [self.line]
 
-    def draw(self, step: int) -> None:
+    def draw(self, step: int | float) -> None:
+        # not blended between snapshots: adaptive bins differ from one snapshot to the next
         t = snapshot_at(self.steps, step)
         e, d = self.edges[t], self.density[t]
         self.line.set_data(e, np.append(d, d[-1:]))

@@ -21,6 +21,8 @@ __all__ = [
     "Mp4Writer",
     "Mp4Options",
     "GifWriter",
+    "GIF_MAX_FPS",
+    "gif_delays",
     "PngWriter",
     "WRITERS",
     "open_writer",
@@ -172,8 +174,26 @@ class Mp4Options:
             raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
 
 
+#: How every MP4 turns RGB into YUV, and says so: BT.709 matrix, primaries and transfer,
+#: limited ("tv") range, at every frame size. Browsers guess the matrix of untagged video
+#: from its size (BT.709 for HD, BT.601 below), and swscale converts with BT.601 unless told
+#: otherwise, so untagged 720p red (230, 0, 0) showed as (250, 22, 1) in Chromium. The
+#: ``scale`` filter does the conversion with the stated matrix; ``setparams`` and the
+#: ``-color_*`` flags write the same tags into the stream (all three are needed: without
+#: ``setparams`` ffmpeg 9 leaves primaries and transfer "unknown").
+MP4_COLOUR_FILTER = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+)
+MP4_COLOUR_TAGS = (
+    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+    "-color_range", "tv",
+)  # fmt: skip
+
+
 class Mp4Writer(Writer):
-    """H.264 (libx264, yuv420p) through imageio-ffmpeg's bundled ffmpeg.
+    """H.264 (libx264, yuv420p, BT.709 tagged: :data:`MP4_COLOUR_FILTER`) through
+    imageio-ffmpeg's bundled ffmpeg.
 
     Parameters
     ----------
@@ -210,6 +230,9 @@ class Mp4Writer(Writer):
             macro_block_size=1,
             ffmpeg_log_level="error",
             output_params=[
+                "-vf",
+                MP4_COLOUR_FILTER,
+                *MP4_COLOUR_TAGS,
                 "-preset",
                 self.preset,
                 "-crf",
@@ -262,14 +285,44 @@ class Mp4Writer(Writer):
                 pass
 
 
+#: The highest frame rate a GIF can show: its delays are whole centiseconds, and players show a
+#: delay under 2 cs as 10 cs, so above 50 fps a GIF would play slower, not faster.
+GIF_MAX_FPS = 50
+
+
+def gif_delays(n: int, fps: float) -> list[int]:
+    """Centisecond delays of ``n`` GIF frames at ``fps`` whose total is the movie's length.
+
+    GIF delays are whole centiseconds, so 30 fps cannot be stored as one delay (30 ms made
+    GIFs 11% fast). Frame ``k`` ends at ``round(100 * (k + 1) / fps)`` cs and its delay is
+    the difference from the previous end: 3, 4, 3, 3, 4, 3, ... at 30 fps. Every frame
+    then starts within half a centisecond of its ideal time, and the total is
+    ``round(100 * n / fps)`` cs. ``fps`` must be at most :data:`GIF_MAX_FPS`.
+    """
+    if not 0 < fps <= GIF_MAX_FPS:
+        raise ValueError(
+            f"a GIF plays at most {GIF_MAX_FPS} fps (its delays are centiseconds, and players "
+            f"slow delays under 2 cs to 10 cs), got --fps {fps:g}; use a lower fps or an MP4"
+        )
+    ends = np.rint(np.arange(1, n + 1) * (100 / fps)).astype(np.int64)
+    return np.diff(ends, prepend=0).tolist()
+
+
 class GifWriter(Writer):
     """Looping GIF through Pillow; each frame is quantised to a 256-colour palette as it arrives
-    (one byte per pixel held until the file is written)."""
+    (one byte per pixel held until the file is written).
+
+    The GIF lasts as long as the MP4 of the same frames (within half a centisecond): frame
+    delays alternate so that their running total follows the movie clock
+    (:func:`gif_delays`). A GIF cannot play faster than :data:`GIF_MAX_FPS` fps; a higher
+    ``fps`` is refused with a ValueError when the writer is made, before any work.
+    """
 
     extension = ".gif"
 
     def __init__(self, path, fps=30, *, loop: int = 0, **options):
         super().__init__(path, fps, **options)
+        gif_delays(1, self.fps)  # refuse an fps a GIF cannot play, now
         self.loop = loop
         self._frames: list = []
 
@@ -287,15 +340,15 @@ class GifWriter(Writer):
 
     def _finish(self):
         first, *rest = self._frames
-        duration = max(
-            20, round(1000 / self.fps / 10) * 10
-        )  # GIF stores centiseconds; browsers clamp < 20 ms
+        # Pillow takes milliseconds and stores them as centiseconds (exact for multiples of 10);
+        # identical consecutive frames (a held last frame) are merged into one longer delay
+        delays = [10 * d for d in gif_delays(len(self._frames), self.fps)]
         first.save(
             self.tmp_path,
             format="GIF",
             save_all=True,
             append_images=rest,
-            duration=duration,
+            duration=delays if rest else delays[0],
             loop=self.loop,
             disposal=1,
             optimize=False,

@@ -66,3 +66,9 @@ def test_quick_start_matches_ci():
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     lines = [b.strip() for b in blocks[:2]]
     assert all(line in ci for line in lines), lines
+
+
+def test_lecture_snippet_runs(capsys):
+    exec(compile(snippet("lecture"), "README.md", "exec"), {})
+    frames, mid, last = map(int, capsys.readouterr().out.split())
+    assert frames == 360 and last == 110 and 0 < mid < 110 / 2  # log time: halfway is early

@@ -159,3 +159,120 @@ def test_a_full_disk_gives_one_line_exit_1_and_no_file(tmp_path, fmt):
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+PATCHES = [(230, 0, 0), (0, 200, 0), (0, 0, 220), (128, 128, 128), (40, 40, 40), (250, 250, 250)]
+
+
+def ffmpeg_info(path) -> str:
+    """The ``Video:`` line that the bundled ffmpeg prints for ``path``."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    err = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+    ).stderr
+    return next(line for line in err.splitlines() if "Video:" in line)
+
+
+def decode_bt709(path, width, height) -> np.ndarray:
+    """Every frame of ``path`` as RGB, converted with an explicit BT.709 limited-range matrix
+    (what a player that reads the tags does), not with ffmpeg's guess."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    out = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
+        + ["-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24"]
+        + ["-f", "rawvideo", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (640, 360)])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_mp4_is_bt709_tagged_and_converted_with_bt709(tmp_path, width, height, channels):
+    """The tags say BT.709 at every size, and the conversion really used BT.709: patches
+    decoded with the BT.709 matrix match the source (BT.601 would shift red by ~20)."""
+    frame = np.zeros((height, width, channels), np.uint8)
+    frame[..., 3:] = 255
+    k = len(PATCHES)
+    for j, colour in enumerate(PATCHES):
+        frame[:, j * width // k : (j + 1) * width // k, :3] = colour
+    path = tmp_path / "colours.mp4"
+    with Mp4Writer(path, fps=10, preset="ultrafast", crf=18) as w:
+        for _ in range(3):
+            w.write(frame)
+    info = ffmpeg_info(path)
+    assert "yuv420p(tv, bt709," in info, info  # range tv; matrix, primaries, transfer bt709
+    assert f"{width}x{height}" in info
+    decoded = decode_bt709(path, width, height)
+    assert len(decoded) == 3
+    for j, colour in enumerate(PATCHES):
+        centre = decoded[-1, height // 4 : 3 * height // 4, (2 * j + 1) * width // (2 * k)]
+        error = np.abs(centre.astype(int) - colour).max()
+        assert error <= 4, (colour, centre[0], error)
+
+
+def gif_durations_ms(path) -> list[int]:
+    """The delay of every frame of a GIF, as Pillow decodes it (milliseconds)."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        return [frame.info["duration"] for frame in ImageSequence.Iterator(im)]
+
+
+@pytest.mark.parametrize("fps", [30, 24, 25, 12, 7, 50])
+@pytest.mark.parametrize("hold", [0, 10])
+def test_gif_lasts_as_long_as_the_movie(tmp_path, fps, hold):
+    """Sum of the decoded delays = frames / fps within one frame (30 ms each made GIFs 11%
+    fast); identical held frames that Pillow merges keep their time."""
+    n = 40
+    frames = list(moving_square_frames(n - hold, h=32, w=48 + 8 * n))
+    frames += [frames[-1]] * hold
+    path = tmp_path / "timed.gif"
+    with GifWriter(path, fps=fps) as w:
+        for f in frames:
+            w.write(f)
+    durations = gif_durations_ms(path)
+    assert n - hold <= len(durations) <= n  # Pillow may merge the held frames into one
+    # within half a centisecond, far inside the one frame asked for
+    assert abs(sum(durations) - 1000 * n / fps) <= 5
+    assert min(durations) >= 20  # no delay a player would slow down
+
+
+def test_gif_delays_follow_the_movie_clock():
+    from scenes.writers import gif_delays
+
+    assert gif_delays(6, 30) == [3, 4, 3, 3, 4, 3]
+    assert gif_delays(4, 25) == [4, 4, 4, 4]
+    for fps in (7, 12, 23.976, 29.97, 30, 48, 50):
+        delays = gif_delays(1000, fps)
+        ends = np.cumsum(delays)
+        assert np.abs(ends - np.arange(1, 1001) * 100 / fps).max() <= 0.5
+        assert min(delays) >= 2
+
+
+@pytest.mark.parametrize("fps", [51, 60, 120])
+def test_gif_refuses_an_fps_it_cannot_play(tmp_path, fps):
+    with pytest.raises(ValueError, match="a GIF plays at most 50 fps"):
+        open_writer(tmp_path / "fast.gif", fps)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_refuses_a_fast_gif_in_one_line(tmp_path, capsys):
+    from scenes.cli import main
+    from scenes.particles import ParticlesScene
+
+    rec = ParticlesScene.example().save(tmp_path / "p.rec")
+    with pytest.raises(SystemExit) as exc:
+        main("particles", [str(rec), "--out", str(tmp_path / "p.gif"), "--fps", "60", "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "a GIF plays at most 50 fps" in err and "\n" not in err
