@@ -74,7 +74,7 @@ def add_dataclass_arguments(
         if f.name in skip:
             continue
         default = shown.get(f.name, f.default)
-        help_text = docs.get(f.name, "")
+        help_text = docs.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         kwargs: dict[str, Any] = {"help": f"{help_text} (default: {default})"}
         if suppress_defaults:
             kwargs["default"] = argparse.SUPPRESS

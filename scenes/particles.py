@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording, Series
 
 from .base import Cell, Field, PanelScene
-from .plotting import CurvesPanel, ParticlePanel, square_box
+from .plotting import CurvesPanel, ParticlePanel, resolve_view, square_box
 from .registry import register
 
 __all__ = ["ParticlesScene", "ParticlesSceneConfig", "planar_series"]
@@ -49,14 +49,29 @@ class ParticlesSceneConfig:
     curve : str
         A scalar series drawn as a curve beside the particles, when the recording has it
         ("": none).
+    view : str
+        ``particles`` (a marker per particle), ``density`` (a 2-D image of the particles'
+        mass, positive and negative weight in two colours, earlier positions as a faint
+        grey density) or ``auto``: density above 2 000 particles.
+    mass : str
+        A ``(T, n)`` series of each particle's signed weight for the density view ("": the
+        one the recording's ``metadata["mass"][show]`` names, else 1 per particle).
+    dots : int
+        In the density view, also draw this many particles (a fixed random subset) as dots.
     """
 
     show: str = ""
     limit: float = 0.0
     trail: int = 0
     curve: str = "loss"
+    view: str = "auto"
+    mass: str = ""
+    dots: int = 0
 
     def __post_init__(self):
+        resolve_view(self.view, 0)
+        if self.dots < 0:
+            raise ValueError(f"dots must be >= 0, got {self.dots}")
         if not self.limit >= 0:
             raise ValueError(f"limit must be >= 0 (0: from the data), got {self.limit}")
         if self.trail < 0:
@@ -134,6 +149,21 @@ class ParticlesScene(PanelScene):
             + " over training"
         )
 
+    @classmethod
+    def mass_values(cls, recording: Recording, config, name: str):
+        """The ``(T, n)`` signed weights of the particles of series ``name``, or None."""
+        mass = config.mass or (recording.metadata.get("mass") or {}).get(name, "")
+        if not mass:
+            return None
+        recording.require(mass)
+        series, positions = recording[mass], recording[name]
+        if series.shape != positions.shape[:1] or len(series.steps) != len(positions.steps):
+            raise ValueError(
+                f"mass series {mass!r} has {len(series.steps)} snapshots of shape {series.shape}; "
+                f"the particles {name!r} need {len(positions.steps)} of shape {positions.shape[:1]}"
+            )
+        return series.values
+
     def _curve(self) -> Series | None:
         name = self.config.curve
         if name and name in self.recording and self.recording[name].shape == ():
@@ -167,6 +197,10 @@ class ParticlesScene(PanelScene):
                 limit=self._limit(cfg, positions.values, refs),
                 trail=cfg.trail,
                 labels=(self.labels[0], ref_label),
+                view=cfg.view,
+                mass=self.mass_values(rec, cfg, name),
+                dots=cfg.dots,
+                raster=self.raster,
             )
         ]
         ax.set_xlabel(self.xlabel)
@@ -201,6 +235,11 @@ class ParticlesScene(PanelScene):
             particle_size=max(12, 70 * cell.scale),
             path_size=max(1, 3 * cell.scale),
             legend=False,
+            view=config.view,
+            mass=cls.mass_values(recording, config, name),
+            dots=config.dots,
+            bins=max(50, int(200 * cell.scale)),
+            raster=cls.raster,
         )
         ax.tick_params(labelsize="x-small")
         return panel

@@ -193,6 +193,26 @@ class Panel:
         return []
 
 
+#: Above this many particles the ``auto`` view draws a density instead of markers: at the
+#: default marker size (70 pt^2, 9 px across at 100 dpi) 2 000 particles cover the ~550 px
+#: square axes of a 1280x720 frame several times over wherever they gather, so markers
+#: show a solid blob, and their cost grows with every particle.
+DENSITY_FROM = 2_000
+VIEWS = ("auto", "particles", "density")
+#: Colours of positive and negative output weight in the density view (blue / orange:
+#: told apart with every common colour-vision deficiency).
+MASS_COLORS = ("#2166ac", "#e08214")
+
+
+def resolve_view(view: str, n: int) -> str:
+    """``auto`` -> ``density`` above :data:`DENSITY_FROM` particles, else ``particles``."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+    if view == "auto":
+        return "density" if n > DENSITY_FROM else "particles"
+    return view
+
+
 class ParticlePanel(Panel):
     """Particles in the plane with their paths, plus reference points with rays from the origin.
 
@@ -209,13 +229,28 @@ class ParticlePanel(Panel):
         Axes limits, fixed for the whole movie: ``[-limit, limit]`` on both axes, or a box.
     trail : int
         0: every earlier position stays as a faint dot (the whole path, drawn
-        incrementally into the background); k > 0: only the last k positions.
+        incrementally into the background; in the density view, a faint density of every
+        earlier snapshot); k > 0: only the last k positions.
     particle_size, path_size : float
         Marker areas (points^2) of particles and path dots.
     labels : (str, str)
         Legend entries of particles and references.
     legend : bool
         Draw the legend.
+    raster : bool
+        Draw the particles as sprites and the unchanging artists (rays, reference dots,
+        legend) as cached layers straight into the frame buffer (:mod:`scenes.raster`);
+        False draws them as matplotlib artists every frame (the reference for the tests).
+    view : str
+        ``particles`` (a marker per particle), ``density`` (a 2-D density image of the
+        particles' mass) or ``auto`` (density above :data:`DENSITY_FROM` particles).
+    mass : (T, n) array, optional
+        Signed weight of each particle (the density view bins ``|mass|``, positive and
+        negative in the two :data:`MASS_COLORS`); None: every particle weighs 1.
+    dots : int
+        In the density view, also draw this many particles (a fixed random subset) as dots.
+    bins : int
+        Bins per axis of the density image.
     """
 
     def __init__(
@@ -231,33 +266,44 @@ class ParticlePanel(Panel):
         path_size: float = 3,
         labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$"),
         legend: bool = True,
+        raster: bool = True,
+        view: str = "auto",
+        mass: np.ndarray | None = None,
+        dots: int = 0,
+        bins: int = 200,
     ):
+        from .raster import SpriteScatter, StaticLayer
+
         self.ax, self.steps, self.positions = ax, np.asarray(steps), positions
         self.trail = int(trail)
         x0, x1, y0, y1 = (
             (-limit, limit, -limit, limit) if np.ndim(limit) == 0 else (float(v) for v in limit)
         )
+        self.box = (x0, x1, y0, y1)
         self.references = (
             None if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
         )
         n = positions.shape[1]
+        self.view = resolve_view(view, n)
+        self.mass, self.bins = mass, int(bins)
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
         ax.grid(True, color=COLORS["grid"], linewidth=0.8, zorder=0)
         ax.axhline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
         ax.axvline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
-        # Rays, teacher dots and legend are redrawn every frame (a few cheap artists), so
-        # the path, stamped into the background as it grows, stays beneath them.
-        self.foreground: list[Any] = []
+        # Rays, reference dots and legend are drawn above the path (stamped into the
+        # background as it grows) and the particles, so they are redrawn every frame:
+        # as cached layers when ``raster``, else as the artists themselves.
+        refs: list[Any] = []
         if self.references is not None:
             for p in self.references:
                 reach = 1.5 * max(abs(x0), abs(x1), abs(y0), abs(y1))  # past the corner of the box
                 far = p / max(np.linalg.norm(p), 1e-12) * reach
-                self.foreground += ax.plot(
+                refs += ax.plot(
                     [0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=3
                 )
-            self.foreground.append(
+            refs.append(
                 ax.scatter(
                     self.references[:, 0],
                     self.references[:, 1],
@@ -269,40 +315,194 @@ class ParticlePanel(Panel):
                     label=labels[1],
                 )
             )
-        empty = np.zeros((0, 2))
-        self.path = ax.scatter(
-            empty[:, 0],
-            empty[:, 1],
-            s=path_size,
-            color=COLORS["path"],
-            alpha=0.55,
-            linewidths=0,
-            zorder=2,
-        )
-        self.particles = ax.scatter(
-            np.zeros(n),
-            np.zeros(n),
-            s=particle_size,
-            color=COLORS["particle"],
-            edgecolor=COLORS["particle_edge"],
-            linewidth=0.8,
-            zorder=6,
-            label=labels[0],
-        )
-        if legend:
-            box = ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
-            box.set_zorder(10)
-            self.foreground.append(box)
+        if raster:
+            self.path = SpriteScatter(
+                ax, size=path_size, facecolor=COLORS["path"], alpha=0.55, zorder=2
+            )
+        else:
+            self.path = ax.scatter(
+                np.zeros(0),
+                np.zeros(0),
+                s=path_size,
+                color=COLORS["path"],
+                alpha=0.55,
+                linewidths=0,
+                zorder=2,
+            )
+        self.image = self.particles = None
+        handles: list[Any] = []
+        if self.view == "density":
+            from matplotlib.patches import Patch
 
+            self.image = ax.imshow(
+                np.zeros((self.bins, self.bins, 4)),
+                extent=(x0, x1, y0, y1),
+                origin="lower",
+                interpolation="antialiased",
+                zorder=1,
+            )
+            self._scale = self._mass_scale()
+            self._history = np.zeros((self.bins, self.bins))
+            self._history_upto = 0  # snapshots < this are in _history
+            signed = mass is not None and bool(np.any(np.asarray(mass[-1]) < 0))
+            handles = (
+                [
+                    Patch(color=MASS_COLORS[0], label="mass $|a_i|$ of $a_i > 0$"),
+                    Patch(color=MASS_COLORS[1], label="mass $|a_i|$ of $a_i < 0$"),
+                ]
+                if signed
+                else [Patch(color=MASS_COLORS[0], label=f"density of {n:,d} particles")]
+            )
+            if self.trail == 0:
+                handles.append(Patch(color="#b0b0b0", label="earlier positions"))
+            self.subset = (
+                np.sort(np.random.default_rng(0).choice(n, size=min(dots, n), replace=False))
+                if dots
+                else None
+            )
+            if self.subset is not None:
+                self.particles = SpriteScatter(
+                    ax, size=6, facecolor="#222222", zorder=6, label="a random sample of particles"
+                )
+        elif raster:
+            self.particles = SpriteScatter(
+                ax,
+                size=particle_size,
+                facecolor=COLORS["particle"],
+                edgecolor=COLORS["particle_edge"],
+                linewidth=0.8,
+                zorder=6,
+                label=labels[0],
+            )
+        else:
+            self.particles = ax.scatter(
+                np.zeros(n),
+                np.zeros(n),
+                s=particle_size,
+                color=COLORS["particle"],
+                edgecolor=COLORS["particle_edge"],
+                linewidth=0.8,
+                zorder=6,
+                label=labels[0],
+            )
+        over: list[Any] = []
+        if legend:
+            artists, names = ax.get_legend_handles_labels()
+            box = ax.legend(
+                handles=handles + artists,
+                labels=[h.get_label() for h in handles] + names,
+                loc="upper left",
+                fontsize="small",
+                framealpha=0.9,
+            )
+            box.set_zorder(10)
+            over.append(box)
+        if raster or self.view == "density":
+            self.foreground = [StaticLayer(g) for g in (refs, over) if g]
+        else:
+            self.foreground = refs + over
+
+    # -- the density view ----------------------------------------------------------------
+    def _weights(self, t: int) -> np.ndarray | None:
+        return None if self.mass is None else np.asarray(self.mass[t], dtype=float)
+
+    def density(
+        self, t: int | float, step: int | float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mass of snapshot ``t`` binned on the panel's grid: ``(positive, negative)``,
+        each ``(bins, bins)`` (row 0 at the bottom), summing ``|mass|`` of the particles of
+        either sign inside the axes box; particles outside it are left out."""
+        pos = (
+            np.asarray(self.positions[int(t)], dtype=float)
+            if step is None
+            else interpolated(self.positions, self.steps, step)
+        )
+        w = self._weights(int(t))
+        return self._bin(pos, w)
+
+    def _bin(self, pos: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        x0, x1, y0, y1 = self.box
+        nb = self.bins
+        fx = (pos[:, 0] - x0) / (x1 - x0) * nb
+        fy = (pos[:, 1] - y0) / (y1 - y0) * nb
+        inside = (fx >= 0) & (fx < nb) & (fy >= 0) & (fy < nb)
+        flat = fy[inside].astype(np.int64) * nb + fx[inside].astype(np.int64)
+        if w is None:
+            one = np.bincount(flat, minlength=nb * nb).astype(float).reshape(nb, nb)
+            return one, np.zeros_like(one)
+        w = w[inside]
+        pos_mass = np.bincount(flat, weights=np.where(w > 0, w, 0), minlength=nb * nb)
+        neg_mass = np.bincount(flat, weights=np.where(w < 0, -w, 0), minlength=nb * nb)
+        return pos_mass.reshape(nb, nb), neg_mass.reshape(nb, nb)
+
+    def _mass_scale(self) -> float:
+        """One brightness scale for the whole movie: the 99th percentile of the occupied
+        bins of the last snapshot (where the mass has spread out; earlier, concentrated
+        snapshots saturate)."""
+        p, q = self.density(len(self.steps) - 1)
+        total = p + q
+        occupied = total[total > 0]
+        return float(np.percentile(occupied, 99)) if len(occupied) else 1.0
+
+    def _history_to(self, t: int) -> np.ndarray:
+        """Summed ``|mass|`` density of snapshots ``0..t-1`` (kept incrementally)."""
+        if t < self._history_upto:
+            self._history[:] = 0
+            self._history_upto = 0
+        for k in range(self._history_upto, t):
+            p, q = self.density(k)
+            self._history += p + q
+        self._history_upto = max(self._history_upto, t)
+        return self._history
+
+    def density_rgba(self, step: int | float) -> np.ndarray:
+        """The density image at ``step``: ``(bins, bins, 4)`` float RGBA, row 0 at the bottom."""
+        from matplotlib.colors import to_rgb
+
+        t = snapshot_at(self.steps, step)
+        p, q = self.density(t, step)
+        ap = np.sqrt(np.clip(p / self._scale, 0, 1))
+        aq = np.sqrt(np.clip(q / self._scale, 0, 1))
+        alpha = 1 - (1 - ap) * (1 - aq)
+        cp, cq = np.array(to_rgb(MASS_COLORS[0])), np.array(to_rgb(MASS_COLORS[1]))
+        share = np.divide(ap, ap + aq, out=np.ones_like(ap), where=(ap + aq) > 0)[..., None]
+        rgb = share * cp + (1 - share) * cq
+        if self.trail == 0 and t > 0:  # earlier snapshots: a faint grey beneath
+            h = self._history_to(t)
+            hmax = h.max()
+            ah = 0.35 * np.sqrt(h / hmax) if hmax > 0 else np.zeros_like(h)
+            grey = np.array(to_rgb("#8c8c8c"))
+            out_a = alpha + ah * (1 - alpha)
+            rgb = np.divide(
+                rgb * alpha[..., None] + grey * (ah * (1 - alpha))[..., None],
+                out_a[..., None],
+                out=np.zeros_like(rgb),
+                where=out_a[..., None] > 0,
+            )
+            alpha = out_a
+        return np.concatenate([rgb, alpha[..., None]], axis=-1)
+
+    # -- frames ------------------------------------------------------------------------
     def moving(self) -> list[Any]:
-        return ([self.path] if self.trail else []) + self.foreground + [self.particles]
+        core = [self.image] if self.image is not None else []
+        if self.trail and self.view == "particles":
+            core.append(self.path)
+        dots = [self.particles] if self.particles is not None else []
+        return core + self.foreground + dots
 
     def stamped(self) -> list[Any]:
-        return [] if self.trail else [self.path]
+        return [] if (self.trail or self.view == "density") else [self.path]
 
-    def draw(self, step: int) -> None:
+    def draw(self, step: int | float) -> None:
         t = snapshot_at(self.steps, step)
-        self.particles.set_offsets(np.asarray(self.positions[t]))
+        if self.view == "density":
+            self.image.set_data(self.density_rgba(step))
+            if self.subset is not None:
+                self.particles.set_offsets(
+                    interpolated(self.positions, self.steps, step)[self.subset]
+                )
+            return
+        self.particles.set_offsets(interpolated(self.positions, self.steps, step))
         if self.trail:
             lo = max(0, t - self.trail + 1)
             self.path.set_offsets(np.asarray(self.positions[lo : t + 1]).reshape(-1, 2))
@@ -310,7 +510,7 @@ class ParticlePanel(Panel):
     def stamp(self, step_lo: int, step_hi: int) -> list[Any]:
         """Put the positions of snapshots with steps in ``[step_lo, step_hi)`` on the path."""
         t_lo, t_hi = np.searchsorted(self.steps, [step_lo, step_hi], side="left")
-        if self.trail or t_hi <= t_lo:
+        if self.trail or self.view == "density" or t_hi <= t_lo:
             return []
         self.path.set_offsets(np.asarray(self.positions[t_lo:t_hi]).reshape(-1, 2))
         return [self.path]
@@ -846,6 +1046,9 @@ class Readout:
         Horizontal alignment of the whole line at ``xy``.
     sep : str
         Blank space between fields.
+    raster : bool
+        Draw the values from cached glyphs (:class:`scenes.raster.GlyphText`, 10x cheaper
+        than laying out and rendering a text each frame); False: matplotlib texts.
     """
 
     def __init__(
@@ -857,6 +1060,7 @@ class Readout:
         ha: str = "left",
         sep: str = "   ",
         fontsize: str = "large",
+        raster: bool = True,
         **text_kw: Any,
     ):
         self.fields = list(fields)
@@ -868,10 +1072,19 @@ class Readout:
         static = fig.text(*xy, line, ha=ha, **style)
         box = static.get_window_extent(fig.canvas.get_renderer())
         char = box.width / len(line)  # monospace: every character is as wide
-        self.texts = [
-            fig.text((box.x0 + end * char) / fig.bbox.width, xy[1], "", ha="right", **style)
-            for end in ends
-        ]
+        if raster:
+            from .raster import GlyphText
+
+            style.pop("va")
+            self.texts = [
+                GlyphText(fig, ((box.x0 + end * char) / fig.bbox.width, xy[1]), char, **style)
+                for end in ends
+            ]
+        else:
+            self.texts = [
+                fig.text((box.x0 + end * char) / fig.bbox.width, xy[1], "", ha="right", **style)
+                for end in ends
+            ]
 
     def moving(self) -> list[Any]:
         return list(self.texts)
