@@ -866,9 +866,7 @@ class Recorder:
                 value = value.detach().item()
             self._append(name, step, np.float64(value), "scalar")
 
-    def put(
-        self, name: str, value: Any, *, step: int | None = None, kind: str = "data"
-    ) -> None:
+    def put(self, name: str, value: Any, *, step: int | None = None, kind: str = "data") -> None:
         """Record one array (or tensor) snapshot of series ``name`` at ``step`` (default: now).
 
         For data that is not a parameter or a function of the model, such as the training

@@ -29,8 +29,19 @@ _RENDER_SKIP = ("width", "height", "progress")
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Per-field help from a numpy-style ``Attributes`` section of ``cls``'s docstring."""
-    doc = inspect.getdoc(cls) or ""
+    """Per-field help from the numpy-style ``Attributes`` sections of ``cls``'s docstring and
+    of its base classes' (a subclass's entry wins: a field it does not document keeps its
+    base's help)."""
+    merged: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object and "__doc__" in vars(klass):
+            merged.update(_own_field_docs(klass))
+    return merged
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
+    doc = cls.__doc__ or ""
+    doc = inspect.cleandoc(doc)
     docs: dict[str, str] = {}
     current: list[str] | None = None
     for line in doc.splitlines():
@@ -75,7 +86,11 @@ def add_dataclass_arguments(
             continue
         default = shown.get(f.name, f.default)
         help_text = docs.get(f.name, "").replace("%", "%%")  # argparse formats help with %
-        kwargs: dict[str, Any] = {"help": f"{help_text} (default: {default})"}
+        # the text says the default itself; "%(default)" in it tells argparse's
+        # ArgumentDefaultsHelpFormatter not to append it a second time
+        shown_default = str(default).replace("%", "%%")
+        marker = "" if suppress_defaults else "%(default).0s"  # SUPPRESS: nothing appended
+        kwargs: dict[str, Any] = {"help": f"{help_text} (default: {shown_default}){marker}"}
         if suppress_defaults:
             kwargs["default"] = argparse.SUPPRESS
         else:

@@ -300,9 +300,13 @@ class ParticlePanel(Panel):
             for p in self.references:
                 reach = 1.5 * max(abs(x0), abs(x1), abs(y0), abs(y1))  # past the corner of the box
                 far = p / max(np.linalg.norm(p), 1e-12) * reach
-                refs += ax.plot(
-                    [0, far[0]], [0, far[1]], color=COLORS["ray"], linewidth=1.2, zorder=3
+                # over a density the rays are thin and grey, so the mass along them shows
+                ray = (
+                    dict(color="#555555", linewidth=0.6, alpha=0.7)
+                    if self.view == "density"
+                    else dict(color=COLORS["ray"], linewidth=1.2)
                 )
+                refs += ax.plot([0, far[0]], [0, far[1]], zorder=3, **ray)
             refs.append(
                 ax.scatter(
                     self.references[:, 0],

@@ -344,7 +344,7 @@ def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
 def caption(config: ReluParticlesConfig) -> str:
     """One line describing the run, drawn under a scene's title."""
     return (
-        f"m = {config.width} students, M = {config.teachers} teachers, initial radius R = "
+        f"m = {config.width:,} students, M = {config.teachers} teachers, initial radius R = "
         f"{config.radius:g} · {config.scaling} step {config.step:g}, batch {config.batch}"
     )
 
