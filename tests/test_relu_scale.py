@@ -130,7 +130,7 @@ def test_cuda_run_matches_the_cpu_run():
     np.testing.assert_allclose(gpu["loss"].values, cpu["loss"].values, rtol=1e-9)
 
 
-def independent_f(a, w, b, x, chunk=2000):
+def independent_f(a, w, b, x, chunk=200):
     """f(x) = mean_i a_i relu(w_i.x + b_i) in numpy float64, in chunks of samples."""
     a, w, b = (np.asarray(v, dtype=np.float64) for v in (a, w, b))
     return np.concatenate(
