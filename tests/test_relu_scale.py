@@ -65,7 +65,10 @@ def test_chunked_evaluation_equals_unchunked(block):
     np.testing.assert_allclose(
         kernels.predict(*as_kernel_arrays(student), x.numpy(), block), full, rtol=1e-12, atol=1e-13
     )
-    # the torch path (GPU) chunks the samples: 2**24 // m samples at a time
+
+
+def test_torch_evaluation_in_chunks_equals_one_product():
+    """The torch path (GPU) chunks the samples: 2**24 // m samples at a time."""
     big, g = model(300_000, 2)
     xb = torch.randn(200, 2, generator=g, dtype=torch.float64)
     np.testing.assert_allclose(
