@@ -248,11 +248,26 @@ class Mp4Writer(Writer):
         self._gen.send(None)
 
     def _write(self, frame):
-        self._gen.send(frame)
+        try:
+            self._gen.send(frame)
+        except OSError as exc:
+            raise self._encoder_failed(exc) from None
 
     def _finish(self):
         gen, self._gen = self._gen, None
-        gen.close()
+        try:
+            gen.close()
+        except OSError as exc:
+            raise self._encoder_failed(exc) from None
+
+    def _encoder_failed(self, exc: OSError) -> OSError:
+        """One line for an encoder that stopped (imageio-ffmpeg's message carries the whole
+        ffmpeg command and its log over many lines)."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return OSError(
+            f"{self.path}: the encoder stopped after {self.frames_written} frames ({first}; "
+            "disk full?); nothing was written at the target"
+        )
 
     def _verify(self):
         """The MP4 holds every frame written: its packets are counted by the bundled ffmpeg

@@ -146,7 +146,14 @@ def test_curves_grow_to_the_interpolated_point():
     np.testing.assert_allclose(panel.lines[0].get_data(), [[0, 10], [1.0, 3.0]])
 
 
-@pytest.mark.parametrize("name", ["particles", "mass_shuffle", "spiral"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "particles",
+        pytest.param("mass_shuffle", marks=pytest.mark.slow),
+        pytest.param("spiral", marks=pytest.mark.slow),
+    ],
+)
 def test_clock_frames_are_deterministic_and_workers_give_the_same_frames(name):
     from scenes.registry import get
 

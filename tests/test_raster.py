@@ -43,7 +43,7 @@ def test_sprites_match_matplotlib_scatter(style, tolerance):
     ``tolerance`` levels. The opaque particle marker is exact to rounding; the small
     translucent path dot (alpha 0.55) is off by up to 20 levels over white and 50 over
     a dark spine, in single pixels (Agg rounds its coverage differently there)."""
-    points = np.random.default_rng(0).uniform(-1.05, 1.05, (24, 2))
+    points = np.random.default_rng(0).uniform(-1.05, 1.05, (14, 2))
     worst = 0
     for p in points:
         fig, ax = axes()

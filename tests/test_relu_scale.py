@@ -69,13 +69,14 @@ def test_chunked_evaluation_equals_unchunked(block):
 
 def test_torch_evaluation_in_chunks_equals_one_product():
     """The torch path (GPU) chunks the samples: 2**24 // m samples at a time."""
-    big, g = model(300_000, 2)
-    xb = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    big, g = model(100_000, 2)  # 167 samples a chunk: 400 samples are three chunks
+    xb = torch.randn(400, 2, generator=g, dtype=torch.float64)
     np.testing.assert_allclose(
         _TorchTrainer(big).predict(xb).numpy(), big(xb).detach().numpy(), rtol=1e-12, atol=1e-13
     )
 
 
+@pytest.mark.slow  # compiles the float32 kernels: 45 s on a fresh checkout
 def test_kernel_result_does_not_depend_on_the_thread_count(monkeypatch):
     m = kernels.PARALLEL_FROM + 999
     student, g = model(m, 2, dtype=torch.float32)
@@ -92,6 +93,7 @@ def test_kernel_result_does_not_depend_on_the_thread_count(monkeypatch):
         np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.slow  # float32 kernels, as above
 def test_large_width_records_float32_positions_every_frame_and_parameters_sparsely():
     cfg = ReluParticlesConfig(width=12_000, frames=20, samples_per_frame=50, batch=10)
     rec = run(cfg)
