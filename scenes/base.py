@@ -49,7 +49,7 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording
 from dynamics.sweep import usable_cpus
 
-from .clock import frame_steps, parse_time
+from .clock import frame_steps, insert_chapters, parse_chapter, parse_time
 from .writers import Writer, open_writer
 
 __all__ = [
@@ -105,6 +105,15 @@ class RenderOptions:
         power:K (step grows as t^K; K > 1 slows the start).
     hold : float
         Seconds the last frame stays on screen at the end, at most 3600.
+    chapters : tuple of (int, str), optional
+        Chapters as ``(step, title)`` pairs (or ``"STEP:TITLE"`` strings): at the first
+        frame that reaches a chapter's step the movie holds while a title card shows the
+        title, and the MP4 lists the chapter (with a WebVTT file beside it). None: the
+        chapters the experiment chose (``metadata["chapters"]`` of the recording), if any;
+        ``()``: none.
+    chapter_hold : float
+        Seconds the movie pauses at each chapter, its title card on the frame (0: no pause,
+        the title shows for a second while the movie plays on).
     """
 
     width: int = 1280
@@ -117,6 +126,8 @@ class RenderOptions:
     duration: float = 0.0
     time: str = "linear"
     hold: float = 0.0
+    chapters: tuple[tuple[int, str], ...] | None = None
+    chapter_hold: float = 2.0
 
     def __post_init__(self):
         if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
@@ -140,7 +151,10 @@ class RenderOptions:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if not 0 <= self.workers <= 64:
             raise ValueError(f"workers must be between 0 and 64, got {self.workers}")
-        for name in ("duration", "hold"):
+        if self.chapters is not None:
+            parsed = tuple(parse_chapter(c) for c in self.chapters)
+            object.__setattr__(self, "chapters", tuple(sorted(parsed, key=lambda c: c[0])))
+        for name in ("duration", "hold", "chapter_hold"):
             if not 0 <= getattr(self, name) <= 3600:
                 raise ValueError(
                     f"{name} must be between 0 and 3600 seconds, got {getattr(self, name)}"
@@ -281,6 +295,12 @@ class Scene:
     interpolates_ : bool
         Frames lie on a movie clock: panels are drawn at fractional steps and blend the
         snapshots around them (:func:`scenes.plotting.interpolated`).
+    chapters_ : list of (int, str)
+        The movie's chapters, ``(step, title)`` by step.
+    chapter_frames_ : list of int
+        The frame where each chapter begins (its title card and hold follow).
+    card_ : ndarray of int
+        The chapter whose title card frame ``i`` shows (-1: none).
     """
 
     #: The scene's config dataclass.
@@ -298,19 +318,51 @@ class Scene:
             raise ValueError("the recording has no snapshots to draw")
         o = self.options
         shown = frame_indices(len(self.steps_), o.stride)
-        held = round(o.hold * o.fps)
         self.interpolates_ = o.on_clock
         if self.interpolates_:
-            self.frame_steps_ = frame_steps(
-                self.steps_, fps=o.fps, duration=o.duration, time=o.time, hold=o.hold,
-                frames=len(shown),
-            )  # fmt: skip
-            at = np.searchsorted(self.steps_, self.frame_steps_, side="right") - 1
-            self.frames_ = np.maximum(at, 0)
+            play = frame_steps(
+                self.steps_, fps=o.fps, duration=o.duration, time=o.time, frames=len(shown)
+            )
+            at = np.maximum(np.searchsorted(self.steps_, play, side="right") - 1, 0)
         else:  # one frame per snapshot, exactly as recorded
-            self.frames_ = np.concatenate([shown, np.full(held, shown[-1], shown.dtype)])
-            self.frame_steps_ = self.steps_[self.frames_].astype(float)
+            at = shown
+            play = self.steps_[shown].astype(float)
+        self.chapters_ = self._chapters(o.chapters)
+        order, card, self.chapter_frames_ = insert_chapters(
+            play, self.chapters_, round(o.chapter_hold * o.fps), round(o.fps)
+        )
+        held = round(o.hold * o.fps)  # the last frame, repeated (without a title card)
+        order = np.concatenate([order, np.full(held, len(play) - 1, order.dtype)])
+        self.frames_ = at[order]
+        self.frame_steps_ = play[order]
+        self.card_ = np.concatenate([card, np.full(held, -1, card.dtype)])
         self._fig: Figure | None = None
+
+    def default_chapters(self) -> list:
+        """The chapters a movie of this scene gets when none are asked for: those the
+        experiment wrote into the recording's ``metadata["chapters"]`` (``[step, title]``
+        pairs), if any."""
+        recording = getattr(self, "recording", None)
+        metadata = recording.metadata if isinstance(recording, Recording) else {}
+        return list(metadata.get("chapters") or [])
+
+    def _chapters(self, asked) -> list[tuple[int, str]]:
+        first, last = int(self.steps_[0]), int(self.steps_[-1])
+        if asked is None:  # the experiment's own: those outside this timeline are left out
+            chapters = []
+            for c in self.default_chapters():
+                try:
+                    chapters.append(parse_chapter(c))
+                except ValueError:
+                    continue
+            return sorted((c for c in chapters if first <= c[0] <= last), key=lambda c: c[0])
+        for step, title in asked:
+            if not first <= step <= last:
+                raise ValueError(
+                    f"chapter {step}:{title} lies outside the recorded steps "
+                    f"{first:,d} to {last:,d}"
+                )
+        return list(asked)
 
     def check(self) -> None:
         """Raise KeyError or ValueError naming what is missing if the recording is not drawable."""
@@ -362,8 +414,64 @@ class Scene:
         self._fig, self._blit = fig, blit
         self._background = fig.canvas.copy_from_bbox(fig.bbox)
         self._stamped_upto = 0  # frames < this are in the background
+        self._card = self._title_card(fig) if self.chapters_ else None
+        self._last: tuple[tuple, np.ndarray] | None = None  # a held frame is drawn once
+
+    def _title_card(self, fig: Figure) -> tuple[Any, Any, Any]:
+        """The chapter's title card: a rounded white box in the lower third of the frame
+        with a small line ("CHAPTER 2 OF 3 · STEP 1,200") over the title; drawn only on the
+        chapter's frames, over everything else."""
+        from matplotlib.patches import FancyBboxPatch
+        from matplotlib.transforms import IdentityTransform
+
+        points = fig.get_figheight() * 72  # sizes follow the frame, as the rest of it does
+        title = fig.text(
+            0.5, 0.17, "", ha="center", va="baseline", fontsize=0.045 * points,
+            weight="bold", color="#1a1a1a",
+        )  # fmt: skip
+        label = fig.text(
+            0.5, 0.17, "", ha="center", va="baseline", fontsize=0.021 * points,
+            color="#555555",
+        )  # fmt: skip
+        box = FancyBboxPatch(
+            (0, 0), 1, 1, boxstyle="round,pad=0,rounding_size=12", transform=IdentityTransform(),
+            facecolor="white", edgecolor="#9a9a9a", alpha=0.95, linewidth=1.0,
+        )  # fmt: skip
+        fig.add_artist(box)
+        for artist in (box, title, label):
+            artist.set_animated(True)
+        return box, title, label
+
+    def _draw_card(self, i: int) -> None:
+        k = int(self.card_[i])
+        if self._card is None or k < 0:
+            return
+        from matplotlib.transforms import Bbox
+
+        box, title, label = self._card
+        step, text = self.chapters_[k]
+        fig = self._fig
+        renderer = fig.canvas.get_renderer()
+        title.set_text(text)
+        label.set_text(f"CHAPTER {k + 1} OF {len(self.chapters_)}  ·  STEP {step:,d}")
+        em = title.get_fontsize() * fig.dpi / 72  # the title's size in pixels
+        top = title.get_window_extent(renderer).y1
+        label.set_y(fig.transFigure.inverted().transform((0, top + 0.45 * em))[1])
+        ink = Bbox.union([title.get_window_extent(renderer), label.get_window_extent(renderer)])
+        pad = 0.55 * em
+        box.set_bounds(ink.x0 - pad, ink.y0 - pad, ink.width + 2 * pad, ink.height + 2 * pad)
+        for artist in (box, label, title):
+            fig.draw_artist(artist)
 
     def _render_frame(self, i: int) -> np.ndarray:
+        key = (float(self.frame_steps_[i]), int(self.frames_[i]), int(self.card_[i]))
+        if self._last is not None and self._last[0] == key:  # a held frame: the same pixels
+            return self._last[1].copy()
+        frame = self._draw(i)
+        self._last = (key, frame)
+        return frame
+
+    def _draw(self, i: int) -> np.ndarray:
         fig, canvas = self._fig, self._fig.canvas
         if not self._blit:  # reference path: everything drawn from scratch
             canvas.draw()
@@ -385,6 +493,7 @@ class Scene:
         self.draw_frame(i)
         for artist in self._animated:
             fig.draw_artist(artist)
+        self._draw_card(i)
         return np.array(
             canvas.buffer_rgba()
         )  # RGBA: a plain copy (RGB would be a slow strided one)
@@ -449,6 +558,7 @@ class Scene:
             return writer.path
         from tqdm.auto import tqdm
 
+        writer.annotate(chapters=self.chapter_marks())
         with writer:
             bar = tqdm(
                 total=len(self),
@@ -463,6 +573,10 @@ class Scene:
             finally:
                 bar.close()
         return writer.path
+
+    def chapter_marks(self) -> list[tuple[int, str]]:
+        """``(first frame, title)`` of every chapter, as writers take them."""
+        return [(f, t) for f, (_, t) in zip(self.chapter_frames_, self.chapters_)]
 
     def still(self, path: str | os.PathLike, i: int = -1) -> Path:
         """Write frame ``i`` (default: the last) as a PNG. Returns the path written."""

@@ -25,7 +25,7 @@ from .writers import Mp4Options, Mp4Writer, check_output_path, open_writer, outp
 __all__ = ["main", "build_parser", "add_dataclass_arguments", "dataclass_from_args", "field_docs"]
 
 # RenderOptions fields that have flags of another shape (--size) or none (--quiet)
-_RENDER_SKIP = ("width", "height", "progress")
+_RENDER_SKIP = ("width", "height", "progress", "chapters")
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -233,6 +233,21 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         metavar="WxH",
         help="frame size in pixels, both even, overriding the preset (e.g. 1920x1080)",
     )
+    render.add_argument(
+        "--chapter",
+        action="append",
+        default=None,
+        metavar="STEP:TITLE",
+        help="a chapter (repeatable): at the first frame that reaches STEP the movie pauses "
+        "for --chapter-hold seconds under a title card; the MP4 lists the chapters, and a "
+        "WebVTT file of them is written beside it. Replaces the experiment's own chapters "
+        "(default: the chapters the recording carries, if any)",
+    )
+    render.add_argument(
+        "--no-chapters",
+        action="store_true",
+        help="no chapters, not even the experiment's own",
+    )
     add_dataclass_arguments(
         parser,
         RenderOptions,
@@ -318,6 +333,10 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     overrides = _given(RenderOptions, args, _RENDER_SKIP)
     if args.size:
         overrides.update(_parse_size(args.size))
+    if args.no_chapters and args.chapter:
+        raise ValueError("give --chapter or --no-chapters, not both")
+    if args.no_chapters or args.chapter:
+        overrides["chapters"] = tuple(args.chapter or ())
     options = RenderOptions.preset_for(args.quality, progress=not args.quiet, **overrides)
     encoder = _given(Mp4Options, args)
     Mp4Options(
@@ -395,6 +414,8 @@ def _render_outputs(scene: Scene, writer, args: argparse.Namespace) -> Path:
     """Render the movie, then the optional still and static figures; print each path."""
     path = scene.render(writer)
     print(path)
+    if writer.vtt_path is not None:
+        print(writer.vtt_path)
     if args.still:
         print(scene.still(args.still))
     if args.figures:

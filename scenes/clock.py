@@ -17,7 +17,9 @@ recorded step exactly. :func:`frame_steps` puts frames on a clock instead, when 
   - ``power:K``: ``step - s0`` is proportional to ``t**K``; ``K > 1`` slows the start (the
     mean-field papers' power-law time), ``K < 1`` the end;
 
-* ``hold`` seconds of the last frame repeated at the end.
+* ``hold`` seconds of the last frame repeated at the end;
+* chapters (:func:`parse_chapter`, :func:`insert_chapters`): at the first frame that reaches
+  a chapter's step the movie holds for a set time while the chapter's title is shown.
 
 Steps are floats on a clock (between snapshots), and exactly ``s0`` and ``s1`` at the ends.
 The clock is computed once from the timeline and the options, so every worker process
@@ -28,10 +30,22 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["TIME_MAPPINGS", "parse_time", "warp", "frame_steps"]
+__all__ = [
+    "TIME_MAPPINGS",
+    "parse_time",
+    "warp",
+    "frame_steps",
+    "parse_chapter",
+    "insert_chapters",
+    "MAX_CHAPTER_TITLE",
+]
+
+#: The longest chapter title (characters): a title card is one line on the frame.
+MAX_CHAPTER_TITLE = 60
 
 #: The movie-time mappings ``--time`` takes (``power`` with its exponent: ``power:2``).
 TIME_MAPPINGS = ("linear", "log", "power:K")
@@ -115,3 +129,70 @@ def frame_steps(
     t = np.linspace(0.0, 1.0, n) if n > 1 else np.ones(1)
     play = warp(t, s0, s1, time)
     return np.concatenate([play, np.full(round(hold * fps), play[-1])])
+
+
+def parse_chapter(spec: Any) -> tuple[int, str]:
+    """``"500:Loss falls"`` -> ``(500, "Loss falls")``; a ``(step, title)`` pair passes through
+    checked. The step is a non-negative integer (``1e4`` and ``10,000`` are accepted), the
+    title one line of at most :data:`MAX_CHAPTER_TITLE` characters. Raises ValueError."""
+    if isinstance(spec, str):
+        step_text, sep, title = spec.partition(":")
+        if not sep:
+            raise ValueError(f"a chapter is STEP:TITLE (e.g. 500:Loss falls), got {spec!r}")
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+        step_text, title = spec
+    else:
+        raise ValueError(f"a chapter is STEP:TITLE or a (step, title) pair, got {spec!r}")
+    try:
+        value = float(str(step_text).replace(",", "").replace("_", "").strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0 and value == int(value) and value < 2**62):
+        raise ValueError(f"a chapter's step must be a whole number >= 0, got {step_text!r}")
+    title = str(title).strip()
+    if not title or "\n" in title:
+        raise ValueError(f"a chapter needs a one-line title after the colon, got {spec!r}")
+    if len(title) > MAX_CHAPTER_TITLE:
+        raise ValueError(
+            f"chapter title {title[:20]!r}... has {len(title)} characters; at most "
+            f"{MAX_CHAPTER_TITLE} fit on a title card"
+        )
+    return int(value), title
+
+
+def insert_chapters(
+    steps: np.ndarray, chapters: Sequence[tuple[int, str]], hold: int, show: int
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Where chapters fall in a movie whose frame ``j`` shows step ``steps[j]`` (increasing).
+
+    A chapter at step ``s`` starts at the first frame showing a step >= ``s`` (the last frame
+    if none does). That frame is repeated ``hold`` more times, and its title card is shown on
+    it and its repeats (with ``hold`` 0, on it and the next ``show - 1`` frames instead).
+
+    Returns ``order`` (for each frame of the new movie, the frame of the old one it repeats),
+    ``card`` (the chapter shown on each new frame, -1 for none) and ``starts`` (the new
+    frame where each chapter begins, in the order of ``chapters``).
+    """
+    steps = np.asarray(steps, dtype=float)
+    n = len(steps)
+    at = [min(int(np.searchsorted(steps, step, side="left")), n - 1) for step, _ in chapters]
+    by_frame: dict[int, list[int]] = {}
+    for k, j in enumerate(at):
+        by_frame.setdefault(j, []).append(k)
+    order: list[int] = []
+    card: list[int] = []
+    starts = [0] * len(chapters)
+    for j in range(n):
+        for k in by_frame.get(j, ()):
+            starts[k] = len(order)
+            order += [j] * (1 + hold)
+            card += [k] * (1 + hold)
+        if j not in by_frame:
+            order.append(j)
+            card.append(-1)
+    card_arr = np.asarray(card, dtype=np.int64)
+    if hold == 0:  # no pause: the title stays up while the movie plays on
+        for k, start in enumerate(starts):
+            span = card_arr[start : start + max(1, show)]
+            span[span == -1] = k
+    return np.asarray(order, dtype=np.int64), card_arr, starts

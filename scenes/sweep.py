@@ -9,6 +9,7 @@ key=v1,v2 --sweep key2=...`` uses it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -88,12 +89,17 @@ class SweepScene(PanelScene):
             config if config is not None else (scene_cls.Config() if scene_cls.Config else None)
         )
         # each run is checked, and gives its timeline, as the single-run scene would
-        self.singles_ = [scene_cls(r, config, options) for r in done]
+        singles = replace(options or RenderOptions(), chapters=())  # a run's own: the grid's
+        self.singles_ = [scene_cls(r, config, singles) for r in done]
         self.title = scene_cls.title
         super().__init__(done[0], config, options)
 
     def check(self) -> None:
         """Every finished run was checked by its single-run scene."""
+
+    def default_chapters(self) -> list:
+        """None: each run's own chapters (its loss thresholds) would not fit the others."""
+        return []
 
     def timeline(self) -> np.ndarray:
         # the union of every run's steps: a frame shows one training step in every panel
@@ -105,8 +111,6 @@ class SweepScene(PanelScene):
         )
 
     def with_options(self, **changes: Any) -> "SweepScene":
-        from dataclasses import replace
-
         return SweepScene(
             self.scene_cls,
             self.recordings,

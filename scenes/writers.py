@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -28,7 +28,52 @@ __all__ = [
     "open_writer",
     "check_output_path",
     "output_path",
+    "webvtt",
+    "ffmetadata",
 ]
+
+
+def _timestamp(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    return f"{h:02d}:{m:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def webvtt(chapters: Sequence[tuple[float, float, str]]) -> str:
+    """A WebVTT chapter track (``<track kind="chapters">``) of ``(start, end, title)``
+    in seconds."""
+    cues = [
+        f"{k}\n{_timestamp(a)} --> {_timestamp(b)}\n{' '.join(t.split())}\n"
+        for k, (a, b, t) in enumerate(chapters, 1)
+    ]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def ffmetadata(chapters: Sequence[tuple[float, float, str]]) -> str:
+    """ffmpeg's metadata file (``;FFMETADATA1``) with one ``[CHAPTER]`` per ``(start, end,
+    title)`` in seconds, in milliseconds."""
+
+    def escape(text: str) -> str:
+        for ch in "\\=;#":
+            text = text.replace(ch, "\\" + ch)
+        return " ".join(text.split())
+
+    lines = [";FFMETADATA1"]
+    for a, b, t in chapters:
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(a * 1000)}",
+                  f"END={round(b * 1000)}", f"title={escape(t)}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Writer:
@@ -63,7 +108,26 @@ class Writer:
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (height, width)
         self.channels = 3
+        self.chapters: list[tuple[int, str]] = []
+        self.vtt_path: Path | None = None
         self._done = False
+
+    #: An animated format that lists chapters writes a WebVTT file of them beside the movie.
+    chapter_track: ClassVar[bool] = False
+
+    def annotate(self, *, chapters: Sequence[tuple[int, str]] = ()) -> None:
+        """Say what the frames hold before they are written: ``chapters`` as ``(first frame,
+        title)`` pairs by frame (an MP4 lists them as chapters, and a WebVTT file of them is
+        written beside it, ``<name>.vtt``). Formats without chapters ignore them."""
+        self.chapters = sorted(((int(f), str(t)) for f, t in chapters), key=lambda c: c[0])
+
+    def chapter_times(self) -> list[tuple[float, float, str]]:
+        """``(start, end, title)`` of every chapter in seconds: a chapter lasts until the
+        next one begins, the last until the end of the movie."""
+        total = self.frames_written / self.fps
+        starts = [min(f, self.frames_written) / self.fps for f, _ in self.chapters]
+        ends = starts[1:] + [total]
+        return [(a, b, t) for a, b, (_, t) in zip(starts, ends, self.chapters)]
 
     def write(self, frame: np.ndarray) -> None:
         """Append one frame, ``(height, width, 3)`` RGB or ``(height, width, 4)`` RGBA uint8
@@ -102,6 +166,9 @@ class Writer:
         except BaseException:
             self.abort()
             raise
+        if self.chapters and self.chapter_track:
+            self.vtt_path = self.path.with_suffix(".vtt")
+            _write_atomic(self.vtt_path, webvtt(self.chapter_times()))
         os.replace(self.tmp_path, self.path)
         self._done = True
         return self.path
@@ -204,6 +271,7 @@ class Mp4Writer(Writer):
     """
 
     extension = ".mp4"
+    chapter_track = True
     Options = Mp4Options
     QUALITY = {
         "draft": {"preset": "ultrafast", "crf": 26},
@@ -259,6 +327,32 @@ class Mp4Writer(Writer):
             gen.close()
         except OSError as exc:
             raise self._encoder_failed(exc) from None
+        if self.chapters:
+            self._add_chapters()
+
+    def _add_chapters(self) -> None:
+        """Copy the encoded stream into a new MP4 that carries the chapters (no re-encoding:
+        ffmpeg's ``-map_chapters`` from an ``;FFMETADATA1`` file)."""
+        import subprocess
+
+        import imageio_ffmpeg
+
+        meta = self.tmp_path.with_name(self.tmp_path.name + ".chapters.txt")
+        out = self.tmp_path.with_name(self.tmp_path.name + ".chapters.mp4")
+        try:
+            meta.write_text(ffmetadata(self.chapter_times()), encoding="utf-8")
+            cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-v", "error"]
+            cmd += ["-i", str(self.tmp_path), "-f", "ffmetadata", "-i", str(meta)]
+            cmd += ["-map", "0", "-map_metadata", "1", "-map_chapters", "1", "-c", "copy"]
+            cmd += ["-movflags", "+faststart", "-f", "mp4", str(out)]
+            done = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+            if done.returncode != 0:
+                first = (done.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+                raise OSError(f"{self.path}: could not add the chapters ({first}; disk full?)")
+            os.replace(out, self.tmp_path)
+        finally:
+            meta.unlink(missing_ok=True)
+            out.unlink(missing_ok=True)
 
     def _encoder_failed(self, exc: OSError) -> OSError:
         """One line for an encoder that stopped (imageio-ffmpeg's message carries the whole

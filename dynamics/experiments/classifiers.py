@@ -18,7 +18,14 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import check_finite, library_versions, one_torch_thread, stratified_split, stream_seed
+from .common import (
+    check_finite,
+    library_versions,
+    milestone_chapters,
+    one_torch_thread,
+    stratified_split,
+    stream_seed,
+)
 from .spiral import grid_extent, grid_points
 
 __all__ = [
@@ -285,6 +292,13 @@ def caption(config: ClassifiersConfig) -> str:
     )
 
 
+#: The moments a movie of the run stops at by default (see ``milestone_chapters``).
+CHAPTERS = (
+    ("train_loss", "fraction", 0.1, "The training loss falls 10x"),
+    ("test_accuracy", "above", 0.9, "Test accuracy reaches 90%"),
+)
+
+
 def run(
     config: ClassifiersConfig = ClassifiersConfig(),
     *,
@@ -392,4 +406,5 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
                 bar.update(it + 1 - bar.n)
         if config.iterations % config.record_every:
             recorder.capture()  # always end on the final weights
+        recorder.update_metadata(chapters=milestone_chapters(recorder.recording, CHAPTERS))
     return recorder.recording

@@ -108,3 +108,32 @@ def check_finite(step: int, hint: str = "try a smaller --lr", **values: float) -
             raise FloatingPointError(
                 f"training diverged: {name} is {value} at step {step} (series {name!r}; {hint})"
             )
+
+
+def milestone_chapters(recording, milestones) -> list[list]:
+    """Chapters at the moments an experiment knows: ``[step, title]`` of the first snapshot
+    at which each milestone holds, by step (milestones never reached, or whose series is
+    missing, are left out). Written into ``metadata["chapters"]``, they are the chapters a
+    movie of the run gets by default (``--chapter`` replaces them).
+
+    ``milestones``: ``(series, rule, level, title)`` with rule ``"fraction"`` (the series
+    falls to ``level`` times its first value or below, e.g. 0.1: it fell 10x) or
+    ``"above"`` (it reaches ``level`` or more, e.g. an accuracy of 0.9).
+    """
+    chapters = []
+    for name, rule, level, title in milestones:
+        if name not in recording:
+            continue
+        series = recording[name]
+        values = np.asarray(series.values, dtype=float)
+        if values.ndim != 1 or len(values) < 2:
+            continue
+        if rule == "fraction":
+            hit = np.flatnonzero(values[1:] <= level * values[0]) + 1
+        elif rule == "above":
+            hit = np.flatnonzero(values >= level)
+        else:
+            raise ValueError(f"unknown milestone rule {rule!r}; use 'fraction' or 'above'")
+        if len(hit):
+            chapters.append([int(series.steps[hit[0]]), title])
+    return sorted(chapters, key=lambda c: c[0])

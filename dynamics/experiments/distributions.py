@@ -22,7 +22,13 @@ from torch import nn
 from ..recorder import Recorder, every
 from ..recording import Recording
 from ..summaries import Summarizer
-from .common import check_finite, library_versions, one_torch_thread, stream_seed
+from .common import (
+    check_finite,
+    library_versions,
+    milestone_chapters,
+    one_torch_thread,
+    stream_seed,
+)
 from .digits import make_digits
 
 __all__ = ["Config", "DistributionsConfig", "DigitsCNN", "run", "ACTIVATION_MODULES"]
@@ -182,6 +188,13 @@ def caption(config: DistributionsConfig) -> str:
     )
 
 
+#: The moments a movie of the run stops at by default (see ``milestone_chapters``).
+CHAPTERS = (
+    ("test_accuracy", "above", 0.5, "Test accuracy passes 50%"),
+    ("test_accuracy", "above", 0.9, "Test accuracy reaches 90%"),
+)
+
+
 def run(
     config: DistributionsConfig = DistributionsConfig(),
     *,
@@ -286,4 +299,5 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
                 evaluate()
                 bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             bar.update()
+        recorder.update_metadata(chapters=milestone_chapters(recorder.recording, CHAPTERS))
     return recorder.recording

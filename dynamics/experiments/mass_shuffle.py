@@ -17,7 +17,14 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import check_finite, library_versions, one_torch_thread, stratified_split, stream_seed
+from .common import (
+    check_finite,
+    library_versions,
+    milestone_chapters,
+    one_torch_thread,
+    stratified_split,
+    stream_seed,
+)
 
 __all__ = ["Config", "MassShuffleConfig", "LogisticRegression", "make_data", "default_lr", "run"]
 
@@ -182,6 +189,13 @@ def caption(config: MassShuffleConfig, boundary: str) -> str:
     )
 
 
+#: The moments a movie of the run stops at by default (see ``milestone_chapters``).
+CHAPTERS = (
+    ("train_loss", "fraction", 0.1, "The training loss falls 10x"),
+    ("test_accuracy", "above", 0.9, "Test accuracy reaches 90%"),
+)
+
+
 def run(
     config: MassShuffleConfig = MassShuffleConfig(),
     *,
@@ -290,4 +304,5 @@ def _run(config: MassShuffleConfig, path, overwrite: bool, progress: bool) -> Re
                 bar.update(step - bar.n)
         if config.steps % config.record_every:
             recorder.capture()  # always end on the final weights
+        recorder.update_metadata(chapters=milestone_chapters(recorder.recording, CHAPTERS))
     return recorder.recording

@@ -20,6 +20,7 @@ from .common import (
     available_memory,
     check_finite,
     library_versions,
+    milestone_chapters,
     one_torch_thread,
     stream_seed,
 )
@@ -349,6 +350,13 @@ def caption(config: ReluParticlesConfig) -> str:
     )
 
 
+#: The moments a movie of the run stops at by default (see ``milestone_chapters``).
+CHAPTERS = (
+    ("rel_error", "fraction", 1e-3, "The error falls 1000x"),
+    ("rel_error", "fraction", 1e-6, "The error falls a million-fold"),
+)
+
+
 def run(
     config: ReluParticlesConfig = ReluParticlesConfig(),
     *,
@@ -507,6 +515,7 @@ def _run(config, path, overwrite, progress) -> Recording:
             for _ in range(int(ends[k] - recorder.step)):
                 recorder.tick()  # a hand-written update loop: tell the recorder the steps passed
             log_frame()
+        recorder.update_metadata(chapters=milestone_chapters(recorder.recording, CHAPTERS))
     return recorder.recording
 
 

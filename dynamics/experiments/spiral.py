@@ -18,7 +18,13 @@ from torch import nn
 
 from ..recorder import Recorder, every
 from ..recording import Recording
-from .common import check_finite, library_versions, one_torch_thread, stream_seed
+from .common import (
+    check_finite,
+    library_versions,
+    milestone_chapters,
+    one_torch_thread,
+    stream_seed,
+)
 
 __all__ = [
     "Config",
@@ -239,6 +245,13 @@ def caption(config: SpiralConfig) -> str:
     )
 
 
+#: The moments a movie of the run stops at by default (see ``milestone_chapters``).
+CHAPTERS = (
+    ("train_accuracy", "above", 0.9, "Training accuracy reaches 90%"),
+    ("train_accuracy", "above", 0.999, "Every training point is right"),
+)
+
+
 def run(
     config: SpiralConfig = SpiralConfig(),
     *,
@@ -365,6 +378,7 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
                     "total_s": round(total, 3),
                     "field_s": round(timing["field_s"], 3),
                     "train_s": round(total - timing["field_s"], 3),
-                }
+                },
+                chapters=milestone_chapters(recorder.recording, CHAPTERS),
             )
     return recorder.recording
