@@ -575,8 +575,13 @@ class Scene:
         return writer.path
 
     def chapter_marks(self) -> list[tuple[int, str]]:
-        """``(first frame, title)`` of every chapter, as writers take them."""
-        return [(f, t) for f, (_, t) in zip(self.chapter_frames_, self.chapters_)]
+        """``(first frame, title)`` of every chapter, as writers take them, after a chapter
+        "Start" at frame 0 when the first one begins later (an MP4's chapter list always
+        starts at 0: without it, players would put the first chapter's start there)."""
+        marks = [(f, t) for f, (_, t) in zip(self.chapter_frames_, self.chapters_)]
+        if marks and marks[0][0] > 0:
+            marks.insert(0, (0, "Start"))
+        return marks
 
     def still(self, path: str | os.PathLike, i: int = -1) -> Path:
         """Write frame ``i`` (default: the last) as a PNG. Returns the path written."""

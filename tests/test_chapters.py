@@ -112,16 +112,19 @@ def test_the_mp4_lists_the_chapters_and_a_webvtt_file_lies_beside_it(tmp_path):
     )  # fmt: skip
     info = ffmpeg_info(out)
     titles = re.findall(r"title\s*: (.*)", info)
-    assert titles == ["Early = fast", "Late; slow"]
+    # the first chapter begins after frame 0: a "Start" chapter comes before it
+    assert titles == ["Start", "Early = fast", "Late; slow"]
     starts = [float(s) for s in re.findall(r"Chapter #0:\d+: start ([\d.]+)", info)]
     ends = [float(s) for s in re.findall(r"Chapter #0:\d+: start [\d.]+, end ([\d.]+)", info)]
-    # 11 snapshots + 2 x 10 held frames at 10 fps: chapter 2 starts at frame 8 + 10 = 18
-    assert starts[1] == pytest.approx(1.8, abs=0.01) and ends[1] == pytest.approx(3.1, abs=0.01)
+    # 11 snapshots + 2 x 10 held frames at 10 fps: chapters at frames 3 and 8 + 10 = 18
+    assert starts == pytest.approx([0, 0.3, 1.8], abs=0.01)
+    assert ends == pytest.approx([0.3, 1.8, 3.1], abs=0.01)
     assert "bt709" in info and "yuv420p(tv, bt709" in info  # colour tags survive the remux
     vtt = (tmp_path / "lecture.vtt").read_text()
     assert vtt.startswith("WEBVTT\n")
     cues = re.findall(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.*)\n", vtt)
     assert cues == [
+        ("00:00:00.000", "00:00:00.300", "Start"),
         ("00:00:00.300", "00:00:01.800", "Early = fast"),
         ("00:00:01.800", "00:00:03.100", "Late; slow"),
     ]
