@@ -60,6 +60,7 @@ __all__ = [
     "Field",
     "QUALITY_PRESETS",
     "grid_axes",
+    "fit_to_aspect",
     "new_figure",
 ]
 
@@ -589,6 +590,13 @@ class Scene:
             writer.write(self.frame(i))
         return writer.path
 
+    def handout(self, path: str | os.PathLike, *, count: int | None = None) -> Path:
+        """Write the movie's keyframes (its chapters, or ``count`` evenly spaced frames) as
+        a grid on one page, a vector PDF or a PNG (:mod:`scenes.handout`). Returns the path."""
+        from .handout import write_handout
+
+        return write_handout(self, path, count=count)
+
     def write_figures(self, stem: Path) -> list[Path]:
         """Write the scene's static companion figures (PNG) named ``<stem>_<what>.png``.
 
@@ -779,6 +787,32 @@ class PanelScene(Scene):
         step_lo = 0 if lo == 0 else int(np.floor(self.frame_steps_[lo - 1])) + 1
         step_hi = int(np.floor(self.frame_steps_[hi - 1])) + 1
         return [a for panel in self.panels_ for a in panel.stamp(step_lo, step_hi)]
+
+
+def fit_to_aspect(
+    fig: Figure,
+    rows: int,
+    cols: int,
+    aspect: float | None,
+    *,
+    top: float,
+    bottom: float,
+    left: float,
+    right: float,
+    hspace: float,
+    wspace: float,
+) -> tuple[float, float]:
+    """``(left, right)`` of a ``rows x cols`` grid narrowed and centred so that cells of
+    ``aspect`` (width / height) fill its height; unchanged when they already fill its width
+    (or ``aspect`` is None)."""
+    if aspect:
+        w, h = fig.get_size_inches()
+        cell_h = (top - bottom) * h / (rows + hspace * (rows - 1))
+        need = cell_h * aspect * (cols + wspace * (cols - 1)) / w
+        if need < right - left:
+            pad = (right - left - need) / 2
+            left, right = left + pad, right - pad
+    return left, right
 
 
 def grid_axes(

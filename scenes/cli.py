@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .base import QUALITY_PRESETS, RenderOptions, Scene
+from .handout import MAX_KEYFRAMES, check_handout_path
 from .registry import SceneEntry, get
 from .writers import Mp4Options, Mp4Writer, check_output_path, open_writer, output_path
 
@@ -176,6 +177,22 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also write the scene's static figures (PNG) beside the movie, if it has any",
+    )
+    io.add_argument(
+        "--handout",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write a handout: the movie's keyframes (first step, chapters, last step) "
+        "as a grid on one page, a vector .pdf or a .png",
+    )
+    io.add_argument(
+        "--handout-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the handout shows N evenly spaced frames instead of the chapters (1 to 12; "
+        "default: the chapters, or 6 when there are none)",
     )
     io.add_argument("--quiet", action="store_true", help="no progress bars")
     if trains and entry.scene.small_multiples:
@@ -348,6 +365,12 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     writer = open_writer(out, options.fps, quality=args.quality, **encoder)
     if args.still:
         check_output_path(args.still)
+    if args.handout:
+        check_handout_path(args.handout)
+    if args.handout_frames is not None and not 1 <= args.handout_frames <= MAX_KEYFRAMES:
+        raise ValueError(
+            f"--handout-frames must be between 1 and {MAX_KEYFRAMES}, got {args.handout_frames}"
+        )
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
     if sweep:
         scene = _sweep(entry, args, sweep, options, scene_config)
@@ -418,6 +441,8 @@ def _render_outputs(scene: Scene, writer, args: argparse.Namespace) -> Path:
         print(writer.vtt_path)
     if args.still:
         print(scene.still(args.still))
+    if args.handout:
+        print(scene.handout(args.handout, count=args.handout_frames))
     if args.figures:
         for figure in scene.write_figures(path.with_suffix("")):
             print(figure)

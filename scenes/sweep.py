@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording
 
-from .base import Cell, PanelScene, RenderOptions, grid_axes
+from .base import Cell, PanelScene, RenderOptions, fit_to_aspect, grid_axes
 
 __all__ = ["SweepScene"]
 
@@ -129,14 +129,10 @@ class SweepScene(PanelScene):
         shared = self.scene_cls.sweep_scales(done, self.config)
         top, bottom, hspace, wspace = self.header_bottom, 0.08, 0.3, 0.15
         left, right = (0.1 if len(keys) == 2 else 0.04), 0.93
-        aspect = self.scene_cls.small_panel_aspect  # width / height of one panel
-        if aspect:  # narrow the grid so panels of that shape fill the height, and centre it
-            w, h = fig.get_size_inches()
-            cell_h = (top - bottom) * h / (rows + hspace * (rows - 1))
-            need = cell_h * aspect * (cols + wspace * (cols - 1)) / w
-            if need < right - left:
-                pad = (right - left - need) / 2
-                left, right = left + pad, right - pad
+        left, right = fit_to_aspect(
+            fig, rows, cols, self.scene_cls.small_panel_aspect,
+            top=top, bottom=bottom, left=left, right=right, hspace=hspace, wspace=wspace,
+        )  # fmt: skip
         gs = grid_axes(
             fig,
             rows,
