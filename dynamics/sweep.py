@@ -243,7 +243,7 @@ class Sweep:
         SweepResult
             Failed points carry their error; the others have complete recordings.
         """
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
         self.root.mkdir(parents=True, exist_ok=True)
         result = SweepResult(self.root, self.grid, self.points)
@@ -256,7 +256,7 @@ class Sweep:
                 point.status, point.error = "pending", ""
                 todo.append(point)
         self._write_index()
-        bar = tqdm(
+        bar = progress_bar(
             total=len(self.points),
             initial=len(result.skipped),
             desc="sweep",

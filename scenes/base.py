@@ -557,11 +557,14 @@ class Scene:
             with writer:
                 writer.write(self.frame(-1))
             return writer.path
-        from tqdm.auto import tqdm
+        from dynamics.progress import progress_bar
 
-        writer.annotate(chapters=self.chapter_marks())
+        writer.annotate(
+            chapters=self.chapter_marks(),
+            steps=np.round(self.frame_steps_).astype(np.int64).tolist(),
+        )
         with writer:
-            bar = tqdm(
+            bar = progress_bar(
                 total=len(self),
                 desc=f"rendering {writer.path.name}",
                 unit="frame",
@@ -610,19 +613,48 @@ class Scene:
         self._fig = None
 
     # -- notebooks ---------------------------------------------------------------------
-    def to_html(self, fmt: str = "mp4") -> str:
-        """Render into memory and return HTML that plays inline (``<video>`` or ``<img>``)."""
+    def to_html(self, fmt: str = "player", *, quality: str | None = None) -> str:
+        """Render into memory and return HTML that plays inline: ``"player"`` (the
+        interactive player, :mod:`scenes.player`), ``"mp4"`` (a ``<video>``) or ``"gif"``
+        (an ``<img>``), each at most the movie's width and shrinking to fit the cell.
+        ``quality`` ("draft", "final") renders at that preset's size and encoder settings
+        instead of the scene's own options."""
+        if fmt not in ("player", "mp4", "gif"):
+            raise ValueError(f"fmt must be player, mp4 or gif, got {fmt!r}")
+        scene = self
+        if quality is not None:
+            preset = RenderOptions.preset_for(quality)  # checks the name
+            scene = self.with_options(width=preset.width, height=preset.height, dpi=preset.dpi)
+        suffix = "html" if fmt == "player" else fmt
         with tempfile.TemporaryDirectory() as tmp:
-            out = self.render(open_writer(Path(tmp) / f"scene.{fmt}", self.options.fps))
+            writer = open_writer(Path(tmp) / f"scene.{suffix}", scene.options.fps, quality=quality)
+            out = scene.render(writer)
+            if fmt == "player":
+                return writer.html
             data = base64.b64encode(out.read_bytes()).decode("ascii")
+        w = scene.options.width
+        style = f'style="width:100%;max-width:{w}px;height:auto"'
         if fmt == "gif":
-            return f'<img src="data:image/gif;base64,{data}"/>'
+            return f'<img {style} src="data:image/gif;base64,{data}"/>'
         attrs = "controls loop autoplay muted playsinline"
-        return f'<video {attrs} src="data:video/mp4;base64,{data}"></video>'
+        return f'<video {attrs} {style} src="data:video/mp4;base64,{data}"></video>'
+
+    def show(self, quality: str | None = "draft", fmt: str = "player"):
+        """Display the movie in a notebook: the interactive player by default, rendered at
+        the small ``draft`` preset (640x360: a 500-frame movie is about 0.4 MB in the saved
+        notebook); ``quality="final"`` for 1280x720, None for the scene's own options,
+        ``fmt="mp4"`` or ``"gif"`` for a plain movie. Returns an object that Jupyter shows
+        (``IPython.display.HTML`` when IPython is there)."""
+        markup = self.to_html(fmt, quality=quality)
+        try:
+            from IPython.display import HTML
+        except ImportError:
+            return _Html(markup)
+        return HTML(markup)
 
     def _repr_html_(self) -> str:
-        """Jupyter displays a scene as an inline movie."""
-        return self.to_html("mp4")
+        """Jupyter shows a scene as the interactive player at the draft preset."""
+        return self.to_html("player", quality="draft")
 
     def with_options(self, **changes: Any) -> "Scene":
         """The same scene with some render options changed."""
@@ -840,6 +872,16 @@ def grid_axes(
         wspace=wspace,
         **gridspec,
     )
+
+
+class _Html:
+    """HTML that a notebook displays (where IPython.display is missing)."""
+
+    def __init__(self, markup: str):
+        self.markup = markup
+
+    def _repr_html_(self) -> str:
+        return self.markup
 
 
 def _start_methods() -> list[str]:

@@ -136,15 +136,16 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="output file; its extension (.mp4, .gif, .png) picks the format "
+        help="output file; its extension (.mp4, .gif, .png, .html) picks the format "
         f"(default: outputs/{entry.name}.<format>)",
     )
     io.add_argument(
         "--format",
-        choices=["mp4", "gif", "png"],
+        choices=["mp4", "gif", "png", "html"],
         default=None,
-        help="output format when --out is not given; png writes a still of the last frame "
-        "(default: mp4)",
+        help="output format when --out is not given; png writes a still of the last frame, "
+        "html an interactive player (play, pause, frame steps, a slider, chapter buttons) in "
+        "one self-contained page (default: mp4)",
     )
     io.add_argument(
         "--recording",

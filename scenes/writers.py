@@ -1,4 +1,5 @@
-"""Writers: uint8 RGB frames in, MP4 / GIF / PNG out. They know nothing about plots.
+"""Writers: uint8 RGB frames in, MP4 / GIF / PNG / an HTML player out. They know nothing
+about plots.
 
 Every writer encodes into a temporary file beside the target and moves it into place
 only when ``close()`` finishes, so an interrupted render never leaves a partial file at
@@ -24,6 +25,7 @@ __all__ = [
     "GIF_MAX_FPS",
     "gif_delays",
     "PngWriter",
+    "HtmlWriter",
     "WRITERS",
     "open_writer",
     "check_output_path",
@@ -109,17 +111,22 @@ class Writer:
         self.size: tuple[int, int] | None = None  # (height, width)
         self.channels = 3
         self.chapters: list[tuple[int, str]] = []
+        self.steps: list[int] | None = None
         self.vtt_path: Path | None = None
         self._done = False
 
     #: An animated format that lists chapters writes a WebVTT file of them beside the movie.
     chapter_track: ClassVar[bool] = False
 
-    def annotate(self, *, chapters: Sequence[tuple[int, str]] = ()) -> None:
+    def annotate(
+        self, *, chapters: Sequence[tuple[int, str]] = (), steps: Sequence[int] | None = None
+    ) -> None:
         """Say what the frames hold before they are written: ``chapters`` as ``(first frame,
         title)`` pairs by frame (an MP4 lists them as chapters, and a WebVTT file of them is
-        written beside it, ``<name>.vtt``). Formats without chapters ignore them."""
+        written beside it, ``<name>.vtt``; the HTML player shows them as buttons), and the
+        training step of every frame (the player's readout). Other formats ignore them."""
         self.chapters = sorted(((int(f), str(t)) for f, t in chapters), key=lambda c: c[0])
+        self.steps = None if steps is None else [int(s) for s in steps]
 
     def chapter_times(self) -> list[tuple[float, float, str]]:
         """``(start, end, title)`` of every chapter in seconds: a chapter lasts until the
@@ -278,11 +285,15 @@ class Mp4Writer(Writer):
         "final": {"preset": "veryfast", "crf": 19},
     }
 
+    #: Chapters go into the MP4's own chapter list.
+    mp4_chapters: ClassVar[bool] = True
+
     def __init__(self, path, fps=30, *, preset: str = "veryfast", crf: int = 19, **options):
         super().__init__(path, fps, **options)
         settings = Mp4Options(preset, int(crf))
         self.preset, self.crf = settings.preset, settings.crf
         self._gen = None
+        self.encode_path = self.tmp_path  # where the encoder writes the MP4
 
     def _open(self, height, width):
         import imageio_ffmpeg
@@ -290,7 +301,7 @@ class Mp4Writer(Writer):
         if height % 2 or width % 2:
             raise ValueError(f"H.264 with yuv420p needs even frame sizes, got {width}x{height}")
         self._gen = imageio_ffmpeg.write_frames(
-            str(self.tmp_path),
+            str(self.encode_path),
             (width, height),
             fps=self.fps,
             codec="libx264",
@@ -327,7 +338,7 @@ class Mp4Writer(Writer):
             gen.close()
         except OSError as exc:
             raise self._encoder_failed(exc) from None
-        if self.chapters:
+        if self.chapters and self.mp4_chapters:
             self._add_chapters()
 
     def _add_chapters(self) -> None:
@@ -337,19 +348,19 @@ class Mp4Writer(Writer):
 
         import imageio_ffmpeg
 
-        meta = self.tmp_path.with_name(self.tmp_path.name + ".chapters.txt")
-        out = self.tmp_path.with_name(self.tmp_path.name + ".chapters.mp4")
+        meta = self.encode_path.with_name(self.encode_path.name + ".chapters.txt")
+        out = self.encode_path.with_name(self.encode_path.name + ".chapters.mp4")
         try:
             meta.write_text(ffmetadata(self.chapter_times()), encoding="utf-8")
             cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-v", "error"]
-            cmd += ["-i", str(self.tmp_path), "-f", "ffmetadata", "-i", str(meta)]
+            cmd += ["-i", str(self.encode_path), "-f", "ffmetadata", "-i", str(meta)]
             cmd += ["-map", "0", "-map_metadata", "1", "-map_chapters", "1", "-c", "copy"]
             cmd += ["-movflags", "+faststart", "-f", "mp4", str(out)]
             done = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
             if done.returncode != 0:
                 first = (done.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
                 raise OSError(f"{self.path}: could not add the chapters ({first}; disk full?)")
-            os.replace(out, self.tmp_path)
+            os.replace(out, self.encode_path)
         finally:
             meta.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
@@ -371,8 +382,9 @@ class Mp4Writer(Writer):
 
         import imageio_ffmpeg
 
-        super()._verify()
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(self.tmp_path)]
+        if not self.encode_path.is_file() or self.encode_path.stat().st_size == 0:
+            raise OSError(f"{self.path}: the encoder wrote nothing (disk full?)")
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(self.encode_path)]
         cmd += ["-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
         out = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         counts = [
@@ -394,6 +406,45 @@ class Mp4Writer(Writer):
                 gen.close()
             except Exception:
                 pass
+
+
+class HtmlWriter(Mp4Writer):
+    """The interactive player (:mod:`scenes.player`): an H.264 movie, as :class:`Mp4Writer`
+    encodes it, inside one self-contained HTML page with play, pause, frame steps, a slider
+    over the frames, the training step of each frame and a button per chapter."""
+
+    extension = ".html"
+    mp4_chapters = False  # the player's buttons show them
+    chapter_track = False
+
+    def __init__(self, path, fps=30, **options):
+        super().__init__(path, fps, **options)
+        self.encode_path = self.tmp_path.with_suffix(".mp4")
+        self.html: str | None = None
+
+    def _verify(self):
+        from .player import player_html, player_page
+
+        super()._verify()  # every frame is in the MP4
+        try:
+            height, width = self.size
+            steps = self.steps if self.steps and len(self.steps) == self.frames_written else None
+            fragment = player_html(
+                self.encode_path.read_bytes(),
+                fps=self.fps,
+                steps=steps or list(range(self.frames_written)),
+                chapters=self.chapters,
+                width=width,
+                height=height,
+            )
+            self.html = fragment
+            self.tmp_path.write_text(player_page(fragment, self.path.stem), encoding="utf-8")
+        finally:
+            self.encode_path.unlink(missing_ok=True)
+
+    def _cancel(self):
+        super()._cancel()
+        self.encode_path.unlink(missing_ok=True)
 
 
 #: The highest frame rate a GIF can show: its delays are whole centiseconds, and players show a
@@ -490,6 +541,7 @@ WRITERS: dict[str, Callable[..., Writer]] = {
     ".mp4": Mp4Writer,
     ".gif": GifWriter,
     ".png": PngWriter,
+    ".html": HtmlWriter,
 }
 
 

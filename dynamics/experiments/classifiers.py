@@ -325,7 +325,7 @@ def run(
 
 
 def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Recording:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     x, y, train, test = make_data(config)
     x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
@@ -375,7 +375,7 @@ def _run(config: ClassifiersConfig, path, overwrite: bool, progress: bool) -> Re
     is_test[test] = True
     with (
         recorder,
-        tqdm(
+        progress_bar(
             total=config.iterations,
             desc="training",
             unit="it",

@@ -221,7 +221,7 @@ def run(
 
 
 def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> Recording:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     x, y, xt, yt = _data(config)
     model = DigitsCNN(config.image_size, config.activation, config.dropout)
@@ -278,7 +278,7 @@ def _run(config: DistributionsConfig, path, overwrite: bool, progress: bool) -> 
 
     with (
         recorder,
-        tqdm(total=config.steps, desc="training", unit="step", disable=not progress) as bar,
+        progress_bar(total=config.steps, desc="training", unit="step", disable=not progress) as bar,
     ):
         evaluate()
         for step in range(1, config.steps + 1):

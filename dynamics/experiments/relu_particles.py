@@ -436,7 +436,7 @@ class _TorchTrainer:
 
 
 def _run(config, path, overwrite, progress) -> Recording:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     dtype, device = train_dtype(config), torch.device(config.device)
     ta, tw, tb = draw_teacher(config)
@@ -508,7 +508,9 @@ def _run(config, path, overwrite, progress) -> Recording:
 
     with recorder:
         log_frame()
-        for k in tqdm(range(config.frames), desc="training", unit="frame", disable=not progress):
+        for k in progress_bar(
+            range(config.frames), desc="training", unit="frame", disable=not progress
+        ):
             x = torch.randn(int(samples[k]), config.dim, generator=gen, dtype=torch.float64)
             x = x[torch.randperm(len(x), generator=gen)]  # the reference shuffles; kept for parity
             trainer.frame(*data(x), config.batch, lr)

@@ -292,7 +292,7 @@ def run(
 
 
 def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recording:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     x, y = make_data(config)
     extent = grid_extent(x, config.margin)
@@ -344,7 +344,7 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
         return objective(model, x[idx], y[idx], config.l2)
 
     start = time.perf_counter()
-    with tqdm(
+    with progress_bar(
         total=config.steps, desc="training", unit="step", disable=not progress, mininterval=0.5
     ) as bar:
         with recorder:  # captures step 0 on entering
