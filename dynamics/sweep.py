@@ -312,13 +312,11 @@ class Sweep:
                 executor = ProcessPoolExecutor(
                     max_workers=min(jobs, len(todo)), mp_context=mp.get_context("spawn")
                 )
+            futures: dict[Future, Any] = {}  # filled one by one: a bad point's error surfaces
             try:
-                futures = {
-                    executor.submit(
-                        _run_point, self.experiment, dataclasses.asdict(self.config(p)), str(p.path)
-                    ): p
-                    for p in todo
-                }
+                for p in todo:
+                    config = dataclasses.asdict(self.config(p))
+                    futures[executor.submit(_run_point, self.experiment, config, str(p.path))] = p
                 for fut in as_completed(futures):
                     point = futures[fut]
                     try:

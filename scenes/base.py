@@ -98,7 +98,8 @@ class RenderOptions:
     progress : bool
         Show a progress bar over frames.
     duration : float
-        Seconds the movie lasts (before the hold), whatever the number of snapshots: frames
+        Seconds the movie plays (the final hold and chapter pauses come on top), whatever
+        the number of snapshots: frames
         are placed on a movie clock and blend the snapshots around them; 0: one frame per
         snapshot (every stride-th), at most 3600.
     time : str

@@ -7,10 +7,12 @@ lists every flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from dynamics.limits import check_limits
 from dynamics.recording import Recording, Series
 
 from .base import Cell, Field, PanelScene
@@ -40,10 +42,16 @@ class ClassifiersSceneConfig:
     markers: bool = True
     marker_size: float = 24.0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "marker_size": (0, 1000),
+    }
+
     def __post_init__(self):
         get_cmap(self.cmap)
         if not self.marker_size > 0:
             raise ValueError(f"marker_size must be positive, got {self.marker_size}")
+        check_limits(self, self.LIMITS)
 
 
 @register(

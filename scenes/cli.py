@@ -18,6 +18,8 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from dynamics.limits import describe
+
 from .base import QUALITY_PRESETS, RenderOptions, Scene
 from .handout import MAX_KEYFRAMES, check_handout_path
 from .registry import SceneEntry, get
@@ -80,13 +82,17 @@ def add_dataclass_arguments(
     """
     group = parser.add_argument_group(title)
     docs = field_docs(cls)
+    limits = getattr(cls, "LIMITS", {})
     hints = typing.get_type_hints(cls)
     shown = defaults or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         default = shown.get(f.name, f.default)
-        help_text = docs.get(f.name, "").replace("%", "%%")  # argparse formats help with %
+        help_text = docs.get(f.name, "")
+        if f.name in limits:
+            help_text = f"{help_text} Range: {describe(limits[f.name])}.".strip()
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %
         # the text says the default itself; "%(default)" in it tells argparse's
         # ArgumentDefaultsHelpFormatter not to append it a second time
         shown_default = str(default).replace("%", "%%")
@@ -196,6 +202,11 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         "default: the chapters, or 6 when there are none)",
     )
     io.add_argument("--quiet", action="store_true", help="no progress bars")
+    io.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the whole traceback instead of one line (for bug reports)",
+    )
     if trains and entry.scene.small_multiples:
         sweep = parser.add_argument_group(
             "sweeps (small multiples: one panel per configuration, one timeline)"
@@ -305,11 +316,22 @@ def _given(cls: type, args: argparse.Namespace, skip: Sequence[str] = ()) -> dic
 
 
 def main(name: str, argv: Sequence[str] | None = None) -> Path:
-    """Entry point of ``python -m scenes.<name>``: train or load, render, print the paths."""
-    entry = get(name)
-    parser = build_parser(entry)
-    args = parser.parse_args(argv)
+    """Entry point of ``python -m scenes.<name>``: train or load, render, print the paths.
+
+    Errors reach the user as one line (exit 2 for a bad value, 1 for a full disk, a failed
+    encoder or too little memory, 130 for Ctrl-C at any moment); ``--debug`` shows the
+    traceback instead."""
+    import signal
+
+    prog = f"python -m scenes.{name}"
+    if threading_main():  # from here on Ctrl-C raises KeyboardInterrupt, handled below
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    args = None
     try:
+        entry = get(name)
+        parser = build_parser(entry)
+        prog = parser.prog
+        args = parser.parse_args(argv)
         return _main(entry, args)
     except (
         ValueError,
@@ -319,19 +341,31 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
         FileExistsError,
         PermissionError,
     ) as exc:
+        if args is not None and args.debug:
+            raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"{parser.prog}: error: {msg}", file=sys.stderr)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
     except (OSError, MemoryError) as exc:  # a full disk, a failed encoder, too little memory
+        if args is not None and args.debug:
+            raise
         what = str(exc) or ("out of memory" if isinstance(exc, MemoryError) else repr(exc))
-        print(f"{parser.prog}: error: {what}", file=sys.stderr)
+        print(f"{prog}: error: {what}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
+        if args is not None and args.debug:
+            raise
         print(
-            f"{parser.prog}: interrupted; no partial output was left at the target path",
-            file=sys.stderr,
+            f"{prog}: interrupted; no partial output was left at the target path", file=sys.stderr
         )
         raise SystemExit(130) from None
+
+
+def threading_main() -> bool:
+    """True in the main thread (the only one that may set signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:

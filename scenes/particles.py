@@ -10,10 +10,12 @@ that series (``--curve loss``, the default).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from dynamics.limits import check_limits
 from dynamics.recording import Recording, Series
 
 from .base import Cell, Field, PanelScene
@@ -68,6 +70,13 @@ class ParticlesSceneConfig:
     mass: str = ""
     dots: int = 0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "limit": (0, 1_000_000),
+        "trail": (0, 1_000_000),
+        "dots": (0, 10_000_000),
+    }
+
     def __post_init__(self):
         resolve_view(self.view, 0)
         if self.dots < 0:
@@ -76,6 +85,7 @@ class ParticlesSceneConfig:
             raise ValueError(f"limit must be >= 0 (0: from the data), got {self.limit}")
         if self.trail < 0:
             raise ValueError(f"trail must be >= 0, got {self.trail}")
+        check_limits(self, self.LIMITS)
 
 
 @register(

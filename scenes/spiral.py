@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from dynamics.limits import check_limits
 from dynamics.recording import Recording, Series
 
 from .base import Cell, Field, PanelScene, figure_to_png, new_figure
@@ -47,10 +49,16 @@ class SpiralSceneConfig:
     markers: bool = True
     marker_size: float = 14.0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "marker_size": (0, 1000),
+    }
+
     def __post_init__(self):
         get_cmap(self.cmap)  # fail early, with the list of names
         if not self.marker_size > 0:
             raise ValueError(f"marker_size must be positive, got {self.marker_size}")
+        check_limits(self, self.LIMITS)
 
 
 @register(

@@ -201,3 +201,27 @@ def test_train_save_and_rerender_from_the_recording(tmp_path):
     )
     frames = iio.imread(gif, index=None)
     assert frames.shape == (5, 360, 640, 3)
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_any_moment_gives_one_line_and_exit_130(tmp_path):
+    """SIGINT sent to `python -m scenes.relu_particles` from the imports (0.15 s: the scenes
+    package is importing) through training and rendering: one line, exit 130, no file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "x.mp4"
+    command = [sys.executable, "-m", "scenes.relu_particles", "--quiet", "--out", str(out)]
+    seen = []
+    for delay in (0.15, 0.3, 0.6, 1.0, 1.5, 2.2, 3.0, 4.5, 6.5):
+        proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        seen.append((delay, proc.returncode, lines))
+        assert proc.returncode == 130, seen[-1]
+        assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr, seen
+        assert not out.exists() and not list(tmp_path.glob(".x*")), seen[-1]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..limits import SEED, check_limits
 from ..recorder import Recorder, every
 from ..recording import Recording
 from .common import (
@@ -110,6 +112,21 @@ class ClassifiersConfig:
     grad_check: bool = True
     seed: int = 0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "points": (10, 10_000_000),
+        "noise": (0, 100),
+        "hidden": (1, 100_000),
+        "depth": (1, 100),
+        "lr": (0, 1000),
+        "l2": (0, 1000),
+        "iterations": (1, 1_000_000_000),
+        "record_every": (1, 1_000_000_000),
+        "grid": (2, 4000),
+        "margin": (0, 100),
+        "seed": SEED,
+    }
+
     def __post_init__(self):
         for name in ("points", "hidden", "depth", "iterations", "record_every"):
             if getattr(self, name) < 1:
@@ -135,6 +152,7 @@ class ClassifiersConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        check_limits(self, self.LIMITS)
 
     @property
     def widths(self) -> tuple[int, ...]:

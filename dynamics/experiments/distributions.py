@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..limits import SEED, check_limits
 from ..recorder import Recorder, every
 from ..recording import Recording
 from ..summaries import Summarizer
@@ -90,6 +92,20 @@ class DistributionsConfig:
     bins: int = 30
     seed: int = 0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "lr": (0, 1000),
+        "steps": (1, 1_000_000_000),
+        "batch": (1, 1_000_000),
+        "train_size": (1, 10_000_000),
+        "test_size": (1, 10_000_000),
+        "image_size": (8, 512),
+        "record_every": (1, 1_000_000_000),
+        "eval_every": (1, 1_000_000_000),
+        "bins": (1, 10_000),
+        "seed": SEED,
+    }
+
     def __post_init__(self):
         for name, options in (
             ("optimizer", OPTIMIZERS),
@@ -121,6 +137,7 @@ class DistributionsConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.batch > self.train_size:
             raise ValueError(f"batch ({self.batch}) cannot exceed train_size ({self.train_size})")
+        check_limits(self, self.LIMITS)
 
 
 Config = DistributionsConfig

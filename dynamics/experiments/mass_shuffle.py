@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..limits import SEED, check_limits
 from ..recorder import Recorder, every
 from ..recording import Recording
 from .common import (
@@ -84,6 +86,20 @@ class MassShuffleConfig:
     scalar_every: int = 10
     seed: int = 0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "points": (10, 10_000_000),
+        "signal_scale": (0, 1_000_000),
+        "noise_dims": (0, 100_000),
+        "noise_scale": (0, 1_000_000),
+        "curvature": (-100, 100),
+        "lr": (0, 1000),
+        "steps": (1, 1_000_000_000),
+        "record_every": (1, 1_000_000_000),
+        "scalar_every": (1, 1_000_000_000),
+        "seed": SEED,
+    }
+
     def __post_init__(self):
         for name in ("points", "steps", "record_every", "scalar_every"):
             if getattr(self, name) < 1:
@@ -107,6 +123,7 @@ class MassShuffleConfig:
             raise ValueError(f"lr must be >= 0 (0: the optimizer's default), got {self.lr}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        check_limits(self, self.LIMITS)
 
     @property
     def inputs(self) -> int:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..limits import SEED, check_limits
 from ..recorder import Recorder, at_steps
 from ..recording import Recording
 from .common import (
@@ -113,6 +115,18 @@ class ReluParticlesConfig:
     device: str = "cpu"
     params_every: int = 0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "radius": (0, 100),
+        "teachers": (1, 10_000),
+        "teacher_seed": SEED,
+        "batch": (1, 10_000_000),
+        "step": (0, 1000),
+        "frames": (1, 1_000_000),
+        "seed": SEED,
+        "params_every": (0, 1_000_000_000),
+    }
+
     def __post_init__(self):
         for name in ("width", "teachers", "batch", "frames"):
             if getattr(self, name) < 1:
@@ -144,6 +158,7 @@ class ReluParticlesConfig:
                 "samples_per_frame must be >= 0 (0: the reference schedule), "
                 f"got {self.samples_per_frame}"
             )
+        check_limits(self, self.LIMITS)
 
 
 Config = ReluParticlesConfig  # the name scene modules look up

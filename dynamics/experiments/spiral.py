@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..limits import SEED, check_limits
 from ..recorder import Recorder, every
 from ..recording import Recording
 from .common import (
@@ -93,6 +95,22 @@ class SpiralConfig:
     margin: float = 1.0
     seed: int = 0
 
+    #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "points": (2, 10_000_000),
+        "turns": (0, 100),
+        "noise": (0, 100),
+        "lr": (0, 1000),
+        "l2": (0, 1000),
+        "steps": (1, 1_000_000_000),
+        "batch": (1, 10_000_000),
+        "field_every": (1, 1_000_000_000),
+        "loss_every": (1, 1_000_000_000),
+        "grid": (2, 4000),
+        "margin": (0, 100),
+        "seed": SEED,
+    }
+
     def __post_init__(self):
         for name in ("points", "steps", "batch", "field_every", "loss_every"):
             if getattr(self, name) < 1:
@@ -114,6 +132,7 @@ class SpiralConfig:
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
             )
         _ = self.widths  # parse hidden now: a bad value fails here, with its own message
+        check_limits(self, self.LIMITS)
 
     @property
     def widths(self) -> tuple[int, ...]:
