@@ -7,10 +7,11 @@ equal numpy's on the same values: statistics in float64 (``std`` with ``ddof=0``
 ``i`` holds ``edges[i] <= x < edges[i+1]``, the last bin also ``x == edges[-1]``, values
 outside the range are not counted; the edges are numpy's ``linspace``).
 
-Cost: one pass for min and max, then one read of the values for everything else. A CPU
-tensor is taken in chunks whose float64 copy stays in the core's cache; the copy gives
-the chunk's sum, its centred sum of squares (two-pass variance, merged across chunks)
-and the bin positions, without a full-size float64 temporary.
+Cost: one pass for min and max, then one read of the values for everything else. A
+float32 or float64 CPU tensor goes through one fused numba kernel
+(:mod:`dynamics._summary_kernels`) that reads cache-sized chunks for their sum, centred
+sum of squares (two-pass variance, merged across chunks) and bins. Other tensors (GPU,
+other dtypes) are taken in chunks whose float64 copy gives the same three, with torch ops.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class Summarizer:
         """``(mean, std, counts, edges)`` of ``v``, whose values are all finite, ``lo`` and
         ``hi`` its min and max."""
         edges = self.edges(lo, hi) if self.adaptive else self.edges(*self.range)
+        if v.is_cpu and v.dtype in (torch.float32, torch.float64) and np.isfinite(edges).all():
+            return self._summarise_cpu(v, lo, hi, edges)
         chunk = min(_CPU_CHUNK if v.is_cpu else v.numel(), v.numel())
         buffer = torch.empty(chunk, dtype=torch.float64, device=v.device)
         slots = None
@@ -148,6 +151,33 @@ class Summarizer:
                 torch.as_tensor(edges, dtype=torch.float64, device=v.device),
             )
         return mean, std, slots.counts(), slots.edges
+
+    def _summarise_cpu(
+        self, v: torch.Tensor, lo: float, hi: float, edges: np.ndarray
+    ) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+        """:meth:`_summarise_finite` of a float32 or float64 CPU tensor, in one fused kernel
+        (:mod:`dynamics._summary_kernels`): the values are read once, in cache-sized chunks."""
+        from ._summary_kernels import CHUNK, summarise
+
+        x = v.contiguous().numpy()
+        n = len(x)
+        chunks = -(-n // CHUNK)
+        sums, squares = np.empty(chunks), np.empty(chunks)
+        counts = np.zeros(self.bins, dtype=np.int64)
+        offset = 0 if self.adaptive else 1
+        scale = self.bins / (float(edges[-1]) - float(edges[0]))
+        magnitude = max(abs(lo), abs(hi), abs(float(edges[0])), abs(float(edges[-1])))
+        # a few float64 roundings of the position, with a wide safety factor (as _Slots)
+        margin = 64 * 2.0**-53 * (magnitude * scale + self.bins + 2 * offset + 1)
+        summarise(x, edges, margin, offset, not margin < 0.25, sums, squares, counts)
+        sizes = np.full(chunks, float(CHUNK))
+        sizes[-1] = n - CHUNK * (chunks - 1)
+        mean = math.fsum(sums) / n
+        # Chan, Golub and LeVeque's merge of the chunks' centred sums of squares
+        with np.errstate(invalid="ignore", over="ignore"):  # sums beyond float64: inf, nan
+            between = math.fsum(sizes * (sums / sizes - mean) ** 2)
+        std = math.sqrt((math.fsum(squares) + between) / n)
+        return mean, std, torch.from_numpy(counts), torch.from_numpy(edges)
 
 
 class _Slots:

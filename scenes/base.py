@@ -99,9 +99,8 @@ class RenderOptions:
         Show a progress bar over frames.
     duration : float
         Seconds the movie plays (the final hold and chapter pauses come on top), whatever
-        the number of snapshots: frames
-        are placed on a movie clock and blend the snapshots around them; 0: one frame per
-        snapshot (every stride-th), at most 3600.
+        the number of snapshots: frames are placed on a movie clock and blend the
+        snapshots around them; 0: one frame per snapshot (every stride-th), at most 3600.
     time : str
         How movie time maps to training steps: linear, log (log(1 + step) grows evenly) or
         power:K (step grows as t^K; K > 1 slows the start).
