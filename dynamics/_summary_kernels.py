@@ -9,6 +9,12 @@ bins. A value's bin is ``floor((x - edges[0]) * scale)`` in float64, except with
 ``margin`` (in bins) of an edge, where rounding could move it: those few are placed by
 comparison with the edges themselves, as ``numpy.histogram`` places them.
 
+The kernel runs on the calling thread. Blocks of chunks on several numba threads were
+tried: with numba's OpenMP layer they were 2x faster alone but reset torch's thread count
+and slowed the training around them; with its own ``workqueue`` pool the 15 summaries of a
+training step of ``benchmarks/summaries_vs_tensorboard.py`` took longer than on one thread
+(thread wake-ups on two busy cores).
+
 Accuracy: each eight-lane chunk sum adds at most 512 values per lane, so its relative error
 is under 512 float64 roundings (6e-14) even when every value has the same sign; the chunk
 sums and the chunks' centred squares are merged exactly by the caller (``math.fsum``).
@@ -43,7 +49,106 @@ def _bin_exact(x, edges, bins):
     return k
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _chunk(v, scale, shift, offset, margin, top, twice, hist):
+    """Sum and centred sum of squares of chunk ``v``; its values' bin sums added to ``hist``."""
+    size = v.shape[0]
+    full = size // 8
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for j in range(full):
+        i = 8 * j
+        a0 += v[i]
+        a1 += v[i + 1]
+        a2 += v[i + 2]
+        a3 += v[i + 3]
+        a4 += v[i + 4]
+        a5 += v[i + 5]
+        a6 += v[i + 6]
+        a7 += v[i + 7]
+    for i in range(8 * full, size):
+        a0 += v[i]
+    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    mean = total / size
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+    for j in range(full):
+        i = 8 * j
+        d0 = v[i] - mean
+        d1 = v[i + 1] - mean
+        d2 = v[i + 2] - mean
+        d3 = v[i + 3] - mean
+        d4 = v[i + 4] - mean
+        d5 = v[i + 5] - mean
+        d6 = v[i + 6] - mean
+        d7 = v[i + 7] - mean
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+        q3 += d3 * d3
+        q4 += d4 * d4
+        q5 += d5 * d5
+        q6 += d6 * d6
+        q7 += d7 * d7
+    for i in range(8 * full, size):
+        d0 = v[i] - mean
+        q0 += d0 * d0
+    squares = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+    if hist.shape[0] == 0:  # bins checked value by value afterwards
+        return total, squares
+    m2 = 2.0 * margin
+    for i in range(size):  # vectorised: the sums of the two truncations (towards zero)
+        low = np.float64(v[i]) * scale + shift  # position - margin, with the offset
+        if offset:
+            low = min(max(low, -margin), top)
+        twice[i] = np.int32(low) + np.int32(low + m2)
+    for i in range(size):
+        hist[twice[i]] += 1
+    return total, squares
+
+
 @nb.njit(cache=True, nogil=True)
+def _chunks(x, scale, shift, offset, margin, top, exact_only, sums, squares, rows):
+    """Every chunk of ``x``, its sum and centred squares at its own index, the bin sums of
+    its values into ``rows[0]``."""
+    n = x.shape[0]
+    twice = np.empty(CHUNK, dtype=np.int32)
+    hist = rows[0, :0] if exact_only else rows[0]
+    for c in range((n + CHUNK - 1) // CHUNK):
+        start = c * CHUNK
+        v = x[start : min(start + CHUNK, n)]
+        sums[c], squares[c] = _chunk(v, scale, shift, offset, margin, top, twice, hist)
+
+
+@nb.njit(cache=True, nogil=True)
+def _finish(x, edges, scale, shift, offset, margin, top, exact_only, rows, counts):
+    bins = edges.shape[0] - 1
+    width = rows.shape[1]
+    merged = np.zeros(width, dtype=np.int64)
+    for b in range(rows.shape[0]):
+        for k in range(width):
+            merged[k] += rows[b, k]
+    near = exact_only
+    for k in range(1, width - 1, 2):
+        if merged[k]:
+            near = True
+    for k in range(bins):  # the values certainly in their bins
+        counts[k] += merged[2 * (k + offset)]
+    if not near:
+        counts[bins - 1] += merged[width - 1]  # adaptive: the largest values, at the last edge
+        return
+    m2 = 2.0 * margin
+    for i in range(x.shape[0]):  # those near an edge, by comparison with the edges
+        value = np.float64(x[i])
+        if not exact_only:
+            low = value * scale + shift
+            if offset:
+                low = min(max(low, -margin), top)
+            if (np.int32(low) + np.int32(low + m2)) % 2 == 0:
+                continue
+        k = _bin_exact(value, edges, bins)
+        if k >= 0:
+            counts[k] += 1
+
+
 def summarise(x, edges, margin, offset, exact_only, sums, squares, counts):
     """Fill ``sums[c]`` and ``squares[c]`` (the sum and the centred sum of squares of chunk
     ``c``) and add the histogram of ``x`` to ``counts`` (bins,) int64.
@@ -60,90 +165,12 @@ def summarise(x, edges, margin, offset, exact_only, sums, squares, counts):
     loop the compiler vectorises), then counted. Only if some value lies near an inner edge
     are the values read once more, and those looked up.
     """
-    n = x.shape[0]
     bins = edges.shape[0] - 1
     slots = bins + 2 * offset
-    width = 2 * slots
-    first = edges[0]
-    scale = bins / (edges[bins] - first)
-    shift = offset - margin - first * scale
+    scale = bins / (edges[bins] - edges[0])
+    shift = offset - margin - edges[0] * scale
     top = slots - 3.0 * margin
-    merged = np.zeros(width, dtype=np.int64)
-    twice = np.empty(CHUNK, dtype=np.int32)
-    m2 = 2.0 * margin
-    chunks = (n + CHUNK - 1) // CHUNK
-    for c in range(chunks):
-        start = c * CHUNK
-        size = min(CHUNK, n - start)
-        v = x[start : start + size]
-        full = size // 8
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-        for j in range(full):
-            i = 8 * j
-            a0 += v[i]
-            a1 += v[i + 1]
-            a2 += v[i + 2]
-            a3 += v[i + 3]
-            a4 += v[i + 4]
-            a5 += v[i + 5]
-            a6 += v[i + 6]
-            a7 += v[i + 7]
-        for i in range(8 * full, size):
-            a0 += v[i]
-        total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-        sums[c] = total
-        mean = total / size
-        q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
-        for j in range(full):
-            i = 8 * j
-            d0 = v[i] - mean
-            d1 = v[i + 1] - mean
-            d2 = v[i + 2] - mean
-            d3 = v[i + 3] - mean
-            d4 = v[i + 4] - mean
-            d5 = v[i + 5] - mean
-            d6 = v[i + 6] - mean
-            d7 = v[i + 7] - mean
-            q0 += d0 * d0
-            q1 += d1 * d1
-            q2 += d2 * d2
-            q3 += d3 * d3
-            q4 += d4 * d4
-            q5 += d5 * d5
-            q6 += d6 * d6
-            q7 += d7 * d7
-        for i in range(8 * full, size):
-            d0 = v[i] - mean
-            q0 += d0 * d0
-        squares[c] = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
-        if exact_only:
-            continue
-        for i in range(size):  # vectorised: the sums of the two truncations (towards zero)
-            low = np.float64(v[i]) * scale + shift  # position - margin, with the offset
-            if offset:
-                low = min(max(low, -margin), top)
-            twice[i] = np.int32(low) + np.int32(low + m2)
-        for i in range(size):
-            merged[twice[i]] += 1
-    near = exact_only
-    for b in range(1, width - 1, 2):
-        if merged[b]:
-            near = True
-    if not near:
-        for b in range(bins):
-            counts[b] += merged[2 * (b + offset)]
-        counts[bins - 1] += merged[width - 1]  # adaptive: the largest values, at the last edge
-        return
-    for b in range(bins):  # the certain values, then those near an edge by comparison
-        counts[b] += merged[2 * (b + offset)]
-    for i in range(n):
-        value = np.float64(x[i])
-        if not exact_only:
-            low = value * scale + shift
-            if offset:
-                low = min(max(low, -margin), top)
-            if (np.int32(low) + np.int32(low + m2)) % 2 == 0:
-                continue
-        k = _bin_exact(value, edges, bins)
-        if k >= 0:
-            counts[k] += 1
+    rows = np.zeros((1, 2 * slots), dtype=np.int64)
+    args = (scale, shift, offset, margin, top, exact_only)
+    _chunks(x, *args, sums, squares, rows)
+    _finish(x, edges, *args, rows, counts)

@@ -93,6 +93,25 @@ def test_kernel_result_does_not_depend_on_the_thread_count(monkeypatch):
         np.testing.assert_array_equal(one, two)
 
 
+def test_parallel_kernels_leave_torch_on_its_threads():
+    """numba's OpenMP layer shares libgomp with torch and reset torch's thread count after
+    its first parallel region; the kernels run on numba's own pool (dynamics._threads)."""
+    import numba
+
+    m = kernels.PARALLEL_FROM
+    student, g = model(m, 2)
+    x = torch.randn(50, 2, generator=g, dtype=torch.float64).numpy()
+    y = torch.randn(50, generator=g, dtype=torch.float64).numpy()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        kernels.train_frame(*as_kernel_arrays(student), x, y, 10, 0.5 * m)
+        assert torch.get_num_threads() == 1
+        assert numba.threading_layer() == "workqueue"
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow  # float32 kernels, as above
 def test_large_width_records_float32_positions_every_frame_and_parameters_sparsely():
     cfg = ReluParticlesConfig(width=12_000, frames=20, samples_per_frame=50, batch=10)

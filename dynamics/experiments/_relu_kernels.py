@@ -24,6 +24,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .._threads import kernel_threads
+
 __all__ = ["CHUNK", "PARALLEL_FROM", "THREADS", "predict", "train_frame"]
 
 #: Neurons per chunk: 4096 neurons' scratch (z and four gradient rows) stays in L2.
@@ -168,19 +170,9 @@ def _predict(a, W, b, x, out, block):
 THREADS: int | None = None
 
 
-class _threads:
+def _threads(m: int) -> kernel_threads:
     """numba threads for a call: several only from :data:`PARALLEL_FROM` neurons on."""
-
-    def __init__(self, m: int):
-        most = nb.config.NUMBA_NUM_THREADS
-        self.n = min(THREADS or most, most) if m >= PARALLEL_FROM else 1
-
-    def __enter__(self):
-        self.before = nb.get_num_threads()
-        nb.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        nb.set_num_threads(self.before)
+    return kernel_threads((THREADS or nb.config.NUMBA_NUM_THREADS) if m >= PARALLEL_FROM else 1)
 
 
 def train_frame(a, W, b, x, y, batch: int, step: float) -> None:
