@@ -103,24 +103,51 @@ def _chunk_update(a, W, b, lo, hi, x, r, c, z, ga, gb, gW):
         ac[i] -= c * ga[i]
 
 
-def _forward(a, W, b, x, partial):
+@nb.njit(cache=True)
+def _forward_chunk(a, W, b, x, partial, ch):
     m = a.shape[0]
+    lo = ch * CHUNK
+    z = np.empty(min(CHUNK, m), a.dtype)  # scratch no larger than the network
+    _chunk_output(a, W, b, lo, min(m, lo + CHUNK), x, z, partial[ch])
+
+
+@nb.njit(cache=True)
+def _update_chunk(a, W, b, x, r, c, ch):
+    m = a.shape[0]
+    lo = ch * CHUNK
+    size = min(CHUNK, m)
+    z = np.empty(size, a.dtype)
+    ga = np.empty(size, a.dtype)
+    gb = np.empty(size, a.dtype)
+    gW = np.empty((W.shape[0], size), a.dtype)
+    _chunk_update(a, W, b, lo, min(m, lo + CHUNK), x, r, c, z, ga, gb, gW)
+
+
+# Each loop twice, as separate functions: numba's on-disk cache is keyed by the Python
+# function, so one function compiled both with and without parallel=True loaded the
+# parallel code for both (a serial call then paid a parallel launch per SGD step).
+@nb.njit(cache=True, parallel=True)
+def _forward_jit(a, W, b, x, partial):
     for ch in nb.prange(partial.shape[0]):
-        lo = ch * CHUNK
-        z = np.empty(CHUNK, a.dtype)
-        _chunk_output(a, W, b, lo, min(m, lo + CHUNK), x, z, partial[ch])
+        _forward_chunk(a, W, b, x, partial, ch)
 
 
-def _update(a, W, b, x, r, c, nchunks):
-    m = a.shape[0]
-    d = W.shape[0]
+@nb.njit(cache=True)
+def _forward_serial(a, W, b, x, partial):
+    for ch in range(partial.shape[0]):
+        _forward_chunk(a, W, b, x, partial, ch)
+
+
+@nb.njit(cache=True, parallel=True)
+def _update_jit(a, W, b, x, r, c, nchunks):
     for ch in nb.prange(nchunks):
-        lo = ch * CHUNK
-        z = np.empty(CHUNK, a.dtype)
-        ga = np.empty(CHUNK, a.dtype)
-        gb = np.empty(CHUNK, a.dtype)
-        gW = np.empty((d, CHUNK), a.dtype)
-        _chunk_update(a, W, b, lo, min(m, lo + CHUNK), x, r, c, z, ga, gb, gW)
+        _update_chunk(a, W, b, x, r, c, ch)
+
+
+@nb.njit(cache=True)
+def _update_serial(a, W, b, x, r, c, nchunks):
+    for ch in range(nchunks):
+        _update_chunk(a, W, b, x, r, c, ch)
 
 
 def _residuals(partial, y, m, r):
@@ -135,12 +162,8 @@ def _residuals(partial, y, m, r):
 _residuals_jit = nb.njit(cache=True)(_residuals)
 
 
-_forward_jit = nb.njit(cache=True, parallel=True)(_forward)
-_update_jit = nb.njit(cache=True, parallel=True)(_update)
-
-
 @nb.njit(cache=True)
-def _train(a, W, b, x, y, batch, step):
+def _train(a, W, b, x, y, batch, step, parallel):
     m = a.shape[0]
     nchunks = (m + CHUNK - 1) // CHUNK
     partial = np.empty((nchunks, batch), a.dtype)
@@ -148,13 +171,20 @@ def _train(a, W, b, x, y, batch, step):
     for lo in range(0, x.shape[0], batch):
         hi = min(x.shape[0], lo + batch)
         n = hi - lo
-        _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
+        c = a.dtype.type(step / (n * m))
+        if parallel:
+            _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
+        else:
+            _forward_serial(a, W, b, x[lo:hi], partial[:, :n])
         _residuals_jit(partial[:, :n], y[lo:hi], m, r[:n])
-        _update_jit(a, W, b, x[lo:hi], r[:n], a.dtype.type(step / (n * m)), nchunks)
+        if parallel:
+            _update_jit(a, W, b, x[lo:hi], r[:n], c, nchunks)
+        else:
+            _update_serial(a, W, b, x[lo:hi], r[:n], c, nchunks)
 
 
 @nb.njit(cache=True)
-def _predict(a, W, b, x, out, block):
+def _predict(a, W, b, x, out, block, parallel):
     m = a.shape[0]
     nchunks = (m + CHUNK - 1) // CHUNK
     partial = np.empty((nchunks, block), a.dtype)
@@ -162,7 +192,10 @@ def _predict(a, W, b, x, out, block):
     for lo in range(0, x.shape[0], block):
         hi = min(x.shape[0], lo + block)
         n = hi - lo
-        _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
+        if parallel:
+            _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
+        else:
+            _forward_serial(a, W, b, x[lo:hi], partial[:, :n])
         _residuals_jit(partial[:, :n], zeros[:n], m, out[lo:hi])
 
 
@@ -180,13 +213,13 @@ def train_frame(a, W, b, x, y, batch: int, step: float) -> None:
     place on ``a`` (m,), ``W`` (d, m), ``b`` (m,): each step moves every parameter by
     ``step`` times its batch-mean gradient of ``0.5 (f(x) - y)^2``, where
     ``f(x) = (1/m) sum_i a_i relu(w_i . x + b_i)``. All arrays share one float dtype."""
-    with _threads(a.shape[0]):
-        _train(a, W, b, x, y, int(batch), float(step))
+    with _threads(a.shape[0]) as pool:
+        _train(a, W, b, x, y, int(batch), float(step), pool.n > 1)
 
 
 def predict(a, W, b, x, block: int = 256) -> np.ndarray:
     """``f(x)`` for ``x`` (N, d), ``block`` samples at a time (memory: a few blocks)."""
     out = np.empty(x.shape[0], a.dtype)
-    with _threads(a.shape[0]):
-        _predict(a, W, b, x, out, int(block))
+    with _threads(a.shape[0]) as pool:
+        _predict(a, W, b, x, out, int(block), pool.n > 1)
     return out
