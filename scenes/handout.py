@@ -22,6 +22,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .writers import check_writable
+
 __all__ = [
     "HANDOUT_FORMATS",
     "write_handout",
@@ -47,16 +49,7 @@ def check_handout_path(path: str | os.PathLike) -> Path:
         raise ValueError(
             f"a handout is a .pdf or .png file, got {path.suffix or '(no extension)'!r} in {path}"
         )
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot create handout folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"handout folder {folder} is not writable")
-    if path.is_dir():
-        raise ValueError(f"handout path {path} is a directory")
-    return path
+    return check_writable(path, "handout")
 
 
 def keyframe_steps(scene, count: int | None = None) -> list[tuple[float, str]]:

@@ -553,15 +553,21 @@ def check_output_path(path: str | os.PathLike) -> Path:
             f"unknown output extension {path.suffix or '(none)'!r} in {path}; use one of "
             f"{', '.join(WRITERS)}"
         )
+    return check_writable(path, "output")
+
+
+def check_writable(path: Path, what: str) -> Path:
+    """``path``'s folder exists (created if need be) and is writable, and ``path`` is not a
+    directory; else ValueError naming the ``what`` path ("output", "handout")."""
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot create {what} folder {folder}: {exc.strerror or exc}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"output folder {folder} is not writable")
+        raise ValueError(f"{what} folder {folder} is not writable")
     if path.is_dir():
-        raise ValueError(f"output path {path} is a directory")
+        raise ValueError(f"{what} path {path} is a directory")
     return path
 
 
