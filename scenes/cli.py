@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import re
 import sys
 import typing
@@ -321,11 +322,10 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
     Errors reach the user as one line (exit 2 for a bad value, 1 for a full disk, a failed
     encoder or too little memory, 130 for Ctrl-C at any moment); ``--debug`` shows the
     traceback instead."""
-    import signal
+    import scenes
 
     prog = f"python -m scenes.{name}"
-    if threading_main():  # from here on Ctrl-C raises KeyboardInterrupt, handled below
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    starting = getattr(scenes, "_interrupted_while_starting", None)
     args = None
     try:
         entry = get(name)
@@ -358,7 +358,27 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
         print(
             f"{prog}: interrupted; no partial output was left at the target path", file=sys.stderr
         )
+        if starting is not None:  # a command: exit now, with 130, whatever is left to unwind
+            # (seen in 1 of 9 interrupts: Python then exited by SIGINT itself, status -2)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         raise SystemExit(130) from None
+
+
+def _hand_over_interrupts() -> None:
+    """The start-up handler of ``python -m`` (scenes/__init__.py: one line, exit 130) stays
+    until the imports are done: a KeyboardInterrupt raised inside torch's import, in Python
+    code that C++ called, aborted the process ("terminate called after throwing ...").
+    From here on Ctrl-C raises KeyboardInterrupt, which :func:`main` turns into one line
+    after the writers have removed their partial files. A caller's own handler stays."""
+    import signal
+
+    import scenes
+
+    starting = getattr(scenes, "_interrupted_while_starting", None)
+    if starting is not None and threading_main() and signal.getsignal(signal.SIGINT) is starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def threading_main() -> bool:
@@ -407,6 +427,9 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
             f"--handout-frames must be between 1 and {MAX_KEYFRAMES}, got {args.handout_frames}"
         )
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
+    if entry.experiment is not None:
+        entry.experiment_config  # noqa: B018  (imports the experiment, torch with it)
+    _hand_over_interrupts()
     if sweep:
         scene = _sweep(entry, args, sweep, options, scene_config)
     else:

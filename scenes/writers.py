@@ -309,7 +309,9 @@ class Mp4Writer(Writer):
             pix_fmt_out="yuv420p",
             quality=None,
             macro_block_size=1,
-            ffmpeg_log_level="error",
+            # quiet: an interrupted or failed encode is reported in one line by the writer;
+            # ffmpeg would add its own ("Invalid buffer size" for a frame cut short)
+            ffmpeg_log_level="quiet",
             output_params=[
                 "-vf",
                 MP4_COLOUR_FILTER,

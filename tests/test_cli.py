@@ -213,7 +213,9 @@ def test_ctrl_c_at_any_moment_gives_one_line_and_exit_130(tmp_path):
     import time
 
     out = tmp_path / "x.mp4"
+    # 1500 frames: a run of about 30 s, so every delay below falls inside it
     command = [sys.executable, "-m", "scenes.relu_particles", "--quiet", "--out", str(out)]
+    command += ["--frames", "1500", "--no-figures"]
     seen = []
     for delay in (0.15, 0.3, 0.6, 1.0, 1.5, 2.2, 3.0, 4.5, 6.5):
         proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
