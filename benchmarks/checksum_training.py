@@ -6,8 +6,8 @@ The MLP of record_overhead.py (2-1024-32-16-4-1, Adam, batch 1000, one torch thr
 every parameter recorded every step to disk; blocks of 25 steps alternate (ABBA) the
 writer's real CRC-32 and a no-op checksum, so slow drifts of a shared machine's load hit
 both alike. Prints the median ms/step of each, then the checksum of one step timed alone
-(the A/B difference is within the run-to-run noise of a percent or two). (recording_format.py measures the same
-switch on pure streaming, where nothing else runs.)
+(the A/B difference is within the run-to-run noise of a percent or two).
+recording_format.py measures the same switch on pure streaming, where nothing else runs.
 """
 
 import statistics
