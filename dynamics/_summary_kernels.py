@@ -2,12 +2,14 @@
 sum of squares and its histogram counts, exactly as :class:`dynamics.summaries.Summarizer`
 defines them.
 
-Chunks of :data:`CHUNK` values stay in the core's first-level cache while three short
-loops read them: the sum (eight independent float64 accumulators, which the compiler turns
-into vector adds), the squares of the values minus the chunk's mean (likewise), and the
-bins. A value's bin is ``floor((x - edges[0]) * scale)`` in float64, except within
-``margin`` (in bins) of an edge, where rounding could move it: those few are placed by
-comparison with the edges themselves, as ``numpy.histogram`` places them.
+Chunks of :data:`CHUNK` values stay in the core's first-level cache while short loops
+read them: the sum, the squares of the values minus the chunk's mean (both vectorised
+float64 reductions: ``fastmath={"reassoc"}`` lets the compiler keep one accumulator per
+vector lane, and allows nothing else), then the bins. A value's bin is
+``floor((x - edges[0]) * scale)`` in float64, except within ``margin`` (in bins) of an
+edge, where rounding could move it: those few are placed by comparison with the edges
+themselves, as ``numpy.histogram`` places them. The counting is the one scalar loop; with
+at most 64 slots it counts two values per increment, into a 64 x 64 table of pairs.
 
 The kernel runs on the calling thread. Blocks of chunks on several numba threads were
 tried: with numba's OpenMP layer they were 2x faster alone but reset torch's thread count
@@ -15,8 +17,9 @@ and slowed the training around them; with its own ``workqueue`` pool the 15 summ
 training step of ``benchmarks/summaries_vs_tensorboard.py`` took longer than on one thread
 (thread wake-ups on two busy cores).
 
-Accuracy: each eight-lane chunk sum adds at most 512 values per lane, so its relative error
-is under 512 float64 roundings (6e-14) even when every value has the same sign; the chunk
+Accuracy: a chunk sum adds at most 4096 values per accumulator (512 with AVX2's eight
+lanes), so its relative error is under 4096 float64 roundings (5e-13; 6e-14 with eight
+lanes) even when every value has the same sign; the chunk
 sums and the chunks' centred squares are merged exactly by the caller (``math.fsum``).
 """
 
@@ -49,60 +52,74 @@ def _bin_exact(x, edges, bins):
     return k
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _chunk(v, scale, shift, offset, margin, top, twice, hist):
-    """Sum and centred sum of squares of chunk ``v``; its values' bin sums added to ``hist``."""
-    size = v.shape[0]
-    full = size // 8
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    for j in range(full):
-        i = 8 * j
-        a0 += v[i]
-        a1 += v[i + 1]
-        a2 += v[i + 2]
-        a3 += v[i + 3]
-        a4 += v[i + 4]
-        a5 += v[i + 5]
-        a6 += v[i + 6]
-        a7 += v[i + 7]
-    for i in range(8 * full, size):
-        a0 += v[i]
-    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-    mean = total / size
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
-    for j in range(full):
-        i = 8 * j
-        d0 = v[i] - mean
-        d1 = v[i + 1] - mean
-        d2 = v[i + 2] - mean
-        d3 = v[i + 3] - mean
-        d4 = v[i + 4] - mean
-        d5 = v[i + 5] - mean
-        d6 = v[i + 6] - mean
-        d7 = v[i + 7] - mean
-        q0 += d0 * d0
-        q1 += d1 * d1
-        q2 += d2 * d2
-        q3 += d3 * d3
-        q4 += d4 * d4
-        q5 += d5 * d5
-        q6 += d6 * d6
-        q7 += d7 * d7
-    for i in range(8 * full, size):
-        d0 = v[i] - mean
-        q0 += d0 * d0
-    squares = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
-    if hist.shape[0] == 0:  # bins checked value by value afterwards
-        return total, squares
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _sum(v):
+    """The float64 sum of chunk ``v``, in as many lanes as the compiler vectorises it
+    into (``reassoc`` allows exactly that reordering and nothing else)."""
+    total = 0.0
+    for i in range(v.shape[0]):
+        total += np.float64(v[i])
+    return total
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _centred_squares(v, mean):
+    """The sum of ``(v - mean)**2`` over chunk ``v``, vectorised like :func:`_sum`."""
+    total = 0.0
+    for i in range(v.shape[0]):
+        d = np.float64(v[i]) - mean
+        total += d * d
+    return total
+
+
+@nb.njit(cache=True, nogil=True)
+def _positions(v, scale, shift, offset, margin, top, twice):
+    """``twice[i]``: the sum of the truncations (towards zero) of ``position - margin`` and
+    ``position + margin`` of ``v[i]``, in plain float64 arithmetic (a loop the compiler
+    vectorises)."""
     m2 = 2.0 * margin
-    for i in range(size):  # vectorised: the sums of the two truncations (towards zero)
+    for i in range(v.shape[0]):
         low = np.float64(v[i]) * scale + shift  # position - margin, with the offset
         if offset:
             low = min(max(low, -margin), top)
         twice[i] = np.int32(low) + np.int32(low + m2)
-    for i in range(size):
-        hist[twice[i]] += 1
-    return total, squares
+
+
+@nb.njit(cache=True, nogil=True)
+def _count(twice, size, width, pairs, hist):
+    """Count ``twice[:size]`` into ``hist`` (width,), or, when ``pairs`` is not empty, into
+    ``pairs`` (width * width,): the first half's value times ``width`` plus the second
+    half's, one increment for two values (a scalar increment is the slowest step here)."""
+    if pairs.shape[0] == 0:
+        for i in range(size):
+            hist[twice[i]] += 1
+        return
+    half = size // 2
+    for j in range(half):  # vectorised
+        twice[j] = twice[j] * width + twice[j + half]
+    for j in range(half):
+        pairs[twice[j]] += 1
+    if size % 2:
+        hist[twice[size - 1]] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _flush(pairs, width, hist):
+    """Add the pair counts to ``hist`` and clear them."""
+    for a in range(width):
+        for b in range(width):
+            k = pairs[a * width + b]
+            if k:
+                hist[a] += k
+                hist[b] += k
+                pairs[a * width + b] = 0
+
+
+#: Largest slot count for the pair histogram: 64 * 64 int32 counts are 16 KiB, in the first
+#: level cache beside the chunk.
+_PAIR_WIDTH = 64
+#: Chunks between flushes of the int32 pair counts: 2048 pairs each, far below 2**31.
+_FLUSH_CHUNKS = 1 << 16
 
 
 @nb.njit(cache=True, nogil=True)
@@ -111,11 +128,23 @@ def _chunks(x, scale, shift, offset, margin, top, exact_only, sums, squares, row
     its values into ``rows[0]``."""
     n = x.shape[0]
     twice = np.empty(CHUNK, dtype=np.int32)
-    hist = rows[0, :0] if exact_only else rows[0]
+    hist = rows[0]
+    width = hist.shape[0]
+    pairs = np.zeros(width * width if width <= _PAIR_WIDTH else 0, dtype=np.int32)
     for c in range((n + CHUNK - 1) // CHUNK):
         start = c * CHUNK
         v = x[start : min(start + CHUNK, n)]
-        sums[c], squares[c] = _chunk(v, scale, shift, offset, margin, top, twice, hist)
+        size = v.shape[0]
+        total = _sum(v)
+        sums[c] = total
+        squares[c] = _centred_squares(v, total / size)
+        if not exact_only:  # else the bins are found value by value afterwards
+            _positions(v, scale, shift, offset, margin, top, twice)
+            _count(twice, size, width, pairs, hist)
+            if pairs.shape[0] and c % _FLUSH_CHUNKS == _FLUSH_CHUNKS - 1:
+                _flush(pairs, width, hist)
+    if pairs.shape[0]:
+        _flush(pairs, width, hist)
 
 
 @nb.njit(cache=True, nogil=True)
