@@ -9,7 +9,7 @@ vector lane, and allows nothing else), then the bins. A value's bin is
 ``floor((x - edges[0]) * scale)`` in float64, except within ``margin`` (in bins) of an
 edge, where rounding could move it: those few are placed by comparison with the edges
 themselves, as ``numpy.histogram`` places them. The counting is the one scalar loop; with
-at most 64 slots it counts two values per increment, into a 64 x 64 table of pairs.
+at most 64 slots it counts two values per increment, into 64 x 64 tables of pairs.
 
 The kernel runs on the calling thread. Blocks of chunks on several numba threads were
 tried: with numba's OpenMP layer they were 2x faster alone but reset torch's thread count
@@ -88,8 +88,10 @@ def _positions(v, scale, shift, offset, margin, top, twice):
 @nb.njit(cache=True, nogil=True)
 def _count(twice, size, width, pairs, hist):
     """Count ``twice[:size]`` into ``hist`` (width,), or, when ``pairs`` is not empty, into
-    ``pairs`` (width * width,): the first half's value times ``width`` plus the second
-    half's, one increment for two values (a scalar increment is the slowest step here)."""
+    ``pairs`` (2 * width * width,): the first half's value times ``width`` plus the second
+    half's, one increment for two values (a scalar increment is the slowest step here).
+    Consecutive pairs go to two tables, so that a run of values in one bin (most of a
+    ReLU's output) does not wait on one counter."""
     if pairs.shape[0] == 0:
         for i in range(size):
             hist[twice[i]] += 1
@@ -97,8 +99,12 @@ def _count(twice, size, width, pairs, hist):
     half = size // 2
     for j in range(half):  # vectorised
         twice[j] = twice[j] * width + twice[j + half]
-    for j in range(half):
+    other = width * width
+    for j in range(0, half - 1, 2):
         pairs[twice[j]] += 1
+        pairs[other + twice[j + 1]] += 1
+    if half % 2:
+        pairs[twice[half - 1]] += 1
     if size % 2:
         hist[twice[size - 1]] += 1
 
@@ -106,19 +112,22 @@ def _count(twice, size, width, pairs, hist):
 @nb.njit(cache=True, nogil=True)
 def _flush(pairs, width, hist):
     """Add the pair counts to ``hist`` and clear them."""
-    for a in range(width):
-        for b in range(width):
-            k = pairs[a * width + b]
-            if k:
-                hist[a] += k
-                hist[b] += k
-                pairs[a * width + b] = 0
+    for t in range(2):
+        for a in range(width):
+            for b in range(width):
+                i = (t * width + a) * width + b
+                k = pairs[i]
+                if k:
+                    hist[a] += k
+                    hist[b] += k
+                    pairs[i] = 0
 
 
-#: Largest slot count for the pair histogram: 64 * 64 int32 counts are 16 KiB, in the first
-#: level cache beside the chunk.
+#: Largest slot count for the pair histogram: two tables of 64 * 64 int32 counts are 32 KiB,
+#: in the first level cache beside the chunk.
 _PAIR_WIDTH = 64
-#: Chunks between flushes of the int32 pair counts: 2048 pairs each, far below 2**31.
+#: Chunks between flushes of the int32 pair counts: at most 1024 per table and chunk, so
+#: at most 2**26 between flushes, far below 2**31.
 _FLUSH_CHUNKS = 1 << 16
 
 
@@ -130,7 +139,7 @@ def _chunks(x, scale, shift, offset, margin, top, exact_only, sums, squares, row
     twice = np.empty(CHUNK, dtype=np.int32)
     hist = rows[0]
     width = hist.shape[0]
-    pairs = np.zeros(width * width if width <= _PAIR_WIDTH else 0, dtype=np.int32)
+    pairs = np.zeros(2 * width * width if width <= _PAIR_WIDTH else 0, dtype=np.int32)
     for c in range((n + CHUNK - 1) // CHUNK):
         start = c * CHUNK
         v = x[start : min(start + CHUNK, n)]
