@@ -17,10 +17,12 @@ and slowed the training around them; with its own ``workqueue`` pool the 15 summ
 training step of ``benchmarks/summaries_vs_tensorboard.py`` took longer than on one thread
 (thread wake-ups on two busy cores).
 
-Accuracy: a chunk sum adds at most 4096 values per accumulator (512 with AVX2's eight
-lanes), so its relative error is under 4096 float64 roundings (5e-13; 6e-14 with eight
-lanes) even when every value has the same sign; the chunk
-sums and the chunks' centred squares are merged exactly by the caller (``math.fsum``).
+Accuracy: a chunk sum adds at most 4096 values per accumulator, so its relative error is
+under 4096 float64 roundings (5e-13) even when every value has the same sign, and under
+512 (6e-14) when the compiler keeps eight or more vector lanes, as it does for AVX2 and
+AVX-512. The result depends on that lane count, so it is reproducible on one machine, not
+bit for bit across CPUs. The chunk sums and the chunks' centred squares are merged exactly
+by the caller (``math.fsum``).
 """
 
 from __future__ import annotations
