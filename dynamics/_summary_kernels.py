@@ -141,7 +141,8 @@ def _chunks(x, scale, shift, offset, margin, top, exact_only, sums, squares, row
     twice = np.empty(CHUNK, dtype=np.int32)
     hist = rows[0]
     width = hist.shape[0]
-    pairs = np.zeros(2 * width * width if width <= _PAIR_WIDTH else 0, dtype=np.int32)
+    paired = width <= _PAIR_WIDTH and not exact_only
+    pairs = np.zeros(2 * width * width if paired else 0, dtype=np.int32)
     for c in range((n + CHUNK - 1) // CHUNK):
         start = c * CHUNK
         v = x[start : min(start + CHUNK, n)]
