@@ -10,8 +10,9 @@ logits, ``torch.set_num_threads(--threads)``, default 1):
 
 For each model, one process trains one model through ``--rounds`` rounds of
 ``--steps`` steps after ``--warmup`` untimed steps. Each round is one of three variants,
-in the order bare, memory, disk, bare, disk, memory, ... (every variant equally often
-before and after each other):
+in cycles of six, bare, memory, disk, disk, memory, bare (every variant at the same mean
+position in each cycle, so a drift of the machine's speed that is linear over a cycle cancels
+in the paired figure below):
 
 * bare   -- the training step alone (no recorder attached);
 * memory -- ``Recorder(model, opt, schedule=1)`` attached (snapshots kept in memory);
@@ -31,10 +32,13 @@ the last one equals the final parameters bit for bit.
 Target (issue 11): at most +3 % for the 17k model and +2 % for the 36k model, in memory
 and to disk.
 
-Also: the snapshot alone, ``tick()`` called in a loop with no training in between (the
-recorder's own time per snapshot, memory and disk). Also reported, less sensitive to drifts
-in machine load: the median over cycles of six rounds of each recorded round's time against
-the mean of the two bare rounds of its cycle.
+Also: ``tick()`` called in a tight loop with no training in between. Since the copy goes
+straight into blocks that a helper thread prepares (memory: allocates and faults in; disk:
+writes out), this is the helpers' throughput (the fastest training step the recorder keeps
+up with), not what a snapshot costs the training thread. The headline figure, much less
+sensitive to drifts in machine speed (this project's VM slows by up to 2x over the first
+seconds of sustained load): "paired", the median over cycles of the mean of a variant's two
+rounds in the cycle against the mean of the cycle's two bare rounds.
 
 Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 120
 rounds of 20 steps each); ``--models 17k --rounds 12`` for a quick look.
@@ -63,7 +67,9 @@ sys.path.insert(
 from dynamics import Recorder, load  # noqa: E402
 
 MODELS = {"17k": (2, 256, 64, 1), "36k": (2, 1024, 32, 16, 4, 1)}
-ORDER = ("bare", "memory", "disk", "bare", "disk", "memory")
+# ABCCBA: within each cycle every variant sits on average at the same position (2.5), so a
+# drift of the machine that is linear over a cycle cancels in the paired figure
+ORDER = ("bare", "memory", "disk", "disk", "memory", "bare")
 
 
 def make_model(widths, seed: int) -> nn.Module:
@@ -158,9 +164,8 @@ def bench(widths, a, tmp: Path) -> dict:
     for c in range(0, a.rounds - len(ORDER) + 1, len(ORDER)):
         cycle = [(ORDER[i], c + i) for i in range(len(ORDER))]
         bare = np.mean([times[r] for v, r in cycle if v == "bare"])
-        for v, r in cycle:
-            if v != "bare":
-                paired[v].append(times[r] / bare - 1)
+        for variant in paired:
+            paired[variant].append(np.mean([times[r] for v, r in cycle if v == variant]) / bare - 1)
     return {
         "alone": alone,
         "paired": paired,
@@ -235,14 +240,16 @@ def main(argv=None) -> int:
                     f"{100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}"
                 )
             print(
-                "  paired (each recorded round against the bare rounds of its cycle of 6; median "
-                "over cycles): "
+                "  paired (a variant's two rounds in each cycle of 6 against its two bare rounds; "
+                f"median over {len(out['paired']['memory'])} cycles): "
                 + ", ".join(
                     f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()
                 )
+                + f" (disk's close() adds {100 * out['close_wall'] / bare_w:+.2f}%, not included)"
             )
             print(
-                "  snapshot alone (tick() in a loop, median of 7 x 200; + close() per snapshot): "
+                "  tick() in a tight loop (the helper threads' throughput; median of 7 x 200; "
+                "+ close() per snapshot): "
                 + ", ".join(f"{v} {t:.1f} us (+{c:.1f} us)" for v, (t, c) in out["alone"].items())
             )
             print(

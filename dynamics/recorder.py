@@ -175,35 +175,47 @@ _ATTACHED: "weakref.WeakKeyDictionary[torch.nn.Module, weakref.WeakSet]" = (
 
 
 class _Block:
-    """Snapshots of a fixed list of same-dtype CPU tensors, one row per snapshot.
+    """Snapshots of a fixed list of same-dtype CPU tensors, one row per snapshot, side by side.
 
-    A capture is one ``torch._foreach_copy_`` of every tensor into views of the next row
-    (bit-exact, no per-tensor Python); a full block (or a flush) is handed to the sink
-    series by series, one ``extend`` each.
+    The rows live in a block the sink hands out (``new_block``): a capture is one
+    ``torch.cat`` of every tensor (flattened) into the next row, bit-exact, and rows go to
+    the sink as they are, with no second copy (``extend_block``). For floating dtypes each
+    row is also summed while it is in cache (one kernel): a NaN or inf survives a sum, so
+    the values are searched only where a sum is not finite.
     """
+
+    #: bytes of snapshots per block (at most 256 rows): large enough that the per-block work
+    #: (one hand-over per series) is small per snapshot
+    BYTES = 4 << 20
 
     def __init__(
         self, names: list[str], shapes: list[tuple[int, ...]], dtype: np.dtype, index: list[int]
     ):
         sizes = [math.prod(s) for s in shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
-        total = offsets[-1]
-        self.capacity = int(min(64, max(2, (1 << 20) // max(total * dtype.itemsize, 1))))
-        self.values = np.empty((self.capacity, total), dtype)
-        self.steps = np.empty(self.capacity, np.int64)
-        rows = torch.from_numpy(self.values)
-        self.rows = [rows[r] for r in range(self.capacity)]
-        self.views = [
-            [rows[r, lo:hi].view(shape) for lo, hi, shape in zip(offsets, offsets[1:], shapes)]
-            for r in range(self.capacity)
-        ]
+        self.width = offsets[-1]
+        self.dtype = dtype
+        self.capacity = int(min(256, max(2, self.BYTES // max(self.width * dtype.itemsize, 1))))
         self.slices = [
             (name, lo, hi, shape)
             for name, lo, hi, shape in zip(names, offsets, offsets[1:], shapes)
         ]
         self.index = index  # positions of this block's tensors in the set's tensor list
         self.floating = dtype.kind == "f"
-        self.n = 0
+        if self.floating:
+            sums = torch.empty(self.capacity, dtype=torch.float64 if dtype.itemsize > 4 else None)
+            self.sums, self.sum_rows = sums.numpy(), sums.unbind(0)
+        self.buf = None  # the sink's block being filled (taken at the first capture into it)
+        self.rows: tuple = ()  # torch views of the block's rows
+        self.n = 0  # rows filled
+        self.start = 0  # rows [:start] are handed to the sink
+
+    def take(self, sink) -> None:
+        buf = self.buf = sink.new_block(self.capacity, self.width, self.dtype)
+        if buf.views is None:  # a block the sink hands out again keeps its views
+            buf.views = torch.from_numpy(buf.values).unbind(0)
+        self.rows = buf.views
+        self.n = self.start = 0
 
 
 class _TensorSet:
@@ -717,9 +729,16 @@ class Recorder:
         if self.step in self.schedule:
             self.capture()
 
-    @torch.no_grad()
     def capture(self, step: int | None = None) -> None:
         """Capture every selected quantity now, at ``step`` (default: the current step)."""
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)  # as torch.no_grad(), for a third of its cost per call
+        try:
+            self._capture(step)
+        finally:
+            torch.set_grad_enabled(enabled)
+
+    def _capture(self, step: int | None) -> None:
         model = self._model()
         if model is None:
             raise RuntimeError("Recorder: the model has been garbage-collected")
@@ -752,19 +771,31 @@ class Recorder:
             self._capture_slow(tset, step, tensors)
             return
         for block in tset.blocks:
+            if block.buf is None:
+                block.take(self._sink)
             n = block.n
-            if n and block.steps[n - 1] > step:
+            if n and block.buf.steps[n - 1] > step:
                 raise ValueError(
                     f"series {block.slices[0][0]!r}: steps must not decrease (got {step} after "
-                    f"{int(block.steps[n - 1])})"
+                    f"{int(block.buf.steps[n - 1])})"
                 )
-            torch._foreach_copy_(
-                block.views[n],
-                [tensors[i] for i in block.index] if len(tset.blocks) > 1 else tensors,
+            row = block.rows[n]
+            torch.cat(
+                [tensors[i].flatten() for i in block.index]
+                if len(tset.blocks) > 1
+                else [t.flatten() for t in tensors],
+                out=row,
             )
-            block.steps[n] = step
+            if block.floating:
+                torch.sum(
+                    row,
+                    0,
+                    dtype=torch.float32 if block.dtype.itemsize < 4 else None,
+                    out=block.sum_rows[n],
+                )
+            block.buf.steps[n] = step
             block.n = n + 1
-            if n == 0:
+            if n == block.start:
                 self._update_hold()
             if block.n == block.capacity:
                 self._flush_block(block)
@@ -774,6 +805,9 @@ class Recorder:
         (a missing gradient, a tensor off the CPU, a dtype numpy lacks)."""
         for block in tset.blocks:
             self._flush_block(block)
+            if block.buf is not None:  # give the sink its block back
+                buf, block.buf = block.buf, None
+                self._sink.extend_block(block.slices, buf, block.n, block.n, True)
         tset.blocks, tset.signature = [], None
         if any(t is None or not t.is_cpu for t in tensors):
             return False
@@ -804,20 +838,21 @@ class Recorder:
             if tensor is not None:
                 self._emit(name, step, tensor, tset.kind, source)
 
-    def _check_finite(self, block: _Block, n: int) -> None:
-        """NaN or inf in the ``n`` rows of a block? One sum per row (NaN and inf survive a
+    def _check_finite(self, block: _Block, start: int, n: int) -> None:
+        """NaN or inf in rows ``[start:n)`` of a block? Their sums say (NaN and inf survive a
         sum; an overflow to inf is told apart by the exact check that follows)."""
-        sums = block.values[:n].sum(axis=1)
+        sums = block.sums[start:n]
         if np.isfinite(sums).all():
             return
-        for row in np.flatnonzero(~np.isfinite(sums)).tolist():
+        values, steps = block.buf.values, block.buf.steps
+        for row in (start + np.flatnonzero(~np.isfinite(sums))).tolist():
             bad = [
                 name
                 for name, lo, hi, _ in block.slices
-                if not np.isfinite(block.values[row, lo:hi]).all()
+                if not np.isfinite(values[row, lo:hi]).all()
             ]
             if bad:
-                self._non_finite(bad, int(block.steps[row]))
+                self._non_finite(bad, int(steps[row]))
 
     def _non_finite(self, names: list[str], step: int) -> None:
         new = [name for name in names if name not in self._nonfinite]
@@ -834,15 +869,23 @@ class Recorder:
         )
 
     def _flush_block(self, block: _Block) -> None:
-        n = block.n
-        if not n:
+        """Hand the block's rows not yet handed on to the sink (and, once it is full, the
+        block itself: the next capture takes a new one)."""
+        buf, start, n = block.buf, block.start, block.n
+        if buf is None or n == start:
             return
-        block.n = 0
-        for name, lo, hi, shape in block.slices:
-            self._sink.extend(name, block.steps[:n], block.values[:n, lo:hi].reshape((n, *shape)))
-        self._update_hold()
-        if block.floating:  # after handing them on: with strict=True the raise loses nothing
-            self._check_finite(block, n)
+        done = n == block.capacity
+        block.start = n
+        try:
+            self._sink.extend_block(block.slices, buf, start, n, done and not block.floating)
+            self._update_hold()
+            if block.floating:  # after handing them on: with strict=True the raise loses nothing
+                self._check_finite(block, start, n)
+        finally:
+            if done:
+                if block.floating:  # the sink may reuse it now that it is checked
+                    self._sink.extend_block(block.slices, buf, n, n, True)
+                block.buf, block.rows, block.n, block.start = None, (), 0, 0
 
     def _flush_blocks(self) -> None:
         error = None
@@ -951,7 +994,9 @@ class Recorder:
         """Tell the sink the first step whose snapshots are not all handed to it yet (rows
         in this recorder's blocks, copies from an accelerator in flight): a commit, which
         promises every series whole up to its step, stops before it."""
-        firsts = [int(b.steps[0]) for tset in self._sets for b in tset.blocks if b.n]
+        firsts = [
+            int(b.buf.steps[b.start]) for tset in self._sets for b in tset.blocks if b.n > b.start
+        ]
         firsts += [step for _, step, *_ in self._pending]
         self._sink.hold_from(min(firsts) if firsts else None)
 

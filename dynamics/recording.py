@@ -34,6 +34,7 @@ Why this format (measured and argued in README.md, "Recordings on disk"):
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import ctypes
 import errno
 import fnmatch
@@ -977,6 +978,7 @@ def load(path: str | os.PathLike, *, verify: bool = False) -> Recording:
 _CRC_OFFLOAD_BYTES = (
     64 << 10
 )  # larger blocks are checksummed on a second thread, during their write
+_DIRECT_BYTES = 64 << 10  # a series' rows of a block written from it as they are, not staged
 _MAX_BLOCKS = 3  # staging blocks per series in a RecordingWriter: one filling, two being written
 
 
@@ -1010,6 +1012,18 @@ class _Files:
 _MAX_OPEN_SERIES = 64
 
 
+class _Returned:
+    """Where the writer thread puts a written :class:`Block` back (``put`` as a queue's)."""
+
+    __slots__ = ("queue", "block")
+
+    def __init__(self, q: queue.SimpleQueue, block: "Block"):
+        self.queue, self.block = q, block
+
+    def put(self, _) -> None:
+        self.queue.put(self.block)
+
+
 class _WriterThread:
     """A thread that writes staging blocks to their files, so training does not wait on I/O.
 
@@ -1024,6 +1038,7 @@ class _WriterThread:
         self._queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self._open: collections.OrderedDict = collections.OrderedDict()  # series with open files
+        self._scratch = np.empty(0, np.uint8)  # where _gather copies a series' columns
         self._thread = threading.Thread(
             target=self._run, name="nndynamics-recording-writer", daemon=True
         )
@@ -1049,30 +1064,58 @@ class _WriterThread:
             try:
                 if item is None:
                     return
-                files, steps, values, n, free = item
+                kind, *job = item
+                if kind == "commit":
+                    if self.error is None:  # a failed write: the recording stays as of before
+                        try:
+                            job[0].commit(*job[1:])
+                        except BaseException as exc:
+                            self.error = exc
+                    continue
+                columns, steps, values, start, stop, free = job
                 try:
                     if self.error is None:
-                        vbytes = memoryview(values[:n]).cast("B")
-                        sbytes = memoryview(steps[:n]).cast("B")
-                        offload = len(vbytes) >= _CRC_OFFLOAD_BYTES
-                        if offload:  # checksum on the other thread while the block is written
-                            self._crc_jobs.put(vbytes)
-                        sfile, vfile, cfile = self._handles(files)
-                        vfile.write(vbytes)
-                        vfile.flush()
-                        sfile.write(sbytes)
-                        sfile.flush()
-                        vcrc = self._crc_done.get() if offload else _crc32(vbytes)
-                        # the checksum record goes last: a block it covers is whole on disk
-                        cfile.write(_CRC_RECORD.pack(files.written, n, _crc32(sbytes), vcrc))
-                        cfile.flush()
-                        files.written += n
+                        sbytes = memoryview(steps[start:stop]).cast("B")
+                        scrc = _crc32(sbytes)
+                        for files, lo, hi in columns:
+                            data = values[start:stop] if lo is None else values[start:stop, lo:hi]
+                            if not data.flags.c_contiguous:  # a series' columns of a block:
+                                data = self._gather(data)  # copied here, without the GIL
+                            self._write(
+                                files, sbytes, scrc, memoryview(data).cast("B"), stop - start
+                            )
                 except BaseException as exc:  # reported to the training thread by check()
                     self.error = exc
                 finally:
-                    free.put((steps, values))
+                    if free is not None:
+                        free.put((steps, values))
             finally:
                 self._queue.task_done()
+
+    def _gather(self, data: np.ndarray) -> np.ndarray:
+        """``data`` copied into one reused buffer (fresh memory for every copy would fault
+        every page in again)."""
+        if self._scratch.nbytes < data.nbytes:
+            self._scratch = np.empty(max(data.nbytes, 2 * self._scratch.nbytes), np.uint8)
+        out = self._scratch[: data.nbytes].view(data.dtype).reshape(data.shape)
+        np.copyto(out, data)
+        return out
+
+    def _write(self, files: _Files, sbytes, scrc: int, vbytes, n: int) -> None:
+        """Append ``n`` snapshots to one series' files: values, steps, then the checksum record
+        (last: a block it covers is whole on disk)."""
+        offload = len(vbytes) >= _CRC_OFFLOAD_BYTES
+        if offload:  # checksum on the other thread while the block is written
+            self._crc_jobs.put(vbytes)
+        sfile, vfile, cfile = self._handles(files)
+        vfile.write(vbytes)
+        vfile.flush()
+        sfile.write(sbytes)
+        sfile.flush()
+        vcrc = self._crc_done.get() if offload else _crc32(vbytes)
+        cfile.write(_CRC_RECORD.pack(files.written, n, scrc, vcrc))
+        cfile.flush()
+        files.written += n
 
     def _handles(self, files: _Files):
         if files in self._open:
@@ -1084,7 +1127,18 @@ class _WriterThread:
         return files.open()
 
     def submit(self, files, steps, values, n, free) -> None:
-        self._queue.put((files, steps, values, n, free))
+        """Write rows ``[:n]`` of one series' staging block, then return it to ``free``."""
+        self._queue.put(("block", [(files, None, None)], steps, values, 0, n, free))
+
+    def submit_columns(self, columns, steps, values, start, stop, free) -> None:
+        """Write rows ``[start:stop)`` of a block holding several series side by side
+        (``columns``: ``(files, lo, hi)``, series in ``values[:, lo:hi]``); then, unless
+        ``free`` is None, return the block to ``free``."""
+        self._queue.put(("block", columns, steps, values, start, stop, free))
+
+    def submit_commit(self, committer: "_Committer", *args) -> None:
+        """``committer.commit(*args)`` on this thread, after every block submitted before."""
+        self._queue.put(("commit", committer, *args))
 
     def wait(self) -> None:
         """Block until every submitted block is written; raise the thread's error if any."""
@@ -1152,14 +1206,31 @@ class _Committer:
         _replace(self.path / MANIFEST, data)
         self.manifest_crc32, self.dirty = zlib.crc32(data), False
 
-    def commit(self, step: int | None, manifest_crc32: int | None = None) -> None:
-        if manifest_crc32 is not None:
-            self.manifest_crc32 = manifest_crc32
-        elif self.dirty:
+    def commit(
+        self, step: int | None, manifest_crc32: int | None = None, files: list | None = None
+    ) -> None:
+        """Record ``step`` and the snapshots written per series. ``files`` (``(stem, _Files)``
+        pairs taken with ``manifest_crc32`` when the manifest was last written) lets the writer
+        thread commit while the training thread declares new series."""
+        if files is None:
+            if manifest_crc32 is not None:
+                self.manifest_crc32 = manifest_crc32
+            elif self.dirty:
+                self.write_manifest()
+            manifest_crc32 = self.manifest_crc32
+            files = [(self.stems[name], f) for name, f in self.files.items()]
+            self.step = step
+        counts = {stem: f.written for stem, f in files}
+        _replace(self.path / _COMMIT, _commit_bytes(step, counts, manifest_crc32))
+
+    def commit_later(self, thread: "_WriterThread", step: int) -> None:
+        """Have the writer thread commit ``step`` once every block submitted so far is
+        written; the training thread does not wait."""
+        if self.dirty:
             self.write_manifest()
-        counts = {self.stems[name]: f.written for name, f in self.files.items()}
-        _replace(self.path / _COMMIT, _commit_bytes(step, counts, self.manifest_crc32))
+        files = [(self.stems[name], f) for name, f in self.files.items()]
         self.step = step
+        thread.submit_commit(self, step, self.manifest_crc32, files)
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -1252,6 +1323,17 @@ class _SeriesState:
     @property
     def snapshot_bytes(self) -> int:
         return self.dtype.itemsize * math.prod(self.shape)
+
+
+class Block:
+    """Rows of snapshots of several series side by side, from a sink's ``new_block``:
+    ``steps`` (rows,) int64 and ``values`` (rows, width). ``views`` is the producer's to
+    keep per-row views in (it stays with the block when the sink hands it out again)."""
+
+    __slots__ = ("steps", "values", "views")
+
+    def __init__(self, steps: np.ndarray, values: np.ndarray):
+        self.steps, self.values, self.views = steps, values, None
 
 
 class _SinkBase:
@@ -1361,6 +1443,11 @@ class _SinkBase:
             raise ValueError(
                 f"series {name!r}: steps must not decrease (got {int(steps[0])} after {state.last})"
             )
+        self._stage(state, steps, values)
+        self._appended(state.last)
+
+    def _stage(self, state: _SeriesState, steps: np.ndarray, values: np.ndarray) -> None:
+        """Copy snapshots (checked) into the staging block of ``state``, spilling as it fills."""
         done = 0
         while done < len(steps):
             if state.n == len(state.steps):
@@ -1372,7 +1459,60 @@ class _SinkBase:
             state.count += k
             done += k
         state.last = int(steps[-1])
-        self._appended(state.last)
+
+    def _took(self, state: _SeriesState, k: int, last: int) -> None:
+        """``k`` snapshots up to step ``last`` of ``state`` were taken from a block as they are
+        (the ones staged before them are spilled first, to keep the order)."""
+        if state.n:
+            self._spill(state)
+        state.count += k
+        state.last = last
+
+    # -- the block interface: a producer (the Recorder) copies snapshots of several series
+    #    straight into a block the sink gave it, so each value is copied once
+    def new_block(self, rows: int, width: int, dtype) -> "Block":
+        """An empty :class:`Block` of ``rows`` snapshots of ``width`` values of ``dtype``, for
+        :meth:`extend_block`. The sink may hand out a block it used before."""
+        return Block(np.empty(rows, "<i8"), np.empty((rows, width), dtype))
+
+    def extend_block(
+        self, columns: list, block: "Block", start: int, stop: int, done: bool
+    ) -> None:
+        """Append rows ``[start:stop)`` of ``block`` (from :meth:`new_block`): snapshots at
+        steps ``block.steps[start:stop]`` of the declared series in ``columns``,
+        ``(name, lo, hi, shape)`` each, series ``name`` being ``block.values[:, lo:hi]``.
+
+        The caller never writes those rows again; ``done=True``: nor any row of the block,
+        which the sink may then reuse. No copy is made here."""
+        if self.closed:
+            raise ValueError("cannot append, the recording is closed")
+        k = stop - start
+        if k <= 0:
+            if done:
+                self._block_done(block)
+            return
+        steps = block.steps[start:stop]
+        first, last = int(steps[0]), int(steps[-1])
+        if k > 1 and np.any(steps[1:] < steps[:-1]):
+            raise ValueError(f"series {columns[0][0]!r}: steps must not decrease within a block")
+        for name, _, _, shape in columns:
+            state = self._series[name]
+            if state.shape != shape or state.dtype != block.values.dtype:
+                raise ValueError(
+                    f"series {name!r}: block of {block.values.dtype} snapshots of shape {shape} "
+                    f"for a series of {state.dtype} {state.shape}"
+                )
+            if first < state.last:
+                raise ValueError(
+                    f"series {name!r}: steps must not decrease (got {first} after {state.last})"
+                )
+        self._take_block(columns, block, start, stop, done)
+        self._appended(last)
+
+    def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
+        raise NotImplementedError
+
+    def _block_done(self, block: "Block") -> None: ...
 
     def update_metadata(self, **items: Any) -> None:
         """Merge JSON-able ``items`` into the metadata."""
@@ -1406,6 +1546,36 @@ class _SinkBase:
     def recording(self) -> Recording: ...
 
 
+_PREFAULTER: list = []  # the helper thread that prepares MemoryWriter blocks (made when needed)
+
+
+def _prefaulted(rows: int, shape: tuple, dtype) -> concurrent.futures.Future:
+    """Start allocating ``steps`` (rows,) and ``values`` (rows, *shape), touching every page,
+    on the helper thread; :func:`_collect` takes them. One long-lived thread, not one per
+    block: starting a thread costs the training thread about 100 us."""
+    if not _PREFAULTER:
+        _PREFAULTER.append(
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nndynamics-prefault")
+        )
+    return _PREFAULTER[0].submit(_make_touched, rows, shape, np.dtype(dtype))
+
+
+def _make_touched(rows: int, shape: tuple, dtype: np.dtype):
+    values = np.empty((rows, *shape), dtype)
+    raw = values.reshape(-1).view(np.uint8)
+    raw[:: mmap.PAGESIZE] = 0  # numpy releases the GIL: the faults happen here
+    return np.empty(rows, "<i8"), values
+
+
+def _collect(future: concurrent.futures.Future, rows: int, shape: tuple, dtype):
+    """What :func:`_prefaulted` made; allocated here if the helper failed (out of memory:
+    this raises what it raised)."""
+    try:
+        return future.result()
+    except Exception:
+        return np.empty(rows, "<i8"), np.empty((rows, *shape), dtype)
+
+
 class MemoryWriter(_SinkBase):
     """Keeps every snapshot in memory. For small runs and tests.
 
@@ -1424,45 +1594,51 @@ class MemoryWriter(_SinkBase):
     def __init__(self, metadata: Mapping[str, Any] | None = None):
         super().__init__(metadata)
         self._full: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self._next: dict[str, tuple[threading.Thread, list]] = {}
+        self._next: dict[str, concurrent.futures.Future] = {}  # next staging block
+        self._next_blocks: dict[tuple, concurrent.futures.Future] = {}  # next new_block
 
     def _on_new_series(self, state: _SeriesState) -> None:
         self._full[state.name] = []
-        self._prepare(state, self._grown(state, len(state.steps)))
+        self._next[state.name] = _prefaulted(
+            self._grown(state, len(state.steps)), state.shape, state.dtype
+        )
 
     def _grown(self, state: _SeriesState, capacity: int) -> int:
         if 2 * capacity * max(state.snapshot_bytes, 1) <= self._MAX_BLOCK_BYTES:
             return 2 * capacity
         return capacity
 
-    def _prepare(self, state: _SeriesState, capacity: int) -> None:
-        """Allocate and touch a block of ``capacity`` snapshots on a helper thread."""
-        box: list = []
-        shape, dtype = (capacity, *state.shape), state.dtype
-
-        def make() -> None:
-            values = np.empty(shape, dtype)
-            raw = values.reshape(-1).view(np.uint8)
-            raw[:: mmap.PAGESIZE] = 0  # numpy releases the GIL: the faults happen here
-            box.append((np.empty(capacity, "<i8"), values))
-
-        thread = threading.Thread(target=make, name="nndynamics-memory-prefault", daemon=True)
-        thread.start()
-        self._next[state.name] = (thread, box)
-
     def _spill(self, state: _SeriesState) -> None:
-        self._full[state.name].append((state.steps, state.values))
-        capacity = self._grown(state, len(state.steps))
-        thread, box = self._next.pop(state.name, (None, []))
-        if thread is not None:
-            thread.join()
-        if box and len(box[0][0]) == capacity:
-            state.steps, state.values = box[0]
-        else:  # the helper failed (out of memory): allocate here, raising what it raises
-            state.steps = np.empty(capacity, "<i8")
-            state.values = np.empty((capacity, *state.shape), state.dtype)
-        state.n = 0
-        self._prepare(state, self._grown(state, capacity))
+        n = state.n
+        if n:  # rows [:n] are never written again: kept as they are
+            self._full[state.name].append((state.steps[:n], state.values[:n]))
+        steps, values = _collect(
+            self._next.pop(state.name), len(state.steps), state.shape, state.dtype
+        )
+        state.steps, state.values, state.n = steps, values, 0
+        self._next[state.name] = _prefaulted(
+            self._grown(state, len(steps)), state.shape, state.dtype
+        )
+
+    def new_block(self, rows: int, width: int, dtype) -> "Block":
+        """A fresh block (a kept block is never reused), allocated and touched on a helper
+        thread while the previous one of its kind filled."""
+        key = (rows, width, np.dtype(dtype))
+        prepared = self._next_blocks.pop(key, None)
+        if prepared is None:
+            steps, values = np.empty(rows, "<i8"), np.empty((rows, width), dtype)
+        else:
+            steps, values = _collect(prepared, rows, (width,), dtype)
+        self._next_blocks[key] = _prefaulted(rows, (width,), dtype)
+        return Block(steps, values)
+
+    def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
+        steps = block.steps[start:stop]
+        last = int(steps[-1])
+        for name, lo, hi, shape in columns:
+            self._took(self._series[name], stop - start, last)
+            values = block.values[start:stop, lo:hi].reshape((stop - start, *shape))
+            self._full[name].append((steps, values))
 
     def close(self, complete: bool = True) -> None:
         """Stop accepting snapshots; ``complete=False`` marks a run that was cut short."""
@@ -1505,7 +1681,8 @@ class RecordingWriter(_SinkBase):
         How much wall time of training a kill may lose: every series is written out and a
         commit recorded on the first append this long after the previous commit (and the
         first finished step is committed at once, so a run killed in its first second
-        still has it).
+        still has it). The commit is written by the writer thread after the blocks it covers,
+        so training does not wait on it (with ``flush_seconds=0``, every append waits).
 
     The commit rule: a commit records, after every byte it covers is written, the step
     ``S`` up to which all series are whole: the last step before the newest step seen
@@ -1560,6 +1737,7 @@ class RecordingWriter(_SinkBase):
         self._stems: dict[str, str] = {}
         self._free: dict[str, queue.SimpleQueue] = {}  # staging blocks the thread has written
         self._blocks: dict[str, int] = {}  # staging blocks allocated per series
+        self._pools: dict[tuple, list] = {}  # new_block's blocks: [returned ones, how many]
         self._high = _NO_STEP  # newest step appended
         self._done = _NO_STEP  # newest step known finished (the one before _high)
         self._hold: int | None = None  # snapshots of steps >= this may still arrive (hold_from)
@@ -1614,8 +1792,8 @@ class RecordingWriter(_SinkBase):
             if self._committer.step is None and self._done != _NO_STEP:
                 self._flush(self._done)  # the first finished step goes to disk at once
                 return
-        if time.monotonic() >= self._next_flush:
-            self._flush(self._done)
+        if time.monotonic() >= self._next_flush:  # flush_seconds=0: committed before returning
+            self._flush(self._done, wait=self.flush_seconds <= 0)
 
     def moved(self, path: str | os.PathLike) -> None:
         """The recording's directory was renamed to ``path`` while open (a resume swaps a
@@ -1655,18 +1833,76 @@ class RecordingWriter(_SinkBase):
         state.steps, state.values = block
         state.n = 0
 
+    def new_block(self, rows: int, width: int, dtype) -> "Block":
+        """A block of the kind asked for that the writer thread has finished writing, or a
+        new one while fewer than ``_MAX_BLOCKS`` of that kind exist (else wait for one:
+        memory stays bounded)."""
+        key = (rows, width, np.dtype(dtype))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = [queue.SimpleQueue(), 0]
+        try:
+            return pool[0].get_nowait()
+        except queue.Empty:
+            pass
+        if pool[1] < _MAX_BLOCKS:
+            pool[1] += 1
+            return Block(np.empty(rows, "<i8"), np.empty((rows, width), dtype))
+        self._thread.check()
+        return pool[0].get()
+
+    def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
+        """Series with at least ``_DIRECT_BYTES`` in these rows are written from the block as
+        they are (by the writer thread); smaller ones are copied into their staging blocks,
+        so that a bias of a few values is not written (a thread hand-over, three writes) for
+        every block of rows."""
+        self._thread.check()
+        k = stop - start
+        steps = block.steps[start:stop]
+        last = int(steps[-1])
+        direct = []
+        for name, lo, hi, shape in columns:
+            state = self._series[name]
+            if k * (hi - lo) * block.values.itemsize >= _DIRECT_BYTES:
+                self._took(state, k, last)
+                direct.append((self._files[name], lo, hi))
+            else:
+                self._stage(state, steps, block.values[start:stop, lo:hi].reshape((k, *shape)))
+        if direct:
+            free = None
+            if done:
+                key = (len(block.steps), block.values.shape[1], block.values.dtype)
+                free = _Returned(self._pools[key][0], block)
+            self._thread.submit_columns(direct, block.steps, block.values, start, stop, free)
+        elif done:
+            self._block_done(block)
+
+    def _block_done(self, block: "Block") -> None:
+        # through the writer's queue: rows of it handed on before may not be written yet
+        pool = self._pools[(len(block.steps), block.values.shape[1], block.values.dtype)]
+        self._thread.submit_columns([], block.steps, block.values, 0, 0, _Returned(pool[0], block))
+
     def _write_out(self) -> None:
         for state in self._series.values():
             self._spill(state)
         self._thread.wait()
 
-    def _flush(self, step: int) -> None:
-        """Write out every staged snapshot, then commit ``step`` (whole in every series)."""
-        self._write_out()
+    def _flush(self, step: int, wait: bool = True) -> None:
+        """Write out every staged snapshot, then commit ``step`` (whole in every series).
+        ``wait=False`` (the periodic commit during training) hands both to the writer thread
+        and returns at once: the commit is written after the blocks it covers."""
+        if wait:
+            self._write_out()
+        else:
+            for state in self._series.values():
+                self._spill(state)
         if self._hold is not None:
             step = min(step, self._hold - 1)
         if step != _NO_STEP:
-            self._committer.commit(step)
+            if wait:
+                self._committer.commit(step)
+            else:
+                self._committer.commit_later(self._thread, step)
         self._next_flush = time.monotonic() + self.flush_seconds
 
     def flush(self) -> None:

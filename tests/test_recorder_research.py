@@ -1,6 +1,8 @@
 """Recorder on real research code: several optimizers, buffers, dtypes, structured module
 outputs, honest warnings, compiled models, block capture (issue 11)."""
 
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -8,7 +10,10 @@ import pytest
 import torch
 
 from dynamics import Recorder, load
+from dynamics import recorder as recorder_module
+from dynamics import recording as recording_module
 from dynamics.recorder import RecorderError, RecorderWarning
+from dynamics.recording import verify
 
 
 def mlp(seed=0, dtype=torch.float32):
@@ -271,7 +276,19 @@ def test_non_finite_values_are_reported_once_naming_series_and_step():
 
 
 @pytest.mark.parametrize("to_disk", [True, False])
-def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
+def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monkeypatch):
+    # small blocks (8 rows here), so 150 steps fill many; on disk the three larger series go
+    # from the blocks to their files as they are and the two small ones through staging, with
+    # a partial hand-over and a commit on the writer thread every few milliseconds
+    monkeypatch.setattr(recorder_module._Block, "BYTES", 40_000)
+    monkeypatch.setattr(recording_module, "_DIRECT_BYTES", 8_000)
+    gather = recording_module._WriterThread._gather
+
+    def slow_gather(self, data):  # a writer behind the training: blocks wait in its queue
+        time.sleep(0.002)
+        return gather(self, data)
+
+    monkeypatch.setattr(recording_module._WriterThread, "_gather", slow_gather)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 300), torch.nn.ReLU(), torch.nn.Linear(300, 1))
     model.register_buffer("count", torch.zeros((), dtype=torch.int64))
@@ -279,11 +296,18 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
     gen = torch.Generator().manual_seed(1)
     snaps = []
     rec = Recorder(
-        model, opt, grads=True, buffers="count", path=tmp_path / "b.rec" if to_disk else None
+        model,
+        opt,
+        grads=True,
+        buffers="count",
+        path=tmp_path / "b.rec" if to_disk else None,
+        flush_seconds=0.002,
     )
     with rec:
         snaps.append({k: v.clone() for k, v in model.state_dict().items()})
-        for _ in range(150):  # several blocks (at most 64 snapshots each)
+        for _ in range(150):
+            if to_disk and len(snaps) % 10 == 0:
+                time.sleep(0.003)  # past flush_seconds: rows handed on mid-block, a commit
             opt.zero_grad(set_to_none=True)
             model(torch.randn(8, 2, generator=gen)).pow(2).mean().backward()
             model.count += 1  # before the step: the capture happens inside opt.step()
@@ -293,7 +317,10 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
             if len(snaps) == 70:
                 mid = rec.recording  # a read in the middle flushes the blocks and goes on
                 assert len(mid["0.weight"]) == 70
+    assert rec._sets[0].blocks[0].capacity == 8
     r = load(tmp_path / "b.rec") if to_disk else rec.recording
+    if to_disk:
+        assert verify(tmp_path / "b.rec") == []  # every block's checksum
     assert r["0.weight"].kind == "parameter" and r["grad/0.weight"].source == "0.weight"
     np.testing.assert_array_equal(r["0.weight"].steps, range(151))
     np.testing.assert_array_equal(r["grad/0.weight"].steps, range(1, 151))
@@ -302,6 +329,35 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk):
     np.testing.assert_array_equal(
         r["grad/0.weight"].values, torch.stack([s["grad"] for s in snaps[1:]]).numpy()
     )
+
+
+def test_blocks_given_back_when_a_gradient_comes_and_goes(tmp_path, monkeypatch):
+    # a gradient that is None at some captures sends its set down the slow path and the
+    # blocks are rebuilt when it is back; each rebuild must give the old block back to the
+    # disk writer's pool (at most three per kind), or the fourth rebuild would wait forever
+    monkeypatch.setattr(recorder_module._Block, "BYTES", 2_000)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    expected = []
+
+    def train():
+        with Recorder(model, grads=True, path=tmp_path / "g.rec") as rec:
+            for step in range(1, 41):
+                opt.zero_grad(set_to_none=True)
+                if step % 4:  # every fourth step has no gradient
+                    model(torch.randn(16, 3, generator=gen)).pow(2).mean().backward()
+                    expected.append((step, model[0].weight.grad.clone()))
+                opt.step()
+                rec.tick()
+
+    worker = threading.Thread(target=train, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the recorder waited forever for a block"
+    grad = load(tmp_path / "g.rec")["grad/0.weight"]
+    np.testing.assert_array_equal(grad.steps, [s for s, _ in expected])
+    np.testing.assert_array_equal(grad.values, torch.stack([g for _, g in expected]).numpy())
 
 
 # -- 1. compiled models ------------------------------------------------------------------------
