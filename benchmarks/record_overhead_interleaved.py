@@ -9,17 +9,20 @@ logits, ``torch.set_num_threads(--threads)``, default 1):
   the model of ``record_overhead.py``).
 
 For each model, one process trains one model through ``--rounds`` rounds of
-``--steps`` steps after ``--warmup`` untimed steps. Each round is one of three variants,
-in cycles of six, bare, memory, disk, disk, memory, bare (every variant at the same mean
-position in each cycle, so a drift of the machine's speed that is linear over a cycle cancels
-in the paired figure below):
+``--steps`` steps after ``--warmup`` untimed steps. Each round is one of four variants,
+in cycles of eight, bare, floor, memory, disk, disk, memory, floor, bare (every variant at
+the same mean position in each cycle, so a drift of the machine's speed that is linear over
+a cycle cancels in the paired figure below):
 
 * bare   -- the training step alone (no recorder attached);
+* floor  -- an optimizer step post-hook doing the least a recorder must: one ``torch.cat``
+            of every flattened parameter into a row of a preallocated, reused buffer (no
+            bookkeeping, nothing kept or written);
 * memory -- ``Recorder(model, opt, schedule=1)`` attached (snapshots kept in memory);
 * disk   -- ``Recorder(model, opt, schedule=1, path=<tmp>.rec)`` attached (streamed).
 
 Each recorder is made once (``capture_initial=False``) and attached for its rounds only
-(``attach()`` / ``detach()``), so the three share one heap, one model and one warm cache:
+(``attach()`` / ``detach()``), so all variants share one heap, one model and one warm cache:
 slow drifts in machine load hit all three alike. Per round: wall time per step and
 process CPU time per step (all threads, the disk writer's included). Reported: the median
 over rounds of each, the overhead against bare's median, and the cost per snapshot
@@ -32,16 +35,20 @@ the last one equals the final parameters bit for bit.
 Target (issue 11): at most +3 % for the 17k model and +2 % for the 36k model, in memory
 and to disk.
 
-Also: ``tick()`` called in a tight loop with no training in between. Since the copy goes
-straight into blocks that a helper thread prepares (memory: allocates and faults in; disk:
-writes out), this is the helpers' throughput (the fastest training step the recorder keeps
-up with), not what a snapshot costs the training thread. The headline figure, much less
-sensitive to drifts in machine speed (this project's VM slows by up to 2x over the first
-seconds of sustained load): "paired", the median over cycles of the mean of a variant's two
-rounds in the cycle against the mean of the cycle's two bare rounds.
+Also: the time spent inside ``Recorder.capture`` per snapshot during the recorded rounds
+(what a snapshot costs the training thread directly; the rest of the overhead is indirect:
+caches, helper threads). And ``tick()`` called in a tight loop with no training in
+between: since the copy goes straight into blocks that a helper thread prepares (memory:
+allocates and faults in; disk: writes out), this is the helpers' throughput (the fastest
+training step the recorder keeps up with), not what a snapshot costs the training thread.
 
-Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 120
-rounds of 20 steps each); ``--models 17k --rounds 12`` for a quick look.
+The headline figure, much less sensitive to drifts in machine speed (this project's VM
+slows by up to 2x over the first seconds of sustained load): "paired", the median over
+cycles of the mean of a variant's two rounds in the cycle against the mean of the cycle's
+two bare rounds.
+
+Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 160
+rounds of 20 steps each, about 70 s); ``--models 17k --rounds 16`` for a quick look.
 """
 
 from __future__ import annotations
@@ -67,9 +74,10 @@ sys.path.insert(
 from dynamics import Recorder, load  # noqa: E402
 
 MODELS = {"17k": (2, 256, 64, 1), "36k": (2, 1024, 32, 16, 4, 1)}
-# ABCCBA: within each cycle every variant sits on average at the same position (2.5), so a
-# drift of the machine that is linear over a cycle cancels in the paired figure
-ORDER = ("bare", "memory", "disk", "disk", "memory", "bare")
+# ABCDDCBA: within each cycle every variant sits on average at the same position (3.5), so
+# a drift of the machine that is linear over a cycle cancels in the paired figure
+ORDER = ("bare", "floor", "memory", "disk", "disk", "memory", "floor", "bare")
+VARIANTS = ("bare", "floor", "memory", "disk")
 
 
 def make_model(widths, seed: int) -> nn.Module:
@@ -80,6 +88,20 @@ def make_model(widths, seed: int) -> nn.Module:
         if i < len(widths) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def timed(fn, into: list):
+    """``fn`` that adds its wall time and one call to ``into`` ([seconds, calls])."""
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into[0] += time.perf_counter() - t0
+            into[1] += 1
+
+    return wrapper
 
 
 def bench(widths, a, tmp: Path) -> dict:
@@ -108,18 +130,35 @@ def bench(widths, a, tmp: Path) -> dict:
         "memory": Recorder(model, opt, schedule=1, capture_initial=False),
         "disk": Recorder(model, opt, schedule=1, path=path, capture_initial=False),
     }
-    wall = {v: [] for v in ("bare", "memory", "disk")}
+    inside = {v: [0.0, 0] for v in recorders}  # time spent in capture(), and how many
+    for v, rec in recorders.items():
+        rec.capture = timed(rec.capture, inside[v])  # tick() finds the instance attribute
+    params = list(model.parameters())
+    ring = torch.empty(64, sum(p.numel() for p in params))
+    ring.fill_(0)  # the floor copies into memory touched before, rows reused
+    n_floor = 0
+
+    def floor_hook(optimizer, args, kwargs) -> None:
+        nonlocal n_floor
+        with torch.no_grad():
+            torch.cat([p.flatten() for p in params], out=ring[n_floor % len(ring)])
+        n_floor += 1
+
+    wall = {v: [] for v in VARIANTS}
     cpu = {v: [] for v in wall}
     last = {}  # parameters at the end of each recorder's last round
     for r in range(a.rounds):
         variant = ORDER[r % len(ORDER)]
         rec = recorders.get(variant)
+        handle = opt.register_step_post_hook(floor_hook) if variant == "floor" else None
         if rec is not None:
             rec.attach()
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(a.steps):
             step()
         t1, c1 = time.perf_counter(), time.process_time()
+        if handle is not None:
+            handle.remove()
         if rec is not None:
             rec.detach()
             last[variant] = [p.detach().clone() for p in model.parameters()]
@@ -158,7 +197,7 @@ def bench(widths, a, tmp: Path) -> dict:
         alone[variant] = (statistics.median(batches_us), (time.perf_counter() - t0) / 1400 * 1e6)
         if p2 is not None:
             shutil.rmtree(p2)
-    paired = {v: [] for v in ("memory", "disk")}
+    paired = {v: [] for v in VARIANTS[1:]}
     seq = [(ORDER[r % len(ORDER)], r) for r in range(a.rounds)]
     times = {r: t for v in wall for r, t in zip([r for vv, r in seq if vv == v], wall[v])}
     for c in range(0, a.rounds - len(ORDER) + 1, len(ORDER)):
@@ -167,6 +206,7 @@ def bench(widths, a, tmp: Path) -> dict:
         for variant in paired:
             paired[variant].append(np.mean([times[r] for v, r in cycle if v == variant]) / bare - 1)
     return {
+        "inside": {v: t / max(n, 1) for v, (t, n) in inside.items()},
         "alone": alone,
         "paired": paired,
         "wall": wall,
@@ -189,8 +229,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--rounds",
         type=int,
-        default=120,
-        help="rounds per model (a multiple of 6 keeps the order balanced)",
+        default=160,
+        help=f"rounds per model (a multiple of {len(ORDER)} keeps the order balanced)",
     )
     p.add_argument("--steps", type=int, default=20, help="steps per round")
     p.add_argument("--warmup", type=int, default=100, help="untimed steps before the first round")
@@ -229,7 +269,7 @@ def main(argv=None) -> int:
                 f"{'CPU ms/step':>12s} {'CPU overhead':>13s} {'CPU us/snapshot':>16s}  per-round "
                 "wall overheads vs bare median"
             )
-            for v in ("bare", "memory", "disk"):
+            for v in VARIANTS:
                 w, c = statistics.median(out["wall"][v]), statistics.median(out["cpu"][v])
                 if v == "disk":
                     w, c = w + out["close_wall"], c + out["close_cpu"]
@@ -240,12 +280,20 @@ def main(argv=None) -> int:
                     f"{100 * (c / bare_c - 1):+12.1f}% {1e6 * (c - bare_c):+15.1f}  {rounds}"
                 )
             print(
-                "  paired (a variant's two rounds in each cycle of 6 against its two bare rounds; "
+                f"  paired (a variant's two rounds in each cycle of {len(ORDER)} against its two "
+                "bare rounds; "
                 f"median over {len(out['paired']['memory'])} cycles): "
                 + ", ".join(
                     f"{v} {100 * statistics.median(x):+.1f}%" for v, x in out["paired"].items()
                 )
                 + f" (disk's close() adds {100 * out['close_wall'] / bare_w:+.2f}%, not included)"
+            )
+            print(
+                "  inside Recorder.capture per snapshot (the direct cost): "
+                + ", ".join(
+                    f"{v} {1e6 * t:.1f} us ({100 * t / bare_w:.1f}% of a bare step)"
+                    for v, t in out["inside"].items()
+                )
             )
             print(
                 "  tick() in a tight loop (the helper threads' throughput; median of 7 x 200; "
