@@ -998,8 +998,10 @@ class _Files:
         self.written = 0
 
     def open(self):
-        if self.handles is None:
-            self.handles = tuple(open(p, "ab") for p in self.paths)
+        if self.handles is None:  # values unbuffered: they are written in large blocks
+            self.handles = tuple(
+                open(p, "ab", buffering=0 if p.suffix == ".values" else -1) for p in self.paths
+            )
         return self.handles
 
     def close(self) -> None:
@@ -1010,6 +1012,34 @@ class _Files:
 
 
 _MAX_OPEN_SERIES = 64
+
+
+def _crc_chunks(chunks: list) -> int:
+    """The CRC-32 of the concatenated ``chunks``."""
+    crc = 0
+    for chunk in chunks:
+        crc = _crc32(chunk, crc)
+    return crc
+
+
+def _write_all(file, chunks: list, size: int) -> None:
+    """Append ``chunks`` (``size`` bytes in all) to the unbuffered binary ``file`` with one
+    ``writev`` (the GIL is released for it), finishing a short write chunk by chunk."""
+    done = os.writev(file.fileno(), chunks) if len(chunks) > 1 else file.write(chunks[0])
+    if done == size:
+        return
+    skip = done or 0
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        if skip >= len(view):
+            skip -= len(view)
+            continue
+        view, skip = view[skip:], 0
+        while view:
+            written = file.write(view)
+            if not written:
+                raise OSError(errno.EIO, f"{file.name}: write made no progress")
+            view = view[written:]
 
 
 class _Returned:
@@ -1038,7 +1068,6 @@ class _WriterThread:
         self._queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self._open: collections.OrderedDict = collections.OrderedDict()  # series with open files
-        self._scratch = np.empty(0, np.uint8)  # where _gather copies a series' columns
         self._thread = threading.Thread(
             target=self._run, name="nndynamics-recording-writer", daemon=True
         )
@@ -1051,9 +1080,9 @@ class _WriterThread:
         self._crc_thread.start()
 
     def _checksums(self) -> None:
-        while (data := self._crc_jobs.get()) is not None:
+        while (chunks := self._crc_jobs.get()) is not None:
             try:
-                self._crc_done.put(_crc32(data))
+                self._crc_done.put(_crc_chunks(chunks))
             except BaseException as exc:  # never leave the writer waiting
                 self._crc_done.put(-1)
                 self.error = exc
@@ -1079,11 +1108,11 @@ class _WriterThread:
                         scrc = _crc32(sbytes)
                         for files, lo, hi in columns:
                             data = values[start:stop] if lo is None else values[start:stop, lo:hi]
-                            if not data.flags.c_contiguous:  # a series' columns of a block:
-                                data = self._gather(data)  # copied here, without the GIL
-                            self._write(
-                                files, sbytes, scrc, memoryview(data).cast("B"), stop - start
-                            )
+                            if data.flags.c_contiguous:
+                                data = [memoryview(data).cast("B")]
+                            else:  # a series' columns of a block: written row by row, no copy
+                                data = list(data)
+                            self._write(files, sbytes, scrc, data, stop - start)
                 except BaseException as exc:  # reported to the training thread by check()
                     self.error = exc
                 finally:
@@ -1092,27 +1121,19 @@ class _WriterThread:
             finally:
                 self._queue.task_done()
 
-    def _gather(self, data: np.ndarray) -> np.ndarray:
-        """``data`` copied into one reused buffer (fresh memory for every copy would fault
-        every page in again)."""
-        if self._scratch.nbytes < data.nbytes:
-            self._scratch = np.empty(max(data.nbytes, 2 * self._scratch.nbytes), np.uint8)
-        out = self._scratch[: data.nbytes].view(data.dtype).reshape(data.shape)
-        np.copyto(out, data)
-        return out
-
-    def _write(self, files: _Files, sbytes, scrc: int, vbytes, n: int) -> None:
-        """Append ``n`` snapshots to one series' files: values, steps, then the checksum record
-        (last: a block it covers is whole on disk)."""
-        offload = len(vbytes) >= _CRC_OFFLOAD_BYTES
+    def _write(self, files: _Files, sbytes, scrc: int, chunks: list, n: int) -> None:
+        """Append ``n`` snapshots to one series' files: the values (``chunks``, contiguous
+        buffers, in one ``writev``), the steps, then the checksum record (last: a block it
+        covers is whole on disk)."""
+        size = sum(c.nbytes for c in chunks)
+        offload = size >= _CRC_OFFLOAD_BYTES
         if offload:  # checksum on the other thread while the block is written
-            self._crc_jobs.put(vbytes)
+            self._crc_jobs.put(chunks)
         sfile, vfile, cfile = self._handles(files)
-        vfile.write(vbytes)
-        vfile.flush()
+        _write_all(vfile, chunks, size)
         sfile.write(sbytes)
         sfile.flush()
-        vcrc = self._crc_done.get() if offload else _crc32(vbytes)
+        vcrc = self._crc_done.get() if offload else _crc_chunks(chunks)
         cfile.write(_CRC_RECORD.pack(files.written, n, scrc, vcrc))
         cfile.flush()
         files.written += n

@@ -282,13 +282,13 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monk
     # a partial hand-over and a commit on the writer thread every few milliseconds
     monkeypatch.setattr(recorder_module._Block, "BYTES", 40_000)
     monkeypatch.setattr(recording_module, "_DIRECT_BYTES", 8_000)
-    gather = recording_module._WriterThread._gather
+    write = recording_module._WriterThread._write
 
-    def slow_gather(self, data):  # a writer behind the training: blocks wait in its queue
+    def slow_write(self, *args):  # a writer behind the training: blocks wait in its queue
         time.sleep(0.002)
-        return gather(self, data)
+        write(self, *args)
 
-    monkeypatch.setattr(recording_module._WriterThread, "_gather", slow_gather)
+    monkeypatch.setattr(recording_module._WriterThread, "_write", slow_write)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 300), torch.nn.ReLU(), torch.nn.Linear(300, 1))
     model.register_buffer("count", torch.zeros((), dtype=torch.int64))

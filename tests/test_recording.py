@@ -210,6 +210,33 @@ def test_appended_value_is_copied_at_once(tmp_path):
         np.testing.assert_array_equal(sink.recording()["x"].values[:, 0], [0, 7])
 
 
+def test_short_writes_of_a_block_are_finished(tmp_path, monkeypatch):
+    # a series' rows of a block go out in one writev; a short one (a signal, a nearly full
+    # disk) is finished chunk by chunk, and a raw write that stops short is retried
+    from dynamics.recording import _write_all
+
+    chunks = [np.arange(10, dtype=np.float32), np.arange(10, 25, dtype=np.float32)]
+    whole = np.concatenate(chunks).tobytes()
+    monkeypatch.setattr(
+        os, "writev", lambda fd, bufs: os.write(fd, memoryview(bufs[0]).cast("B")[:7])
+    )
+    with open(tmp_path / "v", "ab", buffering=0) as f:
+        _write_all(f, chunks, len(whole))
+    assert (tmp_path / "v").read_bytes() == whole
+
+    class Dribble:  # writes at most 5 bytes per call
+        data = b""
+
+        def write(self, buf):
+            view = memoryview(buf).cast("B")
+            self.data += bytes(view[:5])
+            return min(5, len(view))
+
+    f = Dribble()
+    _write_all(f, [np.arange(25, dtype=np.float32)], len(whole))
+    assert f.data == whole
+
+
 def test_write_error_in_writer_thread_is_raised(tmp_path):
     w = RecordingWriter(tmp_path / "err.rec")
     w.append("x", 0, np.zeros(3))
