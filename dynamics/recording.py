@@ -1604,8 +1604,10 @@ class MemoryWriter(_SinkBase):
     to 64 MiB), so a snapshot is copied once when appended; ``recording()`` joins the
     blocks of a series into one array (once; later calls return views of it).
 
-    Each series' next block is allocated and touched page by page on a helper thread while
-    the current one fills: the first write to fresh memory faults every page in, and on
+    Blocks from :meth:`new_block` (the Recorder's parameters, side by side) are kept as they
+    are, each series a view of its columns, and joined the same way. Each series' next
+    block, and the next :meth:`new_block`, is allocated and touched page by page on a helper
+    thread while the current one fills: the first write to fresh memory faults every page in, and on
     this project's 2-core VM that costs 4 ms per MiB (a 64 KiB snapshot copied into fresh
     memory took 259 us, into touched memory 5.7 us), which training would otherwise wait on.
     """
