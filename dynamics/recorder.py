@@ -203,7 +203,9 @@ class _Block:
         self.index = index  # positions of this block's tensors in the set's tensor list
         self.floating = dtype.kind == "f"
         if self.floating:
-            sums = torch.empty(self.capacity, dtype=torch.float64 if dtype.itemsize > 4 else None)
+            sums = torch.empty(
+                self.capacity, dtype=torch.float64 if dtype.itemsize > 4 else torch.float32
+            )
             self.sums, self.sum_rows = sums.numpy(), sums.unbind(0)
         self.buf = None  # the sink's block being filled (taken at the first capture into it)
         self.rows: tuple = ()  # torch views of the block's rows
@@ -883,9 +885,9 @@ class Recorder:
                 self._check_finite(block, start, n)
         finally:
             if done:
-                if block.floating:  # the sink may reuse it now that it is checked
-                    self._sink.extend_block(block.slices, buf, n, n, True)
                 block.buf, block.rows, block.n, block.start = None, (), 0, 0
+                if block.floating and not self._sink.closed:  # checked: the sink may reuse it
+                    self._sink.extend_block(block.slices, buf, n, n, True)
 
     def _flush_blocks(self) -> None:
         error = None

@@ -1568,6 +1568,8 @@ class _SinkBase:
 
 
 _PREFAULTER: list = []  # the helper thread that prepares MemoryWriter blocks (made when needed)
+if hasattr(os, "register_at_fork"):  # a forked child has no such thread: it makes its own
+    os.register_at_fork(after_in_child=_PREFAULTER.clear)
 
 
 def _prefaulted(rows: int, shape: tuple, dtype) -> concurrent.futures.Future:
@@ -1607,9 +1609,10 @@ class MemoryWriter(_SinkBase):
     Blocks from :meth:`new_block` (the Recorder's parameters, side by side) are kept as they
     are, each series a view of its columns, and joined the same way. Each series' next
     block, and the next :meth:`new_block`, is allocated and touched page by page on a helper
-    thread while the current one fills: the first write to fresh memory faults every page in, and on
-    this project's 2-core VM that costs 4 ms per MiB (a 64 KiB snapshot copied into fresh
-    memory took 259 us, into touched memory 5.7 us), which training would otherwise wait on.
+    thread while the current one fills: the first write to fresh memory faults every page
+    in, and on this project's 2-core VM that costs 4 ms per MiB (a 64 KiB snapshot copied
+    into fresh memory took 259 us, into touched memory 5.7 us), which training would
+    otherwise wait on.
     """
 
     _MAX_BLOCK_BYTES = 64 << 20
@@ -1621,10 +1624,9 @@ class MemoryWriter(_SinkBase):
         self._next_blocks: dict[tuple, concurrent.futures.Future] = {}  # next new_block
 
     def _on_new_series(self, state: _SeriesState) -> None:
+        # the next staging block is prepared from the first spill on: a series that only
+        # ever comes in blocks (the Recorder's parameters) never has one touched for nothing
         self._full[state.name] = []
-        self._next[state.name] = _prefaulted(
-            self._grown(state, len(state.steps)), state.shape, state.dtype
-        )
 
     def _grown(self, state: _SeriesState, capacity: int) -> int:
         if 2 * capacity * max(state.snapshot_bytes, 1) <= self._MAX_BLOCK_BYTES:
@@ -1635,9 +1637,15 @@ class MemoryWriter(_SinkBase):
         n = state.n
         if n:  # rows [:n] are never written again: kept as they are
             self._full[state.name].append((state.steps[:n], state.values[:n]))
-        steps, values = _collect(
-            self._next.pop(state.name), len(state.steps), state.shape, state.dtype
-        )
+        prepared = self._next.pop(state.name, None)
+        capacity = self._grown(state, len(state.steps))
+        if prepared is None:
+            steps, values = (
+                np.empty(capacity, "<i8"),
+                np.empty((capacity, *state.shape), state.dtype),
+            )
+        else:
+            steps, values = _collect(prepared, capacity, state.shape, state.dtype)
         state.steps, state.values, state.n = steps, values, 0
         self._next[state.name] = _prefaulted(
             self._grown(state, len(steps)), state.shape, state.dtype

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 
 import numpy as np
@@ -208,6 +209,38 @@ def test_appended_value_is_copied_at_once(tmp_path):
         value[:] = 0
         sink.close()
         np.testing.assert_array_equal(sink.recording()["x"].values[:, 0], [0, 7])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_memory_writer_works_in_a_forked_child():
+    # the helper thread that prepares blocks does not survive a fork: the child must make
+    # its own instead of waiting forever on the parent's
+    def fill():
+        w = MemoryWriter()
+        for step in range(200):  # several spills, each taking a prepared block
+            w.append("x", step, np.full(1000, step, np.float32))
+        return w.recording()["x"]
+
+    assert len(fill()) == 200  # the parent's helper thread exists now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 1
+        try:
+            x = fill()
+            code = 0 if len(x) == 200 and float(x.values[199, 0]) == 199.0 else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child waited forever for a prepared block")
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_short_writes_of_a_block_are_finished(tmp_path, monkeypatch):
