@@ -53,8 +53,9 @@ import time
 import weakref
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 try:
     import fcntl
@@ -1042,16 +1043,31 @@ def _write_all(file, chunks: list, size: int) -> None:
             view = view[written:]
 
 
-class _Returned:
-    """Where the writer thread puts a written :class:`Block` back (``put`` as a queue's)."""
+class _Pool:
+    """At most ``_MAX_BLOCKS`` buffers of one kind for a RecordingWriter: one being filled,
+    the others being written; the writer thread gives each back (:meth:`put`) once written."""
 
-    __slots__ = ("queue", "block")
+    __slots__ = ("_free", "_made")
 
-    def __init__(self, q: queue.SimpleQueue, block: "Block"):
-        self.queue, self.block = q, block
+    def __init__(self, made: int = 0):
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._made = made  # buffers of this kind that exist
 
-    def put(self, _) -> None:
-        self.queue.put(self.block)
+    def get(self, make: Callable[[], Any], check: Callable[[], None]):
+        """A written buffer, or ``make()`` while fewer than ``_MAX_BLOCKS`` exist, or (after
+        ``check()``, which raises a failed writer's error) wait for one: memory stays bounded."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if self._made < _MAX_BLOCKS:
+            self._made += 1
+            return make()
+        check()
+        return self._free.get()
+
+    def put(self, buffer) -> None:
+        self._free.put(buffer)
 
 
 class _WriterThread:
@@ -1117,7 +1133,7 @@ class _WriterThread:
                     self.error = exc
                 finally:
                     if free is not None:
-                        free.put((steps, values))
+                        free()
             finally:
                 self._queue.task_done()
 
@@ -1148,13 +1164,14 @@ class _WriterThread:
         return files.open()
 
     def submit(self, files, steps, values, n, free) -> None:
-        """Write rows ``[:n]`` of one series' staging block, then return it to ``free``."""
+        """Write rows ``[:n]`` of one series' staging block, then call ``free`` (unless
+        None)."""
         self._queue.put(("block", [(files, None, None)], steps, values, 0, n, free))
 
     def submit_columns(self, columns, steps, values, start, stop, free) -> None:
         """Write rows ``[start:stop)`` of a block holding several series side by side
-        (``columns``: ``(files, lo, hi)``, series in ``values[:, lo:hi]``); then, unless
-        ``free`` is None, return the block to ``free``."""
+        (``columns``: ``(files, lo, hi)``, series in ``values[:, lo:hi]``); then call ``free``
+        (unless None)."""
         self._queue.put(("block", columns, steps, values, start, stop, free))
 
     def submit_commit(self, committer: "_Committer", *args) -> None:
@@ -1305,9 +1322,7 @@ def _finish_at_exit(
     try:
         for state in series.values():
             if state.n and state.name in files:
-                thread.submit(
-                    files[state.name], state.steps, state.values, state.n, queue.SimpleQueue()
-                )
+                thread.submit(files[state.name], state.steps, state.values, state.n, None)
                 state.n = 0
         thread.wait()
         last = max((s.last for s in series.values() if s.count), default=None)
@@ -1494,7 +1509,7 @@ class _SinkBase:
     def new_block(self, rows: int, width: int, dtype) -> "Block":
         """An empty :class:`Block` of ``rows`` snapshots of ``width`` values of ``dtype``, for
         :meth:`extend_block`. The sink may hand out a block it used before."""
-        return Block(np.empty(rows, "<i8"), np.empty((rows, width), dtype))
+        raise NotImplementedError
 
     def extend_block(
         self, columns: list, block: "Block", start: int, stop: int, done: bool
@@ -1590,13 +1605,15 @@ def _make_touched(rows: int, shape: tuple, dtype: np.dtype):
     return np.empty(rows, "<i8"), values
 
 
-def _collect(future: concurrent.futures.Future, rows: int, shape: tuple, dtype):
-    """What :func:`_prefaulted` made; allocated here if the helper failed (out of memory:
-    this raises what it raised)."""
+def _collect(future: concurrent.futures.Future | None, rows: int, shape: tuple, dtype):
+    """What :func:`_prefaulted` made; allocated here if nothing was prepared or the helper
+    failed (out of memory: this raises what it raised)."""
     try:
-        return future.result()
+        if future is not None:
+            return future.result()
     except Exception:
-        return np.empty(rows, "<i8"), np.empty((rows, *shape), dtype)
+        pass
+    return np.empty(rows, "<i8"), np.empty((rows, *shape), dtype)
 
 
 class MemoryWriter(_SinkBase):
@@ -1637,15 +1654,10 @@ class MemoryWriter(_SinkBase):
         n = state.n
         if n:  # rows [:n] are never written again: kept as they are
             self._full[state.name].append((state.steps[:n], state.values[:n]))
-        prepared = self._next.pop(state.name, None)
         capacity = self._grown(state, len(state.steps))
-        if prepared is None:
-            steps, values = (
-                np.empty(capacity, "<i8"),
-                np.empty((capacity, *state.shape), state.dtype),
-            )
-        else:
-            steps, values = _collect(prepared, capacity, state.shape, state.dtype)
+        steps, values = _collect(
+            self._next.pop(state.name, None), capacity, state.shape, state.dtype
+        )
         state.steps, state.values, state.n = steps, values, 0
         self._next[state.name] = _prefaulted(
             self._grown(state, len(steps)), state.shape, state.dtype
@@ -1655,11 +1667,7 @@ class MemoryWriter(_SinkBase):
         """A fresh block (a kept block is never reused), allocated and touched on a helper
         thread while the previous one of its kind filled."""
         key = (rows, width, np.dtype(dtype))
-        prepared = self._next_blocks.pop(key, None)
-        if prepared is None:
-            steps, values = np.empty(rows, "<i8"), np.empty((rows, width), dtype)
-        else:
-            steps, values = _collect(prepared, rows, (width,), dtype)
+        steps, values = _collect(self._next_blocks.pop(key, None), rows, (width,), dtype)
         self._next_blocks[key] = _prefaulted(rows, (width,), dtype)
         return Block(steps, values)
 
@@ -1766,9 +1774,8 @@ class RecordingWriter(_SinkBase):
         self.flush_seconds = float(flush_seconds)
         self._files: dict[str, _Files] = {}
         self._stems: dict[str, str] = {}
-        self._free: dict[str, queue.SimpleQueue] = {}  # staging blocks the thread has written
-        self._blocks: dict[str, int] = {}  # staging blocks allocated per series
-        self._pools: dict[tuple, list] = {}  # new_block's blocks: [returned ones, how many]
+        self._staging: dict[str, _Pool] = {}  # each series' staging blocks
+        self._pools: dict[tuple, _Pool] = {}  # new_block's blocks, by (rows, width, dtype)
         self._high = _NO_STEP  # newest step appended
         self._done = _NO_STEP  # newest step known finished (the one before _high)
         self._hold: int | None = None  # snapshots of steps >= this may still arrive (hold_from)
@@ -1811,8 +1818,7 @@ class RecordingWriter(_SinkBase):
         self._files[state.name] = files
         self._stems[state.name] = stem
         self._committer.dirty = True  # written before the next commit, which counts this series
-        self._free[state.name] = queue.SimpleQueue()
-        self._blocks[state.name] = 1
+        self._staging[state.name] = _Pool(made=1)
 
     def _on_metadata(self) -> None:
         self._write_manifest()
@@ -1851,36 +1857,25 @@ class RecordingWriter(_SinkBase):
         if not state.n:
             return
         self._thread.check()
-        free = self._free[state.name]
-        try:
-            block = free.get_nowait()
-        except queue.Empty:
-            if self._blocks[state.name] < _MAX_BLOCKS:
-                self._blocks[state.name] += 1
-                block = (np.empty_like(state.steps), np.empty_like(state.values))
-            else:
-                block = free.get()
-        self._thread.submit(self._files[state.name], state.steps, state.values, state.n, free)
-        state.steps, state.values = block
+        pool = self._staging[state.name]
+        steps, values = state.steps, state.values
+        state.steps, state.values = pool.get(
+            lambda: (np.empty_like(steps), np.empty_like(values)), self._thread.check
+        )
+        self._thread.submit(
+            self._files[state.name], steps, values, state.n, partial(pool.put, (steps, values))
+        )
         state.n = 0
 
     def new_block(self, rows: int, width: int, dtype) -> "Block":
         """A block of the kind asked for that the writer thread has finished writing, or a
         new one while fewer than ``_MAX_BLOCKS`` of that kind exist (else wait for one:
         memory stays bounded)."""
-        key = (rows, width, np.dtype(dtype))
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = [queue.SimpleQueue(), 0]
-        try:
-            return pool[0].get_nowait()
-        except queue.Empty:
-            pass
-        if pool[1] < _MAX_BLOCKS:
-            pool[1] += 1
-            return Block(np.empty(rows, "<i8"), np.empty((rows, width), dtype))
-        self._thread.check()
-        return pool[0].get()
+        pool = self._pools.setdefault((rows, width, np.dtype(dtype)), _Pool())
+        return pool.get(
+            lambda: Block(np.empty(rows, "<i8"), np.empty((rows, width), dtype)),
+            self._thread.check,
+        )
 
     def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
         """Series with at least ``_DIRECT_BYTES`` in these rows are written from the block as
@@ -1899,19 +1894,17 @@ class RecordingWriter(_SinkBase):
                 direct.append((self._files[name], lo, hi))
             else:
                 self._stage(state, steps, block.values[start:stop, lo:hi].reshape((k, *shape)))
-        if direct:
-            free = None
-            if done:
-                key = (len(block.steps), block.values.shape[1], block.values.dtype)
-                free = _Returned(self._pools[key][0], block)
+        if direct or done:  # a block goes back through the writer's queue, after its writes
+            free = self._returner(block) if done else None
             self._thread.submit_columns(direct, block.steps, block.values, start, stop, free)
-        elif done:
-            self._block_done(block)
 
     def _block_done(self, block: "Block") -> None:
-        # through the writer's queue: rows of it handed on before may not be written yet
+        self._thread.submit_columns([], block.steps, block.values, 0, 0, self._returner(block))
+
+    def _returner(self, block: "Block") -> Callable[[], None]:
+        """What gives ``block`` back to its pool (called by the writer thread)."""
         pool = self._pools[(len(block.steps), block.values.shape[1], block.values.dtype)]
-        self._thread.submit_columns([], block.steps, block.values, 0, 0, _Returned(pool[0], block))
+        return partial(pool.put, block)
 
     def _write_out(self) -> None:
         for state in self._series.values():

@@ -279,7 +279,8 @@ def test_non_finite_values_are_reported_once_naming_series_and_step():
 def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monkeypatch):
     # small blocks (8 rows here), so 150 steps fill many; on disk the three larger series go
     # from the blocks to their files as they are and the two small ones through staging, with
-    # a partial hand-over and a commit on the writer thread every few milliseconds
+    # a partial hand-over and a commit on the writer thread every 10 steps, and a writer that
+    # lags behind (the sleep is that lag, not a timing)
     monkeypatch.setattr(recorder_module._Block, "BYTES", 40_000)
     monkeypatch.setattr(recording_module, "_DIRECT_BYTES", 8_000)
     write = recording_module._WriterThread._write
@@ -289,6 +290,8 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monk
         write(self, *args)
 
     monkeypatch.setattr(recording_module._WriterThread, "_write", slow_write)
+    clock = [0.0]  # the recorder's and writer's clock, moved on by hand: a flush every 10 steps
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 300), torch.nn.ReLU(), torch.nn.Linear(300, 1))
     model.register_buffer("count", torch.zeros((), dtype=torch.int64))
@@ -301,13 +304,13 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monk
         grads=True,
         buffers="count",
         path=tmp_path / "b.rec" if to_disk else None,
-        flush_seconds=0.002,
+        flush_seconds=0.5,
     )
     with rec:
         snaps.append({k: v.clone() for k, v in model.state_dict().items()})
         for _ in range(150):
-            if to_disk and len(snaps) % 10 == 0:
-                time.sleep(0.003)  # past flush_seconds: rows handed on mid-block, a commit
+            if len(snaps) % 10 == 0:
+                clock[0] += 1.0  # past flush_seconds: rows handed on mid-block, a commit
             opt.zero_grad(set_to_none=True)
             model(torch.randn(8, 2, generator=gen)).pow(2).mean().backward()
             model.count += 1  # before the step: the capture happens inside opt.step()
