@@ -1,6 +1,7 @@
 """Recorder on real research code: several optimizers, buffers, dtypes, structured module
 outputs, honest warnings, compiled models, block capture (issue 11)."""
 
+import contextlib
 import threading
 import time
 import warnings
@@ -395,6 +396,43 @@ def test_a_compiled_model_is_recorded_under_its_own_names():
     np.testing.assert_array_equal(r["0.weight"].values[-1], model[0].weight.detach().numpy())
     assert len(r["stats/act/1"]) == 3 and np.isfinite(r["stats/act/1"].values).all()
     assert r["stats/act/1"].values[:, 2].min() >= 0  # a ReLU's output: real values, not traced ones
+
+
+@pytest.mark.slow
+def test_a_compiled_optimizer_step_runs_the_hooks_eagerly():
+    """``opt.step()`` inside a compiled function: Dynamo reaches the recorder's hooks, and
+    must neither trace into the recorder (new graph breaks inside it) nor skip a capture."""
+
+    def run(record: bool):
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        model = mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        @torch.compile(backend="eager")  # Dynamo's tracing without inductor's compile time
+        def train_step(x):
+            model(x).pow(2).mean().backward()
+            opt.step()
+            opt.zero_grad()
+
+        gen = torch.Generator().manual_seed(0)
+        rec = Recorder(model, opt, activations=["1"], summaries="*") if record else None
+        after = []
+        with rec or contextlib.nullcontext():
+            for _ in range(4):
+                train_step(torch.randn(16, 3, generator=gen))
+                after.append(model[0].weight.detach().clone())
+        return rec, after, set(torch._dynamo.utils.counters["graph_break"])
+
+    _, bare_after, bare_breaks = run(False)
+    rec, after, breaks = run(True)
+    new = {reason.split("\n")[0] for reason in breaks - bare_breaks}
+    assert new <= {"Skip calling `torch.compiler.disable()`d function"}, new
+    r = rec.recording
+    np.testing.assert_array_equal(r["0.weight"].steps, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(r["0.weight"].values[1:], torch.stack(after).numpy())
+    np.testing.assert_array_equal(r["0.weight"].values[1:], torch.stack(bare_after).numpy())
+    assert len(r["stats/act/1"]) == 4 and r["stats/act/1"].values[:, 2].min() >= 0
 
 
 def test_strict_non_finite_parameter_raises_and_keeps_the_recording(tmp_path):
