@@ -251,6 +251,13 @@ class _TensorSet:
         self.kind, self.names, self.sources = kind, names, sources
         self.signature: list | None = None  # [(torch dtype, shape)] the blocks were built for
         self.blocks: list[_Block] = []
+        # Parameters and buffers keep their memory from step to step: their flattened views
+        # are kept while every tensor's (data pointer, dtype, shape, strides) stays the same.
+        # (A kept view holds its storage, so no other tensor can start at that address.)
+        # Gradients are new tensors at every step (zero_grad(set_to_none=True)): not kept.
+        self.keep_views = kind != "gradient"
+        self.key: list | None = None
+        self.views: list = []
 
 
 class Recorder:
@@ -789,10 +796,23 @@ class Recorder:
             self._next_flush = time.monotonic() + self._sink.flush_seconds
 
     def _capture_set(self, tset: _TensorSet, step: int, tensors: list) -> None:
-        signature = [(t.dtype, t.shape) if t is not None else None for t in tensors]
-        if signature != tset.signature and not self._build_blocks(tset, signature, tensors):
-            self._capture_slow(tset, step, tensors)
-            return
+        key = None
+        if tset.keep_views:
+            try:
+                key = [(t.data_ptr(), t.dtype, t.shape, t.stride()) for t in tensors]
+            except AttributeError:  # a tensor is None
+                pass
+        if key is None or key != tset.key:
+            signature = [(t.dtype, t.shape) if t is not None else None for t in tensors]
+            if signature != tset.signature and not self._build_blocks(tset, signature, tensors):
+                self._capture_slow(tset, step, tensors)
+                return
+            views = [t.flatten() for t in tensors]
+            # a flatten of a contiguous tensor is a view of it (else a copy, not kept)
+            keep = key is not None and all(t.is_contiguous() for t in tensors)
+            tset.key, tset.views = (key, views) if keep else (None, [])
+        else:
+            views = tset.views
         if step <= self._floor_max:  # just resumed: some series already hold this step
             self._capture_slow(tset, step, tensors)
             return
@@ -806,12 +826,7 @@ class Recorder:
                     f"{int(block.buf.steps[n - 1])})"
                 )
             row = block.rows[n]
-            torch.cat(
-                [tensors[i].flatten() for i in block.index]
-                if len(tset.blocks) > 1
-                else [t.flatten() for t in tensors],
-                out=row,
-            )
+            torch.cat([views[i] for i in block.index] if len(tset.blocks) > 1 else views, out=row)
             if block.floating:
                 torch.sum(
                     row,
@@ -834,7 +849,7 @@ class Recorder:
             if block.buf is not None:  # give the sink its block back
                 buf, block.buf = block.buf, None
                 self._sink.extend_block(block.slices, buf, block.n, block.n, True)
-        tset.blocks, tset.signature = [], None
+        tset.blocks, tset.signature, tset.key, tset.views = [], None, None, []
         if any(t is None or not t.is_cpu for t in tensors):
             return False
         dtypes = [_storage_dtype(s[0]) for s in signature]

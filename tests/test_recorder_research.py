@@ -335,6 +335,34 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monk
     )
 
 
+def test_parameters_whose_memory_changes_between_captures_are_read_afresh():
+    # the recorder keeps flattened views of parameters and buffers between captures; each
+    # way a tensor can change its memory or layout in place must be seen at the next capture
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    model.register_buffer("state", torch.zeros(3))
+    changes = [
+        lambda: model.weight.add_(1.0),  # in place, same memory: the kept views see it
+        lambda: setattr(model.weight, "data", torch.randn(4, 4)),  # new memory
+        lambda: model.weight.t_(),  # same memory and shape, strides swapped
+        lambda: model.weight.t_(),  # and back
+        lambda: model.bias.set_(torch.randn(4)),  # new storage under the same tensor
+        lambda: setattr(model, "state", torch.ones(3)),  # a new buffer tensor
+        lambda: model.state.copy_(torch.arange(3.0)),
+    ]
+    with torch.no_grad(), Recorder(model, buffers="*") as rec:
+        snaps = [{k: v.clone() for k, v in model.state_dict().items()}]
+        for change in changes:
+            change()
+            rec.tick()
+            snaps.append({k: v.clone() for k, v in model.state_dict().items()})
+    r = rec.recording
+    for name in ("weight", "bias", "state"):
+        np.testing.assert_array_equal(r[name].steps, range(len(changes) + 1))
+        for step, snap in enumerate(snaps):
+            np.testing.assert_array_equal(r[name].values[step], snap[name].numpy(), f"{name}{step}")
+
+
 def test_blocks_given_back_when_a_gradient_comes_and_goes(tmp_path, monkeypatch):
     # a gradient that is None at some captures sends its set down the slow path and the
     # blocks are rebuilt when it is back; each rebuild must give the old block back to the
