@@ -203,9 +203,10 @@ class _Block:
 
     The rows live in a block the sink hands out (``new_block``): a capture is one
     ``torch.cat`` of every tensor (flattened) into the next row, bit-exact, and rows go to
-    the sink as they are, with no second copy (``extend_block``). For floating dtypes each
-    row is also summed while it is in cache (one kernel): a NaN or inf survives a sum, so
-    the values are searched only where a sum is not finite.
+    the sink as they are, with no second copy (``extend_block``). For floating dtypes the
+    rows handed on are summed row by row in one call (a NaN or inf survives a sum, so the
+    values are searched only where a sum is not finite): one sum over many rows costs the
+    training thread less than a sum of each row right after its capture.
     """
 
     #: bytes of snapshots per block (at most 256 rows): large enough that the per-block work
@@ -227,11 +228,11 @@ class _Block:
         self.index = index  # positions of this block's tensors in the set's tensor list
         self.floating = dtype.kind == "f"
         if self.floating:
-            sums = torch.empty(
+            self.sums = torch.empty(
                 self.capacity, dtype=torch.float64 if dtype.itemsize > 4 else torch.float32
             )
-            self.sums, self.sum_rows = sums.numpy(), sums.unbind(0)
         self.buf = None  # the sink's block being filled (taken at the first capture into it)
+        self.table: torch.Tensor | None = None  # the block's values, as a tensor
         self.rows: tuple = ()  # torch views of the block's rows
         self.n = 0  # rows filled
         self.start = 0  # rows [:start] are handed to the sink
@@ -239,8 +240,9 @@ class _Block:
     def take(self, sink) -> None:
         buf = self.buf = sink.new_block(self.capacity, self.width, self.dtype)
         if buf.views is None:  # a block the sink hands out again keeps its views
-            buf.views = torch.from_numpy(buf.values).unbind(0)
-        self.rows = buf.views
+            table = torch.from_numpy(buf.values)
+            buf.views = table, table.unbind(0)
+        self.table, self.rows = buf.views
         self.n = self.start = 0
 
 
@@ -827,13 +829,6 @@ class Recorder:
                 )
             row = block.rows[n]
             torch.cat([views[i] for i in block.index] if len(tset.blocks) > 1 else views, out=row)
-            if block.floating:
-                torch.sum(
-                    row,
-                    0,
-                    dtype=torch.float32 if block.dtype.itemsize < 4 else None,
-                    out=block.sum_rows[n],
-                )
             block.buf.steps[n] = step
             block.n = n + 1
             if n == block.start:
@@ -883,6 +878,9 @@ class Recorder:
         """NaN or inf in rows ``[start:n)`` of a block? Their sums say (NaN and inf survive a
         sum; an overflow to inf is told apart by the exact check that follows)."""
         sums = block.sums[start:n]
+        half = block.dtype.itemsize < 4  # summed in float32
+        torch.sum(block.table[start:n], 1, dtype=torch.float32 if half else None, out=sums)
+        sums = sums.numpy()
         if np.isfinite(sums).all():
             return
         values, steps = block.buf.values, block.buf.steps
@@ -924,7 +922,7 @@ class Recorder:
                 self._check_finite(block, start, n)
         finally:
             if done:
-                block.buf, block.rows, block.n, block.start = None, (), 0, 0
+                block.buf, block.table, block.rows, block.n, block.start = None, None, (), 0, 0
                 if block.floating and not self._sink.closed:  # checked: the sink may reuse it
                     self._sink.extend_block(block.slices, buf, n, n, True)
 

@@ -273,6 +273,25 @@ def test_non_finite_values_are_reported_once_naming_series_and_step():
         Recorder(model, strict=True).log(loss=float("inf"))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_non_finite_check_tells_a_nan_from_a_sum_that_overflows(dtype):
+    # blocks are checked through row sums: the largest finite values overflow the sum to
+    # inf (float16 is summed in float32, which holds it), which must not be reported; a NaN
+    # must be, at its own step, in every dtype
+    model = torch.nn.Linear(3, 4).to(dtype)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad(), Recorder(model) as rec:
+            model.weight.fill_(torch.finfo(dtype).max)
+            rec.tick()
+            model.bias[2] = float("nan")
+            rec.tick()
+    messages = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert len(messages) == 1 and "'bias' at step 2" in messages[0]
+    assert rec.recording.metadata["nonfinite"] == {"bias": 2}
+    assert (rec.recording["weight"].values[1:] == torch.finfo(dtype).max).all()
+
+
 # -- 8. block capture: exact, across blocks and flushes ---------------------------------
 
 
