@@ -1364,7 +1364,8 @@ class _SeriesState:
 class Block:
     """Rows of snapshots of several series side by side, from a sink's ``new_block``:
     ``steps`` (rows,) int64 and ``values`` (rows, width). ``views`` is the producer's to
-    keep per-row views in (it stays with the block when the sink hands it out again)."""
+    keep its tensor views of the values in (the recorder: the whole table and its rows; it
+    stays with the block when the sink hands it out again)."""
 
     __slots__ = ("steps", "values", "views")
 
