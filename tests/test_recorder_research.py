@@ -354,6 +354,21 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monk
     )
 
 
+def test_a_capture_at_an_earlier_step_is_refused_and_loses_nothing():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    rec = Recorder(model, capture_initial=False).attach()
+    rec.capture(step=5)
+    with torch.no_grad():
+        model.weight += 1
+    rec.capture(step=7)
+    with pytest.raises(ValueError, match=r"'weight': steps must not decrease \(got 6 after 7\)"):
+        rec.capture(step=6)
+    r = rec.recording
+    np.testing.assert_array_equal(r["weight"].steps, [5, 7])
+    np.testing.assert_array_equal(r["weight"].values[1], model.weight.detach().numpy())
+
+
 def test_parameters_whose_memory_changes_between_captures_are_read_afresh():
     # the recorder keeps flattened views of parameters and buffers between captures; each
     # way a tensor can change its memory or layout in place must be seen at the next capture
