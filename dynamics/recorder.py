@@ -488,6 +488,7 @@ class Recorder:
             }
         self.step = 0 if step is None else int(step)
         self._declared: dict[str, np.dtype] = {}  # series -> stored dtype (never cast into)
+        self._shapes: dict[str, tuple] = {}  # series -> shape of a snapshot (never changes)
         self._floor: dict[str, int] = {}  # resumed series -> last kept step (later appends only)
         self._floor_max = -1
         self._nonfinite: dict[str, int] = {}
@@ -532,6 +533,7 @@ class Recorder:
                 hi = min(keep, lo + 1024)
                 writer.extend(name, s.steps[lo:hi], np.asarray(s.values[lo:hi]))
             self._declared[name] = np.dtype(s.values.dtype)
+            self._shapes[name] = tuple(s.shape)
             if keep:
                 self._floor[name] = int(s.steps[keep - 1])
             if len(s) > keep:
@@ -979,8 +981,16 @@ class Recorder:
         declared = self._declared.get(name)
         if declared is None:
             self._sink.declare(name, dtype, shape, kind=kind, source=source, of=of)
-            self._declared[name] = dtype
-        elif declared != dtype:
+            self._declared[name], self._shapes[name] = dtype, tuple(shape)
+            return
+        if tuple(shape) != self._shapes[name]:
+            raise ValueError(
+                f"Recorder: series {name!r} was recorded with shape {self._shapes[name]} and is "
+                f"now {tuple(shape)} (a parameter replaced or resized after the recorder started, "
+                "or an activation of a batch of another size?). A series keeps one shape: record "
+                "the new shape into a new recording"
+            )
+        if declared != dtype:
             raise TypeError(
                 f"Recorder: series {name!r} was recorded as {declared} and is now {dtype} "
                 "(model.double(), .half() or .to(dtype) after the recorder started?). A series "
@@ -1000,7 +1010,8 @@ class Recorder:
         # the first snapshot of a series declares what it holds (written into the manifest)
         value = np.asarray(value)
         declared = self._declared.get(name)
-        if declared is None or declared != value.dtype:  # (np.dtype("f8") == None is True)
+        # (np.dtype("f8") == None is True)
+        if declared is None or declared != value.dtype or value.shape != self._shapes[name]:
             self._declare(name, value.dtype, value.shape, kind, source, of)
         if step <= self._floor.get(name, -1):
             return  # resumed: the kept recording already holds this step

@@ -171,6 +171,25 @@ def test_a_dtype_change_after_attaching_is_refused_not_downcast():
     assert rec.recording["0.weight"].values.dtype == np.float64
 
 
+@pytest.mark.parametrize("to_disk", [False, True])
+def test_a_shape_change_after_attaching_is_refused_naming_the_series(to_disk, tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    path = tmp_path / "s.rec" if to_disk else None
+    rec = Recorder(model, path=path).attach()  # captures step 0
+    rec.tick()
+    with torch.no_grad():
+        model.weight.data = torch.zeros(2, 4)
+    with pytest.raises(
+        ValueError, match=r"series 'weight' was recorded with shape \(4, 4\) and is now \(2, 4\)"
+    ):
+        rec.tick()
+    rec.close(complete=False)
+    r = load(path) if to_disk else rec.recording
+    assert r["weight"].values.shape == (2, 4, 4)  # the two snapshots before the change
+    np.testing.assert_array_equal(r["bias"].steps, [0, 1])  # the bias' series is whole too
+
+
 def test_buffers_replaced_by_a_conversion_are_still_found():
     model = torch.nn.BatchNorm1d(3)
     with Recorder(model, params=None, buffers="running_mean") as rec:
