@@ -54,8 +54,8 @@ interval above it; undecided: the interval holds it).
 
 Run: ``python benchmarks/record_overhead_interleaved.py`` (defaults: both models, 200
 rounds of 20 steps each, about 90 s); ``--models 17k --rounds 20`` for a quick look. On
-this project's 2-core VM, 20 cycles give intervals about +-3 % wide at 17k; ``--rounds
-2000`` (200 cycles, about 11 min) narrows them to about +-1 %.
+this project's 2-core VM, 20 cycles give 17k intervals +-3 to +-5 % wide; ``--rounds 2000``
+(200 cycles, about 11 min) narrows them to +-1 to +-2 %.
 """
 
 from __future__ import annotations
