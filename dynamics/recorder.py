@@ -353,6 +353,12 @@ class Recorder:
         Raise :class:`RecorderError` where the recorder would otherwise warn once (a second
         recorder on the model, frozen parameters with ``grads=True``, parameters no given
         optimizer updates, a NaN or inf in a captured value, a non-tensor module output).
+    nonfinite_ok : str or sequence of str or None
+        Patterns over series names whose NaN and inf are values, not faults: a metric that
+        is undefined at some steps (a gradient check whose finite differences straddle a
+        ReLU kink logs NaN there). Such values are not reported, not raised with
+        ``strict=True`` and not listed in ``metadata["nonfinite"]``; the patterns are kept
+        in ``metadata["recorder"]["nonfinite_ok"]``.
 
     Dtypes: a series is stored in the dtype of its tensor (float64 stays float64, float16
     stays float16); bfloat16, which numpy lacks, is stored as float32 (exactly). The
@@ -390,6 +396,7 @@ class Recorder:
         activations: str | Sequence[str] | None = None,
         summarizer: Summarizer | None = None,
         strict: bool = False,
+        nonfinite_ok: str | Sequence[str] | None = None,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Recorder needs a torch.nn.Module, got {type(model).__name__}")
@@ -404,6 +411,7 @@ class Recorder:
         self._optimizers = [weakref.ref(o) for o in optimizers]
         self._stepped: set[int] = set()  # optimizers that stepped since the last completed step
         self.strict = bool(strict)
+        self._nonfinite_ok = _patterns(nonfinite_ok)
         self._warned: set[str] = set()
         named_params = dict(model.named_parameters())
         all_params = list(named_params)
@@ -478,6 +486,8 @@ class Recorder:
             info["frozen"] = self._frozen
         if self._not_optimized:
             info["not_optimized"] = self._not_optimized
+        if self._nonfinite_ok:
+            info["nonfinite_ok"] = self._nonfinite_ok
         meta.setdefault("recorder", info)
         if self._summary_names or self._activation_names:
             meta["recorder"]["summaries"] = {
@@ -908,7 +918,11 @@ class Recorder:
                 self._non_finite(bad, int(steps[row]))
 
     def _non_finite(self, names: list[str], step: int) -> None:
-        new = [name for name in names if name not in self._nonfinite]
+        new = [
+            name
+            for name in names
+            if name not in self._nonfinite and not _match(name, self._nonfinite_ok)
+        ]
         if not new:
             return
         for name in new:
