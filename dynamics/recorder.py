@@ -363,7 +363,9 @@ class Recorder:
     Dtypes: a series is stored in the dtype of its tensor (float64 stays float64, float16
     stays float16); bfloat16, which numpy lacks, is stored as float32 (exactly). The
     recorder never casts: a tensor whose dtype changes after its series began (``model.double()``
-    after attaching) raises ``TypeError`` naming the series and both dtypes.
+    after attaching) raises ``TypeError`` naming the series and both dtypes. Shapes are kept
+    the same way: a parameter replaced or resized after attaching raises ``ValueError``
+    naming the series and both shapes, before anything of the new shape is captured.
 
     Examples
     --------
