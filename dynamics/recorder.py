@@ -499,8 +499,8 @@ class Recorder:
                 "activations": self._activation_names,
             }
         self.step = 0 if step is None else int(step)
-        self._declared: dict[str, np.dtype] = {}  # series -> stored dtype (never cast into)
-        self._shapes: dict[str, tuple] = {}  # series -> shape of a snapshot (never changes)
+        # series -> (stored dtype, shape of a snapshot): neither changes (never cast into)
+        self._declared: dict[str, tuple[np.dtype, tuple]] = {}
         self._floor: dict[str, int] = {}  # resumed series -> last kept step (later appends only)
         self._floor_max = -1
         self._nonfinite: dict[str, int] = {}
@@ -544,8 +544,7 @@ class Recorder:
             for lo in range(0, keep, 1024):
                 hi = min(keep, lo + 1024)
                 writer.extend(name, s.steps[lo:hi], np.asarray(s.values[lo:hi]))
-            self._declared[name] = np.dtype(s.values.dtype)
-            self._shapes[name] = tuple(s.shape)
+            self._declared[name] = np.dtype(s.values.dtype), tuple(s.shape)
             if keep:
                 self._floor[name] = int(s.steps[keep - 1])
             if len(s) > keep:
@@ -994,15 +993,16 @@ class Recorder:
     def _declare(
         self, name: str, dtype: np.dtype, shape: tuple, kind: str, source: str, of: str
     ) -> None:
-        declared = self._declared.get(name)
-        if declared is None:
+        shape = tuple(shape)
+        if name not in self._declared:
             self._sink.declare(name, dtype, shape, kind=kind, source=source, of=of)
-            self._declared[name], self._shapes[name] = dtype, tuple(shape)
+            self._declared[name] = dtype, shape
             return
-        if tuple(shape) != self._shapes[name]:
+        declared, declared_shape = self._declared[name]
+        if shape != declared_shape:
             raise ValueError(
-                f"Recorder: series {name!r} was recorded with shape {self._shapes[name]} and is "
-                f"now {tuple(shape)} (a parameter replaced or resized after the recorder started, "
+                f"Recorder: series {name!r} was recorded with shape {declared_shape} and is "
+                f"now {shape} (a parameter replaced or resized after the recorder started, "
                 "or an activation of a batch of another size?). A series keeps one shape: record "
                 "the new shape into a new recording"
             )
@@ -1025,9 +1025,7 @@ class Recorder:
     ) -> None:
         # the first snapshot of a series declares what it holds (written into the manifest)
         value = np.asarray(value)
-        declared = self._declared.get(name)
-        # (np.dtype("f8") == None is True)
-        if declared is None or declared != value.dtype or value.shape != self._shapes[name]:
+        if self._declared.get(name) != (value.dtype, value.shape):
             self._declare(name, value.dtype, value.shape, kind, source, of)
         if step <= self._floor.get(name, -1):
             return  # resumed: the kept recording already holds this step
