@@ -258,6 +258,7 @@ def make_paired(kind: str):
         else:
             path = tmp / f"paired{os.getpid()}.rec" if kind == "disk" else None
             rec = Recorder(r.model, r.opt, schedule=1, path=path, capture_initial=False)
+            rec.detach()  # construction attaches; the first block runs without it
         on_t, off_t, row = [], [], 0
         t_all = time.perf_counter()
         for b in range(n_blocks):

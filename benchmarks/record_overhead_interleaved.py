@@ -143,10 +143,11 @@ def bench(widths, a, tmp: Path) -> dict:
     for _ in range(a.warmup):
         step()
     path = tmp / f"bench{os.getpid()}_{len(widths)}.rec"
-    recorders = {
-        "memory": Recorder(model, opt, schedule=1, capture_initial=False),
-        "disk": Recorder(model, opt, schedule=1, path=path, capture_initial=False),
-    }
+    recorders = {}  # made detached (construction attaches): each round attaches its own
+    recorders["memory"] = Recorder(model, opt, schedule=1, capture_initial=False)
+    recorders["memory"].detach()
+    recorders["disk"] = Recorder(model, opt, schedule=1, path=path, capture_initial=False)
+    recorders["disk"].detach()
     inside = {v: [0.0, 0] for v in recorders}  # time spent in capture(), and how many
     for v, rec in recorders.items():
         rec.capture = timed(rec.capture, inside[v])  # tick() finds the instance attribute
@@ -207,7 +208,7 @@ def bench(widths, a, tmp: Path) -> dict:
     alone = {}
     for variant in ("memory", "disk"):
         p2 = tmp / f"alone{os.getpid()}.rec" if variant == "disk" else None
-        rec = Recorder(model, schedule=1, path=p2, capture_initial=False).attach()
+        rec = Recorder(model, schedule=1, path=p2, capture_initial=False)
         batches_us = []
         for _ in range(7):
             t0 = time.perf_counter()

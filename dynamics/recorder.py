@@ -273,10 +273,21 @@ class _TensorSet:
 class Recorder:
     """Capture parameters, gradients, buffers and derived quantities of a model over training.
 
-    Attach it to a model and, where there are, its optimizers: once every given optimizer
-    has stepped (since the last step) the recorder advances its step counter by one and,
-    on scheduled steps, captures. In a hand-written update loop call :meth:`tick` after each
-    update instead (or :meth:`capture` to capture right now). Scalars go through :meth:`log`.
+    **Making a Recorder starts recording** (as ``register_forward_hook`` returns an attached
+    handle): the constructor installs the hooks and captures the starting step.
+    :meth:`close` ends it and finalizes the recording (leaving a ``with Recorder(...)``
+    block does it for you); :meth:`detach` only pauses it (:meth:`attach` resumes).
+
+    Once every given optimizer has stepped (since the last step) the recorder advances its
+    step counter by one and, on scheduled steps, captures. In a hand-written update loop
+    call :meth:`tick` after each update instead (or :meth:`capture` to capture right now).
+    Scalars go through :meth:`log`.
+
+    Gradients (``grads=True``, ``summary_grads=True``) are those of the update: with one
+    optimizer, read right after its step; with several, each optimizer's parameters'
+    gradients are taken just before *that* optimizer's step (its last in the training
+    step), so another model's backward pass that adds into them afterwards (a GAN's
+    generator loss flowing through the discriminator) does not change what is recorded.
 
     Recording never changes the run: captures run under ``torch.no_grad()``, draw no
     random numbers and only read parameters and gradients.
@@ -525,8 +536,17 @@ class Recorder:
             tuple[str, int, torch.Tensor, Any, tuple]
         ] = []  # device->host copies in flight
         self._sets: list[_TensorSet] = []
+        # optimizer index -> its parameters recorded with gradients, and the gradients each
+        # of them had at its own last step (several optimizers only; see _pre_step_hook)
+        self._grads_by_optimizer: dict[int, list[torch.nn.Parameter]] = {}
+        self._grad_taken: dict[int, torch.Tensor | None] = {}
         self._resolve_params()
-        self.attached = False
+        self.attached = self._started = False
+        try:
+            self.attach()
+        except BaseException:
+            self.close(complete=False)  # the recording so far, and its lock, are not left open
+            raise
 
     # -- resume ------------------------------------------------------------------------
     def _resumed_sink(self, path: Path, meta: dict, step: int) -> RecordingWriter:
@@ -610,6 +630,16 @@ class Recorder:
             else []
         )
         self._grad_params = [named[n] for n in grad_names]
+        self._grads_by_optimizer = {}
+        if len(self._optimizers) > 1:  # each optimizer's gradients taken at its own step
+            wanted = {id(p): p for p in self._grad_params}
+            if self.summary_grads:
+                wanted.update((id(p), p) for _, p in self._summary_params)
+            for index, ref in enumerate(self._optimizers):
+                groups = [] if ref() is None else ref().param_groups
+                mine = [wanted[id(p)] for g in groups for p in g["params"] if id(p) in wanted]
+                if mine:
+                    self._grads_by_optimizer[index] = mine
         if not self._sets:
             self._sets = [
                 _TensorSet(
@@ -662,6 +692,14 @@ class Recorder:
             self._quiet = before
 
     def _summarize(self, name: str, step: int, tensor: torch.Tensor, of: str, source: str) -> None:
+        if not tensor.numel():  # no mean, no range: nothing to summarise (not a NaN to report)
+            self._report(
+                "empty-summary",
+                f"Recorder: {of} {source!r} is empty (a zero-size tensor): it has no summary "
+                "series (nor has any other empty tensor)",
+                strict_raises=False,
+            )
+            return
         stats, counts, edges = self.summarizer(tensor)
         self._emit(f"stats/{name}", step, stats, "stats", source, of)
         self._emit(f"hist/{name}", step, counts, "histogram", source, of)
@@ -705,20 +743,24 @@ class Recorder:
                 "them, pass it too (optimizer=[opt_a, opt_b]), or they are captured before its "
                 "update",
             )
+        self._resolve_params()
         for index, ref in enumerate(self._optimizers):
             opt = ref()
             if opt is not None:
                 self._handles.append(opt.register_step_post_hook(self._optimizer_hook(index)))
+                if index in self._grads_by_optimizer:
+                    self._handles.append(opt.register_step_pre_hook(self._pre_step_hook(index)))
         if model is not None and self._activation_names:
             modules = dict(model.named_modules())
             for name in self._activation_names:
                 self._handles.append(
                     modules[name].register_forward_hook(self._activation_hook(name))
                 )
-        self._resolve_params()
         self.attached = True
-        if self.capture_initial and self.step in self.schedule:
-            self.capture()
+        if not self._started:  # the starting step, once (not again when re-attached)
+            self._started = True
+            if self.capture_initial and self.step in self.schedule:
+                self.capture()
         return self
 
     def detach(self) -> None:
@@ -748,8 +790,31 @@ class Recorder:
             try:
                 self._drain()
                 self._flush_blocks()
+                if complete:
+                    self._note_never_captured()
             finally:
                 self._sink.close(complete=complete)
+
+    def _note_never_captured(self) -> None:
+        """Series the recorder was asked for and never captured are listed in the metadata
+        (``metadata["recorder"]["never_captured"]``) and reported, so that a recording never
+        claims what it does not hold."""
+        params, buffers, grads = self._sets
+        asked = [*params.names, *buffers.names, *grads.names, *self.derived]
+        asked += [f"stats/{n}" for n in self._summary_names]
+        missing = [n for n in asked if n not in self._declared]
+        if not missing:
+            return
+        info = dict(self._sink.metadata.get("recorder", {}), never_captured=missing)
+        self._sink.update_metadata(recorder=info)
+        self._report(
+            "never-captured",
+            f"Recorder: closed without a snapshot of {len(missing)} series it was asked for "
+            f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}): no scheduled "
+            f"step was reached (last step {self.step}, schedule {self.schedule.description}) "
+            "or there was nothing to capture; listed in metadata['recorder']['never_captured']",
+            strict_raises=False,
+        )
 
     def __enter__(self) -> "Recorder":
         return self.attach()
@@ -776,6 +841,21 @@ class Recorder:
             if len(self._stepped) == len(self._optimizers):
                 self._stepped.clear()
                 self.tick()
+
+        return hook
+
+    def _pre_step_hook(self, index: int):
+        @_eager
+        def hook(optimizer, args, kwargs) -> None:
+            # With several optimizers, another one's backward pass may add into these
+            # gradients before the step completes (a GAN's G loss flows through D): the
+            # gradients recorded are those this optimizer is about to use, taken now.
+            params = self._grads_by_optimizer.get(index)
+            if params and (self.step + 1) in self.schedule:
+                with torch.no_grad():
+                    for p in params:
+                        g = p.grad
+                        self._grad_taken[id(p)] = None if g is None else g.detach().clone()
 
         return hook
 
@@ -806,17 +886,32 @@ class Recorder:
             self._capture_set(params, step, [table[key] for table, key in self._param_slots])
         if buffers.names:
             self._capture_set(buffers, step, [table.get(key) for table, key in self._buffer_slots])
+        taken, self._grad_taken = self._grad_taken, {}
         if grads.names:
-            self._capture_set(grads, step, [p.grad for p in self._grad_params])
+            tensors = [taken.get(id(p), p.grad) for p in self._grad_params]
+            if None in tensors and any(t is not None for t in tensors):
+                self._no_gradient(grads, tensors, step)
+            self._capture_set(grads, step, tensors)
         for name, fn in self.derived.items():
             self._emit(name, step, fn(model), "derived")
         for name, param in self._summary_params:
             self._summarize(name, step, param, "parameter", name)
-            if self.summary_grads and param.grad is not None:
-                self._summarize(f"grad/{name}", step, param.grad, "gradient", name)
+            grad = taken.get(id(param), param.grad)
+            if self.summary_grads and grad is not None:
+                self._summarize(f"grad/{name}", step, grad, "gradient", name)
         if self._disk and time.monotonic() >= self._next_flush:
             self._flush_blocks()  # the sink then writes within its flush_seconds
             self._next_flush = time.monotonic() + self._sink.flush_seconds
+
+    def _no_gradient(self, grads: _TensorSet, tensors: list, step: int) -> None:
+        missing = [name for name, t in zip(grads.sources, tensors) if t is None]
+        self._report(
+            "no-gradient",
+            f"Recorder: {len(missing)} parameter(s) had no gradient at step {step} and have no "
+            f"gradient snapshot there: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+            " (not used in the forward pass, or zero_grad(set_to_none=True) after backward?)",
+            strict_raises=False,
+        )
 
     def _capture_set(self, tset: _TensorSet, step: int, tensors: list) -> None:
         key = None

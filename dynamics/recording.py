@@ -1124,7 +1124,9 @@ class _WriterThread:
                         scrc = _crc32(sbytes)
                         for files, lo, hi in columns:
                             data = values[start:stop] if lo is None else values[start:stop, lo:hi]
-                            if data.flags.c_contiguous:
+                            if not data.size:  # zero-size snapshots: only steps are written
+                                data = [memoryview(b"")]
+                            elif data.flags.c_contiguous:
                                 data = [memoryview(data).cast("B")]
                             else:  # a series' columns of a block: written row by row, no copy
                                 data = list(data)

@@ -80,8 +80,11 @@ class Summarizer:
 
         ``stats`` (4,) float64 = mean, std, min, max; ``counts`` (bins,) int64;
         ``edges`` (bins + 1,) float64. NaNs make the statistics NaN and are not counted.
+        A complex tensor is summarised by its modulus ``|z|``.
         """
         v = tensor.detach().reshape(-1)
+        if v.is_complex():  # no order on complex numbers: the modulus |z| is summarised
+            v = v.abs()
         if not v.is_floating_point() or v.dtype in (torch.float16, torch.bfloat16):
             v = v.to(torch.float32 if v.is_floating_point() else torch.float64)
         device = v.device

@@ -47,3 +47,20 @@ def make_classifier_recording(
 @pytest.fixture
 def particle_recording() -> Recording:
     return make_particle_recording()
+
+
+@pytest.fixture(scope="session")
+def zoo_recording(tmp_path_factory):
+    """``zoo_recording(name)``: ``(recording, weights, grads)`` of the zoo member ``name``
+    (tests/zoo/), recorded once per session."""
+    from zoo import build, record
+
+    root = tmp_path_factory.mktemp("zoo")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = record(build(name), root / f"{name}.rec")
+        return cache[name]
+
+    return get

@@ -105,7 +105,9 @@ def test_buffers_by_pattern_and_none_by_default(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="names buffers: pass buffers="):
         Recorder(model, opt, params="*running_mean")
-    assert not [k for k in Recorder(model, opt).recording if "running" in k]
+    with Recorder(model, opt) as default:
+        pass
+    assert not [k for k in default.recording if "running" in k]
     means = []
     with Recorder(model, opt, buffers="*running_*", path=tmp_path / "bn.rec") as rec:
         means.append(model[1].running_mean.clone())
