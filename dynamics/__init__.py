@@ -20,6 +20,7 @@ __all__ = [
     "every",
     "log_spaced",
     "at_steps",
+    "mean_over_ranks",
     "Recording",
     "RecordingError",
     "RecordingWriter",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"Recorder", "Schedule", "every", "log_spaced", "at_steps"}
+_LAZY = {"Recorder", "Schedule", "every", "log_spaced", "at_steps", "mean_over_ranks"}
 
 
 def __getattr__(name):

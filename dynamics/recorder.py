@@ -28,6 +28,7 @@ __all__ = [
     "every",
     "log_spaced",
     "at_steps",
+    "mean_over_ranks",
 ]
 
 
@@ -86,6 +87,35 @@ def log_spaced(n: int, last: int) -> Schedule:
     sched = at_steps(steps)
     sched.description = f"{len(steps)} log-spaced steps up to {last}"
     return sched
+
+
+# --------------------------------------------------------------------------------------
+# Distributed training
+# --------------------------------------------------------------------------------------
+
+
+def _distributed() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized()
+
+
+def mean_over_ranks(value: Any) -> float:
+    """The mean of a scalar over the ranks of a ``torch.distributed`` run (a collective:
+    call it on every rank, in the same order); the value itself when not distributed.
+
+    Under DDP each rank's loss is that of its own shard of the batch: log this mean (on the
+    rank that records) for the loss of the whole batch. The reduction runs on the device
+    the process group works on (CUDA for NCCL, the CPU for gloo).
+    """
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+    if not _distributed():
+        return float(value)
+    dist = torch.distributed
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.as_tensor(value, dtype=torch.float64, device=device).reshape(())
+    dist.all_reduce(t)  # SUM: AVG is not offered by every backend (gloo)
+    return float(t) / dist.get_world_size()
 
 
 # --------------------------------------------------------------------------------------
@@ -501,6 +531,14 @@ class Recorder:
             info["not_optimized"] = self._not_optimized
         if self._nonfinite_ok:
             info["nonfinite_ok"] = self._nonfinite_ok
+        if _distributed():  # what this rank saw: its weights, and its own scalars unless reduced
+            dist = torch.distributed
+            info["distributed"] = {
+                "rank": dist.get_rank(),
+                "world_size": dist.get_world_size(),
+                "backend": str(dist.get_backend()),
+                "scalars": "rank-local unless logged with reduce='mean'",
+            }
         meta.setdefault("recorder", info)
         if self._summary_names or self._activation_names:
             meta["recorder"]["summaries"] = {
@@ -1062,14 +1100,21 @@ class Recorder:
         if error is not None:
             raise error
 
-    def log(self, step: int | None = None, **scalars: Any) -> None:
+    def log(self, step: int | None = None, *, reduce: str | None = None, **scalars: Any) -> None:
         """Record scalar series at ``step`` (default: the current step), e.g. ``log(loss=l)``.
 
         Tensors are read with ``.item()``, which waits for a GPU to finish that value.
+        ``reduce="mean"`` averages each value over the ranks of a ``torch.distributed`` run
+        first (:func:`mean_over_ranks`, a collective: every rank must call ``log`` with it;
+        a rank that does not record calls :func:`mean_over_ranks` itself instead).
         """
+        if reduce not in (None, "mean"):
+            raise ValueError(f"log: reduce must be None or 'mean', got {reduce!r}")
         step = self.step if step is None else int(step)
         for name, value in scalars.items():
-            if isinstance(value, torch.Tensor):
+            if reduce == "mean":
+                value = mean_over_ranks(value)
+            elif isinstance(value, torch.Tensor):
                 value = value.detach().item()
             self._append(name, step, np.float64(value), "scalar")
 
