@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .recording import MemoryWriter, Recording, RecordingWriter, load, to_jsonable
+from .recording import MemoryWriter, Recording, RecordingWriter, hold_existing, load, to_jsonable
 from .summaries import Summarizer
 
 __all__ = [
@@ -588,7 +588,18 @@ class Recorder:
 
     # -- resume ------------------------------------------------------------------------
     def _resumed_sink(self, path: Path, meta: dict, step: int) -> RecordingWriter:
-        """A fresh recording holding the kept prefix of the one at ``path``, swapped in."""
+        """A fresh recording holding the kept prefix of the one at ``path``, swapped in.
+
+        The old recording's writer lock is held throughout (refused if a live writer has
+        it): no other writer enters it, or resumes it, until the new one is in place."""
+        held = hold_existing(path)
+        try:
+            return self._rewrite_prefix(path, meta, step)
+        finally:
+            if held is not None:
+                os.close(held)
+
+    def _rewrite_prefix(self, path: Path, meta: dict, step: int) -> RecordingWriter:
         old = load(path)
         tmp = path.with_name(f".{path.name}.resuming")
         if tmp.exists():  # left by a resume that was itself interrupted

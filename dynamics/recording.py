@@ -48,6 +48,7 @@ import shutil
 import stat
 import struct
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -77,6 +78,7 @@ __all__ = [
     "Recording",
     "RecordingError",
     "RecordingNotFound",
+    "RecordingExists",
     "RecordingWriter",
     "MemoryWriter",
     "Series",
@@ -113,6 +115,11 @@ class RecordingError(ValueError):
 
 class RecordingNotFound(RecordingError, FileNotFoundError):
     """No recording at that path (also a FileNotFoundError, as before it was a RecordingError)."""
+
+
+class RecordingExists(RecordingError, FileExistsError):
+    """Something is already at the path a writer was asked to create (also a
+    FileExistsError, which it was before it was a RecordingError)."""
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -1286,22 +1293,13 @@ def _replace(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _lock(root: Path) -> int:
-    """Take the recording's writer lock (``root/lock``, an OS lock held for the writer's
-    life and released by the OS when the process dies, even by SIGKILL)."""
-    path = root / _LOCK
-    try:
-        fd = os.open(
-            path,
-            os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
-            0o644,
-        )
-    except OSError as exc:
-        raise RecordingError(
-            f"{path}: cannot open the writer lock ({exc.strerror or exc})"
-        ) from None
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _flock_or_refuse(fd: int, root: Path) -> None:
+    """Hold an exclusive OS lock on ``fd`` or raise naming the process that holds it."""
     if fcntl is None:  # no OS lock (Windows): one writer per recording is not enforced
-        return fd
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -1311,8 +1309,52 @@ def _lock(root: Path) -> int:
             f"{root}: is being written by another writer (process {holder}); "
             "one writer per recording"
         ) from None
-    os.ftruncate(fd, 0)
+
+
+def _lock(root: Path) -> int:
+    """Create and take the writer lock of a directory this writer has just made
+    (``root/lock``, an OS lock held for the writer's life and released by the OS when the
+    process dies, even by SIGKILL). The file is new (``O_EXCL``): an existing file, a link
+    above all, is never opened for writing."""
+    path = root / _LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise RecordingError(
+            f"{path}: cannot create the writer lock ({exc.strerror or exc})"
+        ) from None
+    _flock_or_refuse(fd, root)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def hold_existing(root: Path) -> int | None:
+    """Take the writer lock of an existing recording without writing to it (for a writer
+    that will replace or rewrite it: held until the new one is in place, so no other writer
+    enters it meanwhile). None where it has no lock file (written by an older version).
+
+    The lock is opened read-only, never followed through a symbolic link, and refused if
+    it is not a regular file with one link: a hard link to a file outside the recording is
+    never locked, truncated or written."""
+    path = root / _LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RecordingError(
+            f"{path}: cannot open the writer lock ({exc.strerror or exc}); "
+            "is it a link? A recording's lock is a plain file"
+        ) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise RecordingError(
+            f"{path}: the writer lock is not a plain file of its own "
+            f"({'a hard link' if stat.S_ISREG(st.st_mode) else 'not a regular file'}); "
+            "refusing to touch this recording"
+        )
+    _flock_or_refuse(fd, root)
     return fd
 
 
@@ -1746,33 +1788,7 @@ class RecordingWriter(_SinkBase):
     ):
         super().__init__(metadata)
         self.path = Path(path)
-        self._lock_fd: list[int] = []
-        if os.path.lexists(self.path):
-            # another writer's lock refuses us whether or not we may overwrite (probed only
-            # where one exists: no lock file is left in a directory that is not ours)
-            held = _lock(self.path) if os.path.isfile(self.path / _LOCK) else None
-            try:
-                if not overwrite:
-                    raise FileExistsError(
-                        f"{self.path}: already exists (pass overwrite=True to replace it)"
-                    )
-                if self.path.is_dir() and (self.path / MANIFEST).exists():
-                    _read_manifest(self.path)  # only ever delete what is one of our recordings
-                    shutil.rmtree(self.path)
-                elif self.path.is_dir() and not [p for p in self.path.iterdir() if p.name != _LOCK]:
-                    shutil.rmtree(self.path)
-                else:
-                    raise FileExistsError(
-                        f"{self.path}: exists and is not a recording; refusing to overwrite it"
-                    )
-                self.path.mkdir(parents=True)
-                self._lock_fd.append(_lock(self.path))
-            finally:
-                if held is not None:
-                    os.close(held)
-        else:
-            self.path.mkdir(parents=True)
-            self._lock_fd.append(_lock(self.path))
+        self._lock_fd: list[int] = [self._create(overwrite)]
         self.flush_bytes = int(flush_bytes)
         self.flush_seconds = float(flush_seconds)
         self._files: dict[str, _Files] = {}
@@ -1797,6 +1813,74 @@ class RecordingWriter(_SinkBase):
         self._next_flush = time.monotonic() + self.flush_seconds
         self._write_manifest()
         self._committer.commit(None)
+
+    def _create(self, overwrite: bool) -> int:
+        """Make the recording's directory, holding its lock, and return the lock.
+
+        The directory is made beside ``path`` under a temporary name, locked, and only then
+        renamed into place (a rename onto an existing recording fails): two writers started
+        at the same instant never share a directory, and the loser deletes nothing. With
+        ``overwrite`` the old recording's lock is held (refused if another writer has it)
+        until the new one has replaced it."""
+        path = self.path
+        held = None
+        replacing = os.path.lexists(path)
+        if replacing:
+            if path.is_dir() and not path.is_symlink():
+                # another writer's lock refuses us whether or not we may overwrite
+                held = hold_existing(path)
+            if not overwrite:
+                if held is not None:
+                    os.close(held)
+                raise RecordingExists(f"{path}: already exists (pass overwrite=True to replace it)")
+            if not path.is_dir() or path.is_symlink():
+                raise RecordingExists(
+                    f"{path}: exists and is not a recording; refusing to overwrite it"
+                )
+            try:
+                if (path / MANIFEST).exists():
+                    _read_manifest(path)  # only ever delete what is one of our recordings
+                elif [p for p in path.iterdir() if p.name != _LOCK]:
+                    raise RecordingExists(
+                        f"{path}: exists and is not a recording; refusing to overwrite it"
+                    )
+            except BaseException:
+                if held is not None:
+                    os.close(held)
+                raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent))
+        try:
+            lock = _lock(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if held is not None:
+                os.close(held)
+            raise
+        try:
+            if replacing:  # swap: the old one aside, the new one in, the old one gone
+                aside = tmp.with_suffix(".old")
+                os.rename(path, aside)
+                try:
+                    os.rename(tmp, path)
+                except OSError:
+                    os.rename(aside, path)
+                    raise
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.rename(tmp, path)  # fails if another writer got there first
+        except OSError as exc:
+            os.close(lock)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                raise RecordingExists(
+                    f"{path}: already exists (another writer made it at the same moment)"
+                ) from None
+            raise
+        finally:
+            if held is not None:
+                os.close(held)
+        return lock
 
     def _stem(self, name: str) -> str:
         return f"s{self._series[name].index:04d}"

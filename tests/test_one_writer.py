@@ -1,0 +1,114 @@
+"""One writer per recording, always: a resuming writer, a linked lock file and two writers
+started at the same instant (issue "Nothing lost", items 1, 2 and 6)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics import Recorder, RecordingError, RecordingWriter, load
+
+LIVE = textwrap.dedent("""
+    import sys, torch
+    from dynamics import Recorder
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(model, opt, path=sys.argv[1], flush_seconds=0)
+    for _ in range(5):
+        opt.zero_grad(); model(torch.ones(4, 3)).sum().backward(); opt.step()
+    rec.flush()
+    print("writing", flush=True)
+    sys.stdin.readline()
+    rec.close()
+""")
+
+
+def test_a_resuming_writer_is_refused_while_the_first_one_writes(tmp_path):
+    path = tmp_path / "live.rec"
+    first = subprocess.Popen(
+        [sys.executable, "-c", LIVE, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdout.readline().strip() == "writing"
+        model = torch.nn.Linear(3, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with pytest.raises(RecordingError, match=f"another writer \\(process {first.pid}\\)"):
+            Recorder(model, opt, path=path, resume=True, step=2)
+        assert not [p for p in tmp_path.iterdir() if p.name != "live.rec"]  # nothing left beside
+    finally:
+        first.communicate("\n", timeout=60)
+    assert first.returncode == 0
+    rec = load(path, verify=True)  # the first writer's recording, whole and its own
+    assert rec.complete and rec["weight"].steps.tolist() == [0, 1, 2, 3, 4, 5]
+    assert "resumed" not in rec.metadata
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+@pytest.mark.parametrize("how", ["new", "overwrite", "resume"])
+def test_a_linked_lock_never_touches_the_file_it_points_to(tmp_path, link, how):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("the user's data\n")
+    path = tmp_path / "x.rec"
+    w = RecordingWriter(path)
+    w.append("x", 0, np.zeros(3))
+    w.close()
+    (path / "lock").unlink()
+    (os.link if link == "hard" else os.symlink)(outside, path / "lock")
+    model = torch.nn.Linear(3, 2)
+    with pytest.raises(RecordingError):
+        if how == "new":
+            RecordingWriter(path)
+        elif how == "overwrite":
+            RecordingWriter(path, overwrite=True)
+        else:
+            Recorder(model, path=path, resume=True, step=0)
+    assert outside.read_text() == "the user's data\n"
+    assert load(path)["x"].steps.tolist() == [0]  # and the recording is as it was
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_two_writers_started_at_the_same_instant_one_wins_the_other_is_refused(tmp_path, existing):
+    for trial in range(150):
+        path = tmp_path / f"race{trial}.rec"
+        if existing:  # both overwrite a closed recording
+            RecordingWriter(path).close()
+        barrier = threading.Barrier(2)
+        outcome: dict[int, object] = {}
+
+        def writer(i):
+            barrier.wait()
+            try:
+                w = RecordingWriter(path, overwrite=existing)
+            except RecordingError as exc:
+                outcome[i] = exc
+                return
+            except BaseException as exc:  # anything else fails the test below
+                outcome[i] = exc
+                return
+            w.append("who", 0, np.full(2, float(i)))
+            w.close()
+            outcome[i] = "won"
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [i for i, o in outcome.items() if o == "won"]
+        lost = [o for o in outcome.values() if o != "won"]
+        assert len(won) >= 1, outcome
+        assert all(isinstance(o, RecordingError) for o in lost), outcome
+        rec = load(path, verify=True)
+        values = rec["who"].values
+        # the recording is one writer's whole: never both writers' snapshots mixed
+        assert len(values) == 1 and values[0][0] in won
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
