@@ -582,6 +582,8 @@ class Recorder:
         self.attached = self._started = False
         try:
             self.attach()
+            if self._disk:  # the starting step and the manifest are on disk before this returns
+                self.flush()
         except BaseException:
             self.close(complete=False)  # the recording so far, and its lock, are not left open
             raise

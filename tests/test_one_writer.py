@@ -112,3 +112,22 @@ def test_two_writers_started_at_the_same_instant_one_wins_the_other_is_refused(t
         # the recording is one writer's whole: never both writers' snapshots mixed
         assert len(values) == 1 and values[0][0] in won
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys, torch
+    from dynamics import Recorder
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(model, opt, path=sys.argv[1])
+    os.kill(os.getpid(), signal.SIGKILL)  # right after the constructor returns
+""")
+
+
+def test_a_run_killed_right_after_the_recorder_is_made_keeps_step_0(tmp_path):
+    path = tmp_path / "k.rec"
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(path)], timeout=120)
+    assert proc.returncode == -9
+    rec = load(path, verify=True)
+    assert not rec.complete and rec.committed_step == 0
+    assert rec["weight"].steps.tolist() == [0] and rec["bias"].steps.tolist() == [0]
