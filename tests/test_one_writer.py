@@ -75,6 +75,18 @@ def test_a_linked_lock_never_touches_the_file_it_points_to(tmp_path, link, how):
     assert load(path)["x"].steps.tolist() == [0]  # and the recording is as it was
 
 
+def _race(path, overwrite, barrier, outcome, i):
+    barrier.wait()
+    try:
+        w = RecordingWriter(path, overwrite=overwrite)
+    except BaseException as exc:  # anything but a RecordingError fails the test
+        outcome[i] = exc
+        return
+    w.append("who", 0, np.full(2, float(i)))
+    w.close()
+    outcome[i] = "won"
+
+
 @pytest.mark.parametrize("existing", [False, True])
 def test_two_writers_started_at_the_same_instant_one_wins_the_other_is_refused(tmp_path, existing):
     for trial in range(150):
@@ -84,21 +96,10 @@ def test_two_writers_started_at_the_same_instant_one_wins_the_other_is_refused(t
         barrier = threading.Barrier(2)
         outcome: dict[int, object] = {}
 
-        def writer(i):
-            barrier.wait()
-            try:
-                w = RecordingWriter(path, overwrite=existing)
-            except RecordingError as exc:
-                outcome[i] = exc
-                return
-            except BaseException as exc:  # anything else fails the test below
-                outcome[i] = exc
-                return
-            w.append("who", 0, np.full(2, float(i)))
-            w.close()
-            outcome[i] = "won"
-
-        threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+        threads = [
+            threading.Thread(target=_race, args=(path, existing, barrier, outcome, i))
+            for i in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -540,11 +540,15 @@ def test_a_compiled_optimizer_step_runs_the_hooks_eagerly():
 
 def test_strict_non_finite_parameter_raises_and_keeps_the_recording(tmp_path):
     model = mlp()
+    rec = Recorder(model, strict=True, path=tmp_path / "s.rec")  # step 0 committed: finite
     with torch.no_grad():
         model[0].bias[1] = float("nan")
-    rec = Recorder(model, strict=True, path=tmp_path / "s.rec").attach()
     rec.tick()
-    with pytest.raises(RecorderError, match=r"'0\.bias' at step 0"):
+    with pytest.raises(RecorderError, match=r"'0\.bias' at step 1"):
         rec.close()
     r = load(tmp_path / "s.rec")
-    assert r.complete and len(r["0.bias"]) == 2 and r.metadata["nonfinite"] == {"0.bias": 0}
+    assert r.complete and len(r["0.bias"]) == 2 and r.metadata["nonfinite"] == {"0.bias": 1}
+    with pytest.raises(RecorderError, match=r"'0\.bias' at step 0"):  # already at step 0:
+        Recorder(model, strict=True, path=tmp_path / "t.rec")  # raised by the constructor
+    r = load(tmp_path / "t.rec")
+    assert not r.complete and r["0.bias"].steps.tolist() == [0]  # and kept
