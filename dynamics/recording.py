@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import ctypes
+import difflib
 import errno
 import fnmatch
 import json
@@ -325,11 +326,20 @@ class Recording:
             raise KeyError(self._missing_message(missing))
 
     def _missing_message(self, names: list[str]) -> str:
+        """One line: the missing names, then what there is (a few series: all of them;
+        many, as a real model has: the closest names and the count)."""
         where = f" {self.path}" if self.path else ""
-        return (
-            f"recording{where} has no series {', '.join(map(repr, names))}; "
-            f"it has: {', '.join(self._series) or 'none'}"
-        )
+        have = list(self._series)
+        if len(have) <= 12:
+            there = f"it has: {', '.join(have) or 'none'}"
+        else:
+            close = dict.fromkeys(
+                m for n in names for m in difflib.get_close_matches(n, have, 3, 0.6)
+            )
+            there = (f"closest: {', '.join(map(repr, close))} " if close else "") + (
+                f"({len(have)} series in all, e.g. {', '.join(have[:3])})"
+            )
+        return f"recording{where} has no series {', '.join(map(repr, names))}; {there}"
 
     def __repr__(self) -> str:
         parts = [f"{k}: {len(s)}x{s.shape}" for k, s in self._series.items()]
@@ -404,7 +414,7 @@ class Summary:
 # file is opened, series files are opened without following links or blocking and must
 # be regular files, and values are mapped without keeping a descriptor open.
 
-_MAX_MANIFEST_BYTES = 64 << 20  # a manifest is a few kB; metadata a few MB at most
+_MAX_MANIFEST_BYTES = 8 << 20  # a manifest is a few kB; metadata a few MB at most
 _MAX_JSON_DEPTH = 64
 _MAX_NDIM = 32
 _MAX_RECORD_BYTES = (1 << 48) - 1  # what the 6-byte size field of a header holds
@@ -1250,6 +1260,12 @@ class _Committer:
 
     def write_manifest(self, data: bytes | None = None) -> None:
         data = self.manifest_bytes() if data is None else data
+        if len(data) > _MAX_MANIFEST_BYTES:  # a reader would refuse it: never write one
+            raise RecordingError(
+                f"{self.path}: the metadata would make the manifest {len(data) >> 20} MiB, over "
+                f"the {_MAX_MANIFEST_BYTES >> 20} MiB a recording may hold; keep large arrays "
+                "as series (Recorder.put / RecordingWriter.append), not in the metadata"
+            )
         _replace(self.path / MANIFEST, data)
         self.manifest_crc32, self.dirty = zlib.crc32(data), False
 
@@ -1596,9 +1612,15 @@ class _SinkBase:
     def _block_done(self, block: "Block") -> None: ...
 
     def update_metadata(self, **items: Any) -> None:
-        """Merge JSON-able ``items`` into the metadata."""
+        """Merge JSON-able ``items`` into the metadata (left as it was if they are refused)."""
+        before = dict(self.metadata)
         self.metadata.update(to_jsonable(items))
-        self._on_metadata()
+        try:
+            self._on_metadata()
+        except RecordingError:
+            self.metadata.clear()
+            self.metadata.update(before)
+            raise
 
     @property
     def buffered_bytes(self) -> int:

@@ -132,3 +132,18 @@ def test_a_run_killed_right_after_the_recorder_is_made_keeps_step_0(tmp_path):
     rec = load(path, verify=True)
     assert not rec.complete and rec.committed_step == 0
     assert rec["weight"].steps.tolist() == [0] and rec["bias"].steps.tolist() == [0]
+
+
+def test_a_manifest_over_8_mib_is_neither_written_nor_read(tmp_path):
+    path = tmp_path / "big.rec"
+    w = RecordingWriter(path, {"note": "small"})
+    w.append("x", 0, np.zeros(2))
+    with pytest.raises(RecordingError, match="over the 8 MiB a recording may hold"):
+        w.update_metadata(huge="x" * (9 << 20))
+    w.close()
+    rec = load(path, verify=True)
+    assert "huge" not in rec.metadata and rec.metadata["note"] == "small"
+    manifest = path / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:-1] + b" " * (9 << 20) + b"}")
+    with pytest.raises(RecordingError, match="more than the 8388608"):
+        load(path)
