@@ -20,6 +20,13 @@ it reads and shows, and builds panels; the base class acts on the declarations:
 
 * ``requires`` (series names) or :meth:`PanelScene.check` (anything else): checked before
   anything is drawn, with an error naming what is missing and what is there;
+* ``series_fields`` (config fields that name series, ``show`` by default): every name is
+  resolved by :func:`resolve_series` before :meth:`PanelScene.check` runs, so a scene
+  takes the names its titles show (a summary's label such as ``activation fc1`` as well
+  as its series ``stats/act/fc1``) and a misspelt one fails in one line that suggests
+  the closest names;
+* :meth:`Scene.note`: a scene that chooses what to draw itself says what it chose
+  (``notes_``; the command line prints each note on stderr), and its title names it;
 * :meth:`PanelScene.timeline`: the one source of the training steps that frames show;
 * ``title`` (or :meth:`PanelScene.heading`), the subtitle (the recording's
   ``metadata["caption"]``, written by the experiment that knows its config) and ``readout``
@@ -36,6 +43,8 @@ experiment's config.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import difflib
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -62,6 +71,9 @@ __all__ = [
     "grid_axes",
     "fit_to_aspect",
     "new_figure",
+    "series_aliases",
+    "resolve_series",
+    "closest_names",
 ]
 
 # Named presets of what a frame is: draft for tests and quick looks, final for lectures.
@@ -231,6 +243,51 @@ def split_names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def series_aliases(recording: Recording) -> dict[str, str]:
+    """Every name by which a scene takes a series, mapped to the series' own name.
+
+    One name per series, everywhere: a series is taken by its name (``stats/act/fc1``), and
+    a summarised tensor also by the label that titles show for it
+    (:attr:`dynamics.recording.Summary.label`: ``activation fc1``, ``gradient of
+    fc1.weight``, ``fc1.weight``), which stands for its ``stats`` series. A series' own
+    name wins over a label that spells the same (a parameter and its summary).
+    """
+    aliases = {label: s.stats for label, s in recording.summaries().items()}
+    aliases.update((name, name) for name in recording.keys())
+    return aliases
+
+
+def closest_names(name: str, candidates: Sequence[str], n: int = 3) -> list[str]:
+    """The (at most ``n``) ``candidates`` closest to ``name`` (:func:`difflib.get_close_matches`),
+    the best first; never empty while there are candidates (a name like none of them gets the
+    least unlike ones)."""
+    candidates = list(dict.fromkeys(candidates))
+    return difflib.get_close_matches(name, candidates, n, 0.6) or difflib.get_close_matches(
+        name, candidates, n, 0.0
+    )
+
+
+def resolve_series(recording: Recording, name: str, *, what: str = "series") -> str:
+    """The series that ``name`` (a series name or a title's label, see
+    :func:`series_aliases`) stands for.
+
+    Raises
+    ------
+    KeyError
+        One line naming ``name`` and the closest names the recording has (not all of
+        them: a transformer's recording has hundreds).
+    """
+    aliases = series_aliases(recording)
+    if name in aliases:
+        return aliases[name]
+    where = f" {recording.path}" if recording.path else ""
+    close = ", ".join(repr(c) for c in closest_names(name, aliases))
+    raise KeyError(
+        f"recording{where} has no {what} {name!r}; closest: {close or 'none'} "
+        f"({len(recording.keys())} series in all)"
+    )
+
+
 def frame_indices(n: int, stride: int) -> np.ndarray:
     """Every ``stride``-th of ``n`` snapshots, always ending on the last one."""
     idx = np.arange(0, n, stride)
@@ -302,10 +359,16 @@ class Scene:
         The frame where each chapter begins (its title card and hold follow).
     card_ : ndarray of int
         The chapter whose title card frame ``i`` shows (-1: none).
+    notes_ : list of str
+        What the scene chose to draw by itself, one line each (:meth:`note`); the command
+        line prints them on stderr.
     """
 
     #: The scene's config dataclass.
     Config: ClassVar[type | None] = None
+    #: Fields of the config that name series (comma-separated): resolved to series names
+    #: by :func:`resolve_series` before :meth:`check` (a misspelt name fails in one line).
+    series_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, recording: Recording, config: Any = None, options: RenderOptions | None = None
@@ -313,6 +376,8 @@ class Scene:
         self.recording = recording
         self.config = config if config is not None else (self.Config() if self.Config else None)
         self.options = options or RenderOptions()
+        self.notes_: list[str] = []
+        self.config = self._resolve_series_fields(self.config)
         self.check()
         self.steps_ = np.asarray(self.timeline(), dtype=np.int64)
         if len(self.steps_) == 0:
@@ -338,6 +403,26 @@ class Scene:
         self.frame_steps_ = play[order]
         self.card_ = np.concatenate([card, np.full(held, -1, card.dtype)])
         self._fig: Figure | None = None
+
+    def note(self, text: str) -> None:
+        """Say what the scene chose to draw by itself (one line, no trailing period): kept in
+        ``notes_``, which the command line prints on stderr."""
+        self.notes_.append(text)
+
+    def _resolve_series_fields(self, config: Any) -> Any:
+        """``config`` with the names in its ``series_fields`` resolved to series names."""
+        if not dataclasses.is_dataclass(config) or not isinstance(self.recording, Recording):
+            return config
+        fields = {f.name for f in dataclasses.fields(config)}
+        changes = {}
+        for field in self.series_fields:
+            if field not in fields:
+                continue
+            names = split_names(str(getattr(config, field)))
+            resolved = [resolve_series(self.recording, n) for n in names]
+            if resolved != names:
+                changes[field] = ",".join(resolved)
+        return replace(config, **changes) if changes else config
 
     def default_chapters(self) -> list:
         """The chapters a movie of this scene gets when none are asked for: those the
@@ -676,6 +761,8 @@ class PanelScene(Scene):
 
     #: Recording series the scene reads; checked before anything is drawn.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Config fields that name series: ``show`` where the config has one (see :class:`Scene`).
+    series_fields: ClassVar[tuple[str, ...]] = ("show",)
     #: Headline of the picture (also of its small multiples); see :meth:`heading`.
     title: ClassVar[str] = ""
     #: Series shown as numbers beside the step in the header (those present).

@@ -441,6 +441,8 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
                 config, path=args.save_recording, overwrite=args.overwrite, progress=not args.quiet
             )
         scene = entry.scene(recording, scene_config, options)
+    for text in scene.notes_:  # what the scene chose by itself: the user sees what was drawn
+        print(f"python -m scenes.{entry.name}: {text}", file=sys.stderr)
     return _render_outputs(scene, writer, args)
 
 

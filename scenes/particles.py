@@ -1,10 +1,15 @@
 """Any ``(T, n, 2)`` series as particles moving in the plane, with their paths.
 
 Run: ``python -m scenes.particles RUN.rec [--show SERIES]`` (writes
-``outputs/particles.mp4``); ``--help`` lists every flag. Reference points are drawn when
-the recording's metadata has them (``metadata["references"][SERIES] = {"points": [[x, y],
-...], "label": "..."}``), and a scalar curve beside the particles when the recording has
-that series (``--curve loss``, the default).
+``outputs/particles.mp4``); ``--help`` lists every flag. Without ``--show`` it draws the
+``(T, n, 2)`` series most likely meant (:func:`planar_series`: what the run computed or
+saw, such as a GAN's ``samples``, before a parameter that happens to have two columns),
+names it in its title and, when there were others, says so on stderr. Reference points
+are drawn above the particles when the recording's metadata has them
+(``metadata["references"][SERIES] = {"points": [[x, y], ...], "label": "..."}``;
+``--no-references`` leaves them out, ``--rays`` adds a ray from the origin through each),
+and a scalar curve beside the particles when the recording has that series (``--curve
+loss``, the default).
 """
 
 from __future__ import annotations
@@ -25,13 +30,28 @@ from .registry import register
 __all__ = ["ParticlesScene", "ParticlesSceneConfig", "planar_series"]
 
 
+#: Kinds of ``(T, n, 2)`` series, most likely to be points in the plane first: what the
+#: run computed (``derived``: a GAN's samples, a network's neurons as points) or saw
+#: (``data``) before a tensor that merely has two columns (a parameter, its gradient).
+PLANAR_KINDS = ("derived", "data", "", "buffer", "parameter", "gradient")
+
+
 def planar_series(recording: Recording) -> list[str]:
-    """Names of the series whose snapshots are ``(n, 2)``: points in the plane."""
-    return [
+    """Names of the series whose snapshots are ``(n, 2)``: points in the plane, the most
+    likely meant first: series with two snapshots or more (that move) before single
+    snapshots, then by kind (:data:`PLANAR_KINDS`), then in recording order."""
+    planar = [
         name
         for name, s in recording.items()
         if len(s.shape) == 2 and s.shape[1] == 2 and s.shape[0] > 0
     ]
+
+    def rank(name: str) -> tuple[bool, int]:
+        s = recording[name]
+        kind = PLANAR_KINDS.index(s.kind) if s.kind in PLANAR_KINDS else len(PLANAR_KINDS)
+        return len(s) < 2, kind
+
+    return sorted(planar, key=rank)
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,9 @@ class ParticlesSceneConfig:
     Attributes
     ----------
     show : str
-        The ``(T, n, 2)`` series drawn as particles ("": the first such series).
+        The ``(T, n, 2)`` series drawn as particles ("": the one most likely meant, derived
+        and data series before parameters; the title names it, and the command says so
+        when there were others).
     limit : float
         The axes span [-limit, limit] on both axes, fixed for the whole movie; 0 fits a
         square around every position of the run, with a margin.
@@ -60,6 +82,12 @@ class ParticlesSceneConfig:
         one the recording's ``metadata["mass"][show]`` names, else 1 per particle).
     dots : int
         In the density view, also draw this many particles (a fixed random subset) as dots.
+    references : bool
+        Draw the reference points the recording's metadata gives for the series (above
+        the particles); --no-references leaves them out.
+    rays : bool
+        Also draw a ray from the origin through each reference point, beneath the
+        particles (where a point's direction is what matters, as a ReLU neuron's).
     """
 
     show: str = ""
@@ -69,6 +97,8 @@ class ParticlesSceneConfig:
     view: str = "auto"
     mass: str = ""
     dots: int = 0
+    references: bool = True
+    rays: bool = False
 
     #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
     LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
@@ -96,10 +126,11 @@ class ParticlesSceneConfig:
 class ParticlesScene(PanelScene):
     """Any (T, n, 2) series as particles with their paths; references and a curve if present.
 
-    Reference points are drawn with rays from the origin.
+    Reference points are drawn above the particles, with rays from the origin if asked.
 
-    Reads the ``(T, n, 2)`` series named by ``show`` (default: the first one), the scalar
-    series named by ``curve`` when present, and ``metadata["references"][show]`` when present.
+    Reads the ``(T, n, 2)`` series named by ``show`` (default: the one most likely meant,
+    :func:`planar_series`), the scalar series named by ``curve`` when present, and
+    ``metadata["references"][show]`` when present.
     """
 
     Config = ParticlesSceneConfig
@@ -114,6 +145,7 @@ class ParticlesScene(PanelScene):
     curve_labels: dict[str, str] = {}
     #: What one step of the timeline is (the curve's x label).
     step_label = "step"
+    series_fields = ("show", "mass")
 
     # -- what it reads ---------------------------------------------------------------------
     @classmethod
@@ -122,11 +154,21 @@ class ParticlesScene(PanelScene):
             return config.show
         planar = planar_series(recording)
         if not planar:
+            kinds: dict[str, int] = {}
+            for _, s in recording.items():
+                kinds[s.kind or "kind not said"] = kinds.get(s.kind or "kind not said", 0) + 1
             raise KeyError(
-                f"recording has no (T, n, 2) series to draw as particles; it has: "
-                f"{', '.join(f'{k} {s.shape}' for k, s in recording.items()) or 'none'}"
+                "recording has no (T, n, 2) series to draw as particles (it has "
+                + (", ".join(f"{n} {k}" for k, n in kinds.items()) or "no series")
+                + "); record points in the plane with Recorder(derived={NAME: fn})"
             )
         return planar[0]
+
+    @classmethod
+    def shown_references(cls, recording: Recording, config, name: str):
+        """The reference points drawn (None with ``references`` off) and their label."""
+        refs, label = cls.references(recording, name)
+        return (refs if config.references else None), label
 
     @classmethod
     def references(cls, recording: Recording, name: str) -> tuple[np.ndarray | None, str]:
@@ -141,21 +183,38 @@ class ParticlesScene(PanelScene):
     def check(self) -> None:
         name = self.series_name(self.recording, self.config)
         self.recording.require(name)
-        shape = self.recording[name].shape
-        if len(shape) != 2 or shape[1] != 2:
+        s = self.recording[name]
+        if len(s.shape) != 2 or s.shape[1] != 2:
             raise ValueError(
-                f"series {name!r} has snapshots of shape {shape}; particles need (n, 2)"
+                f"series {name!r} has snapshots of shape {s.shape}; particles need (n, 2)"
+            )
+        others = [n for n in planar_series(self.recording) if n != name]
+        if not self.config.show and others:  # chosen among several: say which, and the rest
+            also = ", ".join(
+                f"{n} ({self.recording[n].kind or 'kind not said'})" for n in others[:3]
+            )
+            self.note(
+                f"drew {name!r} ({s.kind or 'kind not said'}, {s.shape[0]:,d} points, "
+                f"{len(s)} snapshots) as particles"
+                + f"; also (T, n, 2): {also}{', ...' * (len(others) > 3)} (choose with --show NAME)"
             )
 
     def timeline(self) -> np.ndarray:
         return np.asarray(self.recording[self.series_name(self.recording, self.config)].steps)
 
     def heading(self) -> str:
-        refs, _ = self.references(self.recording, self.series_name(self.recording, self.config))
-        n = self.recording[self.series_name(self.recording, self.config)].shape[0]
+        """``SERIES: n particles [and k reference points] over training``: the series drawn
+        by the name ``--show`` takes."""
+        name = self.series_name(self.recording, self.config)
+        refs, _ = self.shown_references(self.recording, self.config, name)
+        n = self.recording[name].shape[0]
         return (
-            f"{n:,d} particles"
-            + (f" and {len(refs)} reference points" if refs is not None else "")
+            f"{name}: {n:,d} particles"
+            + (
+                f" and {len(refs)} reference point{'s' * (len(refs) != 1)}"
+                if refs is not None
+                else ""
+            )
             + " over training"
         )
 
@@ -192,7 +251,7 @@ class ParticlesScene(PanelScene):
         rec, cfg = self.recording, self.config
         name = self.series_name(rec, cfg)
         positions = rec[name]
-        refs, ref_label = self.references(rec, name)
+        refs, ref_label = self.shown_references(rec, cfg, name)
         curve = self._curve()
         top = self.header_bottom - 0.01
         ax = fig.add_axes(
@@ -207,6 +266,7 @@ class ParticlesScene(PanelScene):
                 limit=self._limit(cfg, positions.values, refs),
                 trail=cfg.trail,
                 labels=(self.labels[0], ref_label),
+                rays=cfg.rays,
                 view=cfg.view,
                 mass=self.mass_values(rec, cfg, name),
                 dots=cfg.dots,
@@ -234,7 +294,7 @@ class ParticlesScene(PanelScene):
         """One run of a sweep: its particles, paths and references, on the shared limits."""
         name = cls.series_name(recording, config)
         positions = recording[name]
-        refs, _ = cls.references(recording, name)
+        refs, _ = cls.shown_references(recording, config, name)
         panel = ParticlePanel(
             ax,
             positions.steps,
@@ -245,6 +305,7 @@ class ParticlesScene(PanelScene):
             particle_size=max(12, 70 * cell.scale),
             path_size=max(1, 3 * cell.scale),
             legend=False,
+            rays=config.rays,
             view=config.view,
             mass=cls.mass_values(recording, config, name),
             dots=config.dots,
@@ -263,7 +324,7 @@ class ParticlesScene(PanelScene):
             cls._limit(
                 config,
                 r[cls.series_name(r, config)].values,
-                cls.references(r, cls.series_name(r, config))[0],
+                cls.shown_references(r, config, cls.series_name(r, config))[0],
             )
             for r in recordings
         ]

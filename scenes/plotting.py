@@ -26,6 +26,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "Panel",
@@ -83,8 +84,6 @@ def _finite_range(values: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[floa
 def _index_ticks(axis, n: int, labels: Sequence[str] | None, most: int, length_px: float) -> None:
     """Ticks on cells ``0..n-1``: every one labelled up to ``most`` cells (with ``labels`` or
     the index), else integer ticks at least 45 pixels apart (at most 8)."""
-    from matplotlib.ticker import MaxNLocator
-
     if n <= most:
         axis.set_ticks(range(n), list(labels) if labels is not None else [str(i) for i in range(n)])
     else:
@@ -214,7 +213,8 @@ def resolve_view(view: str, n: int) -> str:
 
 
 class ParticlePanel(Panel):
-    """Particles in the plane with their paths, plus reference points with rays from the origin.
+    """Particles in the plane with their paths, plus reference points (optionally with rays
+    from the origin) drawn above them.
 
     Parameters
     ----------
@@ -224,7 +224,11 @@ class ParticlePanel(Panel):
     positions : (T, n, 2) array
         Particle positions at each snapshot (may be a memmap; rows are read on demand).
     references : (k, 2) array, optional
-        Fixed reference points (teacher neurons), drawn as red dots with a ray from the origin.
+        Fixed reference points (teacher neurons, the modes of a data set), drawn as red dots
+        above the particles, so a particle that reaches one never hides it.
+    rays : bool
+        Also draw a ray from the origin through each reference point (where a reference's
+        direction is what matters, as a ReLU neuron's ``a_j w_j``), beneath the particles.
     limit : float or (x0, x1, y0, y1)
         Axes limits, fixed for the whole movie: ``[-limit, limit]`` on both axes, or a box.
     trail : int
@@ -266,6 +270,7 @@ class ParticlePanel(Panel):
         path_size: float = 3,
         labels: tuple[str, str] = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$"),
         legend: bool = True,
+        rays: bool = False,
         raster: bool = True,
         view: str = "auto",
         mass: np.ndarray | None = None,
@@ -293,10 +298,12 @@ class ParticlePanel(Panel):
         ax.axhline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
         ax.axvline(0, color="#bdbdbd", linewidth=0.8, zorder=0.5)
         # Rays, reference dots and legend are drawn above the path (stamped into the
-        # background as it grows) and the particles, so they are redrawn every frame:
-        # as cached layers when ``raster``, else as the artists themselves.
+        # background as it grows), so they are redrawn every frame: as cached layers when
+        # ``raster``, else as the artists themselves. The rays lie beneath the particles,
+        # the reference dots and the legend above them.
+        lines: list[Any] = []
         refs: list[Any] = []
-        if self.references is not None:
+        if self.references is not None and rays:
             for p in self.references:
                 reach = 1.5 * max(abs(x0), abs(x1), abs(y0), abs(y1))  # past the corner of the box
                 far = p / max(np.linalg.norm(p), 1e-12) * reach
@@ -306,7 +313,8 @@ class ParticlePanel(Panel):
                     if self.view == "density"
                     else dict(color=COLORS["ray"], linewidth=1.2)
                 )
-                refs += ax.plot([0, far[0]], [0, far[1]], zorder=3, **ray)
+                lines += ax.plot([0, far[0]], [0, far[1]], zorder=3, **ray)
+        if self.references is not None:
             refs.append(
                 ax.scatter(
                     self.references[:, 0],
@@ -315,7 +323,7 @@ class ParticlePanel(Panel):
                     color=COLORS["reference"],
                     edgecolor="black",
                     linewidth=0.8,
-                    zorder=4,
+                    zorder=7,
                     label=labels[1],
                 )
             )
@@ -402,9 +410,9 @@ class ParticlePanel(Panel):
             box.set_zorder(10)
             over.append(box)
         if raster or self.view == "density":
-            self.foreground = [StaticLayer(g) for g in (refs, over) if g]
+            self.foreground = [StaticLayer(g) for g in (lines, refs, over) if g]
         else:
-            self.foreground = refs + over
+            self.foreground = lines + refs + over
 
     # -- the density view ----------------------------------------------------------------
     def _weights(self, t: int) -> np.ndarray | None:
@@ -530,7 +538,8 @@ class CurvesPanel(Panel):
     values : (T,) or (T, ...) array
         Flattened to one curve per column: ``values[:, j]`` is curve ``j``.
     labels : sequence of str, optional
-        One per curve (ignored when ``groups`` is given); a legend is drawn when given.
+        One per curve (ignored when ``groups`` is given): the lines' labels, and a legend
+        when ``legend`` is true.
     groups : mapping of str to sequence of int, optional
         Named groups of columns, drawn as the mean of their members, e.g.
         ``{"W[0]": [0], "W[1]": [1], "mean of W[2:]": range(2, 15)}``. Each member is
@@ -547,6 +556,9 @@ class CurvesPanel(Panel):
         One per drawn curve (group); default: matplotlib's colour cycle.
     legend_loc : str
         Where the legend goes.
+    legend : bool
+        Draw a legend of the labels on the axes (False: the lines keep their labels, for
+        a legend shared by several panels, :meth:`handles`).
     """
 
     def __init__(
@@ -564,6 +576,7 @@ class CurvesPanel(Panel):
         xlabel: str = "step",
         colors: Sequence[str] | None = None,
         legend_loc: str = "best",
+        legend: bool = True,
     ):
         if reveal not in ("grow", "cursor"):
             raise ValueError(f"reveal must be 'grow' or 'cursor', got {reveal!r}")
@@ -585,7 +598,11 @@ class CurvesPanel(Panel):
             curves = values
         self.values = curves
         k = curves.shape[1]
+        if labels is not None and len(labels) != k:
+            raise ValueError(f"{len(labels)} labels for {k} curves: give one label per curve")
         colors = list(colors) if colors else [COLORS["curve"]] + [f"C{j}" for j in range(1, k)]
+        if len(colors) < k:
+            raise ValueError(f"{len(colors)} colors for {k} curves: give one color per curve")
         shown = values if (groups is not None and members) else curves
         finite = shown[np.isfinite(shown)]
         if log:
@@ -599,6 +616,7 @@ class CurvesPanel(Panel):
                 pad = 0.05 * (hi - lo or 1)
                 ax.set_ylim(lo - pad, hi + pad)
         ax.set_xlim(self.steps[0], max(self.steps[-1], self.steps[0] + 1))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no "2.5"
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, color=COLORS["grid"], linewidth=0.8)
@@ -637,9 +655,13 @@ class CurvesPanel(Panel):
             else None
         )
         self.legend = None
-        if labels is not None:
+        if labels is not None and legend:
             self.legend = ax.legend(loc=legend_loc, fontsize="small", framealpha=0.9)
             self.legend.set_zorder(5)
+
+    def handles(self) -> list[Any]:
+        """The curves' lines, each labelled (for a legend outside the axes)."""
+        return list(self.lines)
 
     def moving(self) -> list[Any]:
         grown = self.lines if self.reveal == "grow" else [self.cursor]
@@ -1234,3 +1256,697 @@ class HistogramPanel(Panel):
         t = snapshot_at(self.steps, step)
         e, d = self.edges[t], self.density[t]
         self.line.set_data(e, np.append(d, d[-1:]))
+
+
+# -- colour scales that follow each frame, convolution filter grids, rows over steps ------
+# (Added for models of many tensors: gradients that shrink over decades, convolution
+# kernels, a picture of every tensor of a model at once.)
+
+#: Colour scales of :class:`ScaledHeatmapPanel`: ``run`` (limits fixed over the run),
+#: ``frame`` (limits from a robust percentile of each frame), ``symlog`` (symmetric log,
+#: fixed over the run).
+HEATMAP_SCALES = ("run", "frame", "symlog")
+#: Under the ``frame`` scale, each frame's colour limits are ``center -/+`` this percentile
+#: of ``|value - center|`` (uncentred: this and ``100 -`` this percentile): a few outlying
+#: entries saturate instead of washing every other cell out to white.
+FRAME_PERCENTILE = 99.0
+
+
+def frame_limits(
+    values,
+    *,
+    center: float | None = 0.0,
+    q: float = FRAME_PERCENTILE,
+    chunk_bytes: int = 64 << 20,
+) -> np.ndarray:
+    """``(T, 2)`` colour limits of each snapshot of ``values`` (``(T, ...)``): ``center -/+``
+    the ``q``-th percentile of ``|value - center|``, or without ``center`` the ``100 - q``-th
+    and ``q``-th percentiles. NaN entries are ignored; a snapshot with no spread (all zero,
+    all NaN) gets the widest limits of the others (or ``center -/+ 1``). Reads
+    ``chunk_bytes`` of snapshots at a time, so a memmap larger than memory works."""
+    n = len(values)
+    out = np.full((n, 2), np.nan)
+    per = max(1, chunk_bytes // max(values[0].nbytes if n else 1, 1))
+    for lo in range(0, n, per):
+        block = np.asarray(values[lo : lo + per], dtype=float).reshape(min(per, n - lo), -1)
+        with np.errstate(all="ignore"):
+            block = np.where(np.isfinite(block), block, np.nan)
+            if center is not None:
+                reach = np.nanpercentile(np.abs(block - center), q, axis=1)
+                out[lo : lo + per] = np.stack([center - reach, center + reach], axis=1)
+            else:
+                out[lo : lo + per] = np.nanpercentile(block, [100 - q, q], axis=1).T
+    spread = out[:, 1] - out[:, 0]
+    good = np.isfinite(spread) & (spread > 0)
+    if not good.all():
+        mid = 0.0 if center is None else center
+        wide = (out[good, 0].min(), out[good, 1].max()) if good.any() else (mid - 1.0, mid + 1.0)
+        out[~good] = wide
+    return out
+
+
+def _tick_text(v: float) -> str:
+    """A colorbar tick of a scale that changes every frame: one width whatever the decade."""
+    return "0" if v == 0 else f"{v:.1e}".replace("-", "\u2212")
+
+
+def colorbar_axes(ax: Axes, width_in: float = 0.15, gap_in: float = 0.08) -> Axes:
+    """An inset beside ``ax`` for a vertical colorbar, ``width_in`` wide and ``gap_in`` from it
+    (inches: as wide beside a narrow panel as beside a wide one); it follows the axes box."""
+    inches = max(ax.get_window_extent().width / ax.figure.dpi, 1e-3)
+    return ax.inset_axes((1 + gap_in / inches, 0.0, width_in / inches, 1.0))
+
+
+def fit_colorbar_label(colorbar, labels: Sequence[str], fontsize: str = "small") -> str:
+    """Label ``colorbar`` (vertical) with the first of ``labels`` whose length fits the bar's
+    height (measured with the figure's renderer), else the shortest at ``x-small``; returns
+    the label used. Long labels first: ``"gradient, per-frame scale"``, then shorter ones
+    or ones broken into lines."""
+    cax = colorbar.ax
+    renderer = cax.figure.canvas.get_renderer()
+    height = cax.get_window_extent(renderer).height
+    for label in labels:
+        colorbar.set_label(label, fontsize=fontsize)
+        if colorbar.ax.yaxis.label.get_window_extent(renderer).height <= 1.05 * height:
+            return label
+    colorbar.set_label(labels[-1], fontsize="x-small")
+    return labels[-1]
+
+
+class ScaledHeatmapPanel(HeatmapPanel):
+    """A :class:`HeatmapPanel` with a chosen colour scale, and a colorbar that says which.
+
+    * ``run``: limits fixed over the run (the plain heatmap): a colour means one value in
+      every frame;
+    * ``frame``: limits from a robust percentile of each frame (:func:`frame_limits`),
+      blended between snapshots, so a gradient that shrinks over decades stays readable:
+      the colorbar is fixed, and its tick labels (drawn every frame) give the frame's values;
+    * ``symlog``: a symmetric log scale fixed over the run (linear within the smallest
+      frame's spread), so values of every decade get their own colours.
+
+    Parameters
+    ----------
+    ax, steps, values
+        As :class:`HeatmapPanel` (``values`` may be a lazy view, e.g. :class:`FilterGrid`).
+    scale : str
+        One of :data:`HEATMAP_SCALES`.
+    quantity : str
+        What the cells are (``"weight"``, ``"gradient"``): the colorbar's label, with the scale.
+    colorbar : bool
+        Draw the colorbar (in an inset beside the axes).
+    q : float
+        The percentile of the ``frame`` scale.
+    **kwargs
+        The other arguments of :class:`HeatmapPanel` (``cmap``, ``center``, ``vmin`` ...).
+    """
+
+    def __init__(
+        self,
+        ax: Axes,
+        steps: np.ndarray,
+        values,
+        *,
+        scale: str = "run",
+        quantity: str = "value",
+        colorbar: bool = True,
+        q: float = FRAME_PERCENTILE,
+        **kwargs: Any,
+    ):
+        if scale not in HEATMAP_SCALES:
+            raise ValueError(f"scale must be one of {', '.join(HEATMAP_SCALES)}, got {scale!r}")
+        super().__init__(ax, steps, values, colorbar=None, **kwargs)
+        self.scale, self.quantity = scale, quantity
+        center = kwargs.get("center")
+        self.center = center
+        self.limits = None  # (T, 2) under the frame scale
+        if scale == "frame":
+            self.limits = frame_limits(self.values, center=center, q=q)
+            self.norm.vmin, self.norm.vmax = self.limits[-1]
+        elif scale == "symlog":
+            from matplotlib.colors import SymLogNorm
+
+            spread = frame_limits(self.values, center=center, q=q)
+            half = (spread[:, 1] - spread[:, 0]) / 2
+            reach = max(abs(self.norm.vmin), abs(self.norm.vmax))
+            linthresh = float(max(half.min(), reach * 1e-8, np.finfo(float).tiny))
+            self.norm = SymLogNorm(linthresh, vmin=self.norm.vmin, vmax=self.norm.vmax, base=10)
+            if self.edged:
+                self.mesh.set_norm(self.norm)
+        self.scale_texts: list[Any] = []
+        self.colorbar = self._colorbar() if colorbar else None
+
+    def _colorbar(self):
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.transforms import blended_transform_factory, offset_copy
+
+        ax = self.ax
+        cax = colorbar_axes(ax)
+        fig = ax.figure
+        scale = {"run": "scale fixed over run", "frame": "per-frame scale", "symlog": "symlog"}
+        what = scale[self.scale]
+        short = {"run": "fixed scale", "frame": "per frame", "symlog": "symlog"}[self.scale]
+        q = self.quantity
+        labels = [f"{q}, {what}", f"{q}\n{what}", f"{q}\n{short}"]
+        if self.scale != "frame":
+            cb = fig.colorbar(ScalarMappable(self.norm, self.cmap), cax=cax)
+            ticks = self._symlog_ticks(cax.get_window_extent().height)
+            if self.scale == "symlog" and ticks:
+                cb.set_ticks(ticks)
+            fit_colorbar_label(cb, labels)
+            return cb
+        # The bar is fixed (what changes is the values its ticks stand for): ticks at fixed
+        # fractions with invisible labels as wide as any frame's (so the label sits past
+        # them), and texts over them that each frame rewrites.
+        centred = self.center is not None
+        fractions = np.array([-1, -0.5, 0, 0.5, 1.0]) if centred else np.linspace(0, 1, 5)
+        cb = fig.colorbar(ScalarMappable(Normalize(fractions[0], 1.0), self.cmap), cax=cax)
+        widest = _tick_text(-8.8e-88)
+        cb.set_ticks(fractions, labels=[widest] * len(fractions))
+        cax.tick_params(labelcolor="none")
+        size = matplotlib.rcParams["ytick.labelsize"]
+        pad = matplotlib.rcParams["ytick.major.size"] + matplotlib.rcParams["ytick.major.pad"]
+        where = offset_copy(
+            blended_transform_factory(cax.transAxes, cax.transData), fig=fig, x=pad, units="points"
+        )
+        self.fractions = fractions
+        self.scale_texts = [
+            cax.text(1.0, f, "", transform=where, ha="left", va="center", fontsize=size)
+            for f in fractions
+        ]
+        fit_colorbar_label(cb, labels)
+        self._label_scale(*self.limits[-1])
+        return cb
+
+    def _symlog_ticks(self, height_px: float) -> list[float]:
+        """Under the symlog scale (else none): 0 and signed decades from the linear range
+        out, every k-th so that their labels stand apart on a bar ``height_px`` tall."""
+        norm = self.norm
+        if self.scale != "symlog":
+            return []
+        font_px = matplotlib.font_manager.FontProperties(
+            size=matplotlib.rcParams["ytick.labelsize"]
+        ).get_size_in_points()
+        need = 1.5 * font_px * self.ax.figure.dpi / 72 / max(height_px, 1.0)  # bar fraction
+        reach = max(abs(norm.vmin), abs(norm.vmax))
+        first = int(np.ceil(np.log10(norm.linthresh)))
+        decades = [10.0**d for d in range(first, int(np.floor(np.log10(reach))) + 1)]
+        if not decades:  # within one decade: matplotlib's own ticks
+            return []
+        gap = (float(norm(decades[-1])) - float(norm(decades[0]))) / max(len(decades) - 1, 1)
+        every = max(1, int(np.ceil(need / max(gap, 1e-9))))
+        picked = decades[::-1][::every]  # the largest decade always shows
+        zero = float(norm(0.0))
+        keep = [v for v in picked if float(norm(v)) - zero >= need]
+        ticks = [0.0] + [s * v for v in keep for s in (1, -1)]
+        return sorted(t for t in ticks if norm.vmin <= t <= norm.vmax)
+
+    def _label_scale(self, lo: float, hi: float) -> None:
+        if self.center is not None:
+            values = self.center + self.fractions * (hi - lo) / 2
+        else:
+            values = lo + self.fractions * (hi - lo)
+        for text, v in zip(self.scale_texts, values):
+            text.set_text(_tick_text(float(v)))
+
+    def limits_at(self, step: int | float) -> tuple[float, float]:
+        """The colour limits at ``step`` (under the ``frame`` scale, blended between the
+        snapshots around it, as the cells are)."""
+        if self.limits is None:
+            return float(self.norm.vmin), float(self.norm.vmax)
+        i, j, w = bracket(self.steps, step)
+        lo, hi = self.limits[i] + w * (self.limits[j] - self.limits[i])
+        return float(lo), float(hi)
+
+    def moving(self) -> list[Any]:
+        return [*super().moving(), *self.scale_texts]
+
+    def draw(self, step: int | float) -> None:
+        if self.limits is not None:
+            lo, hi = self.limits_at(step)
+            self.norm.vmin, self.norm.vmax = lo, hi
+            if self.scale_texts:
+                self._label_scale(lo, hi)
+        super().draw(step)
+
+
+#: A filter grid keeps at most this many cells along each side (tiles and the blank cells
+#: between them): the size up to which a heatmap stays readable (see HeatmapPanel).
+MAX_GRID_CELLS = 512
+
+
+class FilterGrid:
+    """Convolution kernels ``(T, out, in, *kernel)`` as one matrix per snapshot: ``out x in``
+    tiles of ``kh x kw`` (rows: output channels, columns: input channels), a blank (NaN)
+    cell between tiles. Lazy: ``grid[i]`` and ``grid[a:b]`` read only those snapshots (of a
+    memmap), as :class:`HeatmapPanel` and :func:`frame_limits` index it.
+
+    A rank-3 kernel ``(out, in, k)`` (1-D convolution) gives tiles of ``1 x k``; a rank-5
+    kernel ``(out, in, d, kh, kw)`` (3-D convolution) one depth slice, ``depth`` (default the
+    middle one). Beyond :data:`MAX_GRID_CELLS` cells along a side the first channels are
+    shown (``out_shown``, ``in_shown`` say how many).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(T, rows, cols)`` of the matrices.
+    tile : (int, int)
+        ``(kh, kw)``.
+    channels, out_shown, in_shown : ints
+        ``(out, in)`` of the kernel, and how many of each are drawn.
+    depth : int or None
+        The depth slice of a 3-D kernel, and ``depths`` how many there are.
+    """
+
+    ndim = 3
+
+    def __init__(self, values, depth: int | None = None, most: int = MAX_GRID_CELLS):
+        shape = tuple(values.shape[1:])
+        if not 3 <= len(shape) <= 5:
+            raise ValueError(
+                f"a filter grid draws kernels of rank 3 to 5 (out, in, ...), got shape {shape}"
+            )
+        self.values = values
+        self.channels = shape[:2]
+        kernel = shape[2:]
+        self.depth = self.depths = None
+        if len(kernel) == 3:
+            self.depths = kernel[0]
+            self.depth = self.depths // 2 if depth is None or depth < 0 else int(depth)
+            if not 0 <= self.depth < self.depths:
+                raise ValueError(
+                    f"depth {depth} is outside the kernel's {self.depths} depth slices "
+                    f"(0 to {self.depths - 1})"
+                )
+            kernel = kernel[1:]
+        self.tile = (1, kernel[0]) if len(kernel) == 1 else (kernel[0], kernel[1])
+        kh, kw = self.tile
+        self.out_shown = min(self.channels[0], max(1, (most + 1) // (kh + 1)))
+        self.in_shown = min(self.channels[1], max(1, (most + 1) // (kw + 1)))
+        self.shape = (
+            len(values),
+            self.out_shown * (kh + 1) - 1,
+            self.in_shown * (kw + 1) - 1,
+        )
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            i = range(len(self))[index]
+            return self[i : i + 1][0]
+        block = self.values[index][:, : self.out_shown, : self.in_shown]
+        if self.depth is not None:
+            block = block[:, :, :, self.depth]
+        block = np.asarray(block, dtype=float)
+        n = len(block)
+        kh, kw = self.tile
+        block = block.reshape(n, self.out_shown, self.in_shown, kh, kw)
+        grid = np.full((n, self.out_shown, kh + 1, self.in_shown, kw + 1), np.nan)
+        grid[:, :, :kh, :, :kw] = block.transpose(0, 1, 3, 2, 4)
+        grid = grid.reshape(n, self.out_shown * (kh + 1), self.in_shown * (kw + 1))
+        return grid[:, :-1, :-1]
+
+    def centres(self, axis: int) -> np.ndarray:
+        """Cell coordinate of the middle of each tile along ``axis`` (0: rows, the output
+        channels; 1: columns, the input channels)."""
+        k, n = (self.tile[0], self.out_shown) if axis == 0 else (self.tile[1], self.in_shown)
+        return np.arange(n) * (k + 1) + (k - 1) / 2
+
+    def tiles(self, matrix: np.ndarray) -> np.ndarray:
+        """The ``(out_shown, in_shown, kh, kw)`` kernels back from one grid matrix."""
+        kh, kw = self.tile
+        padded = np.pad(matrix, ((0, 1), (0, 1)), constant_values=np.nan)
+        return padded.reshape(self.out_shown, kh + 1, self.in_shown, kw + 1)[
+            :, :kh, :, :kw
+        ].transpose(0, 2, 1, 3)
+
+    def label_tiles(self, ax: Axes, min_px: float = 22) -> None:
+        """Ticks on the tiles' centres, labelled with channel indices (every k-th where
+        tiles are narrower than ``min_px``), and the axes labelled with the channels (and
+        the depth slice of a 3-D kernel)."""
+        box = ax.get_window_extent()
+        depth = "" if self.depth is None else f" (depth slice {self.depth} of {self.depths})"
+        for axis, n, px, label in (
+            (ax.yaxis, self.out_shown, box.height, "output channel"),
+            (ax.xaxis, self.in_shown, box.width, "input channel" + depth),
+        ):
+            centres = self.centres(0 if axis is ax.yaxis else 1)
+            every = max(1, int(np.ceil(min_px / max(px / n, 1e-9))))
+            picks = np.arange(0, n, every)
+            axis.set_ticks(centres[picks], [str(i) for i in picks])
+            axis.set_label_text(label)
+        ax.tick_params(length=2)
+
+
+class StepMapPanel(Panel):
+    """One row per item (a tensor of a model) over training steps: a per-item quantity as a
+    log-coloured image, whole from the first frame, with a cursor at the current step.
+
+    Readable from 1 to 500 rows: every row is labelled while rows are tall enough for a
+    label; below that, runs of rows that share a module prefix are labelled as one group
+    (``encoder.layers.0.self_attn (4)``), with a thin line between groups; failing that,
+    every k-th row. Zero (a tensor that did not move) is drawn grey, no value (no snapshot
+    yet, e.g. the update before the second one) white.
+
+    Parameters
+    ----------
+    ax : Axes
+    edges : (C + 1,) float array
+        Step edges of the image's columns (uniform).
+    values : (rows, C) float array
+        The quantity of each row in each column.
+    labels : sequence of str
+        One per row (the items' names, in order).
+    cmap : str
+    colorbar : str or None
+        What the colours are (the colorbar's label); None: no colorbar.
+    xlabel, ylabel : str
+    """
+
+    ZERO, MISSING = "#c8c8c8", "white"
+    MAX_LABEL = 40
+
+    def __init__(
+        self,
+        ax: Axes,
+        edges: np.ndarray,
+        values: np.ndarray,
+        labels: Sequence[str],
+        *,
+        cmap: str = "viridis",
+        colorbar: str | None = "value",
+        xlabel: str = "step",
+        ylabel: str = "tensor",
+    ):
+        from matplotlib.colors import LogNorm
+
+        self.ax, self.edges = ax, np.asarray(edges, dtype=float)
+        self.values = np.asarray(values, dtype=float)
+        rows, cols = self.values.shape
+        if len(labels) != rows or len(self.edges) != cols + 1:
+            raise ValueError(
+                f"{rows} rows need {rows} labels (got {len(labels)}), {cols} columns "
+                f"{cols + 1} edges (got {len(self.edges)})"
+            )
+        self.labels = list(labels)
+        positive = self.values[np.isfinite(self.values) & (self.values > 0)]
+        lo, hi = (positive.min(), positive.max()) if positive.size else (1e-3, 1.0)
+        if hi <= lo * 10:  # at least a decade, so the colorbar has a labelled tick
+            mid = np.sqrt(lo * hi)
+            lo, hi = mid / np.sqrt(10), mid * np.sqrt(10)
+        self.norm = LogNorm(lo, hi)
+        self.cmap = get_cmap(cmap).with_extremes(under=self.ZERO, bad=self.MISSING)
+        v = self.values
+        with np.errstate(invalid="ignore"):
+            shown = np.where(v > 0, v, np.where(v == 0, lo / 10, np.nan))
+        box = ax.get_window_extent()
+        sampled = rows > box.height or cols > box.width  # more cells than pixels: average
+        self.image = ax.imshow(
+            self.cmap(self.norm(shown), bytes=True),
+            extent=(self.edges[0], self.edges[-1], rows - 0.5, -0.5),
+            aspect="auto",
+            interpolation="antialiased" if sampled else "nearest",
+        )
+        ax.set_xlim(self.edges[0], self.edges[-1])
+        ax.set_ylim(rows - 0.5, -0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        self.row_ticks = self._label_rows(box.height / rows)
+        self.cursor = ax.axvline(self.edges[0], color="#d62728", linewidth=1.5, zorder=3)
+        self.colorbar = None
+        if colorbar is not None:
+            from matplotlib.cm import ScalarMappable
+
+            cax = colorbar_axes(ax)
+            zeros = bool((self.values == 0).any())
+            self.colorbar = ax.figure.colorbar(
+                ScalarMappable(self.norm, self.cmap), cax=cax, extend="min" if zeros else "neither"
+            )
+            fit_colorbar_label(
+                self.colorbar, [f"{colorbar} (log scale)", f"{colorbar}\n(log scale)", colorbar]
+            )
+
+    @classmethod
+    def shorten(cls, labels: Sequence[str]) -> list[str]:
+        """``labels`` in at most :attr:`MAX_LABEL` characters each: the first ``k`` parts of
+        every dotted name cut to 3 letters (those longer than 4), the same ``k`` for all
+        (the least that makes them fit; ``enc.lay.0.self_attn.in_proj_weight``: layer
+        indices and the tensor's own name stay, siblings alike), then what is still too long
+        shortened in the middle."""
+        split = [label.split(".") for label in labels]
+
+        def cut(parts: list[str], k: int) -> str:
+            k = min(k, len(parts) - 2)
+            return ".".join([p[:3] if len(p) > 4 else p for p in parts[:k]] + parts[max(k, 0) :])
+
+        out = list(labels)
+        for k in range(max((len(p) for p in split), default=0) - 1):
+            out = [cut(p, k) for p in split]
+            if all(len(label) <= cls.MAX_LABEL for label in out):
+                break
+        keep = cls.MAX_LABEL - 1
+        return [
+            label
+            if len(label) <= cls.MAX_LABEL
+            else label[: keep // 2] + "\u2026" + label[len(label) - (keep - keep // 2) :]
+            for label in out
+        ]
+
+    def _label_rows(self, row_px: float) -> str:
+        """Label rows (see the class docstring); returns how: ``"each"``, ``"groups"`` or
+        ``"every k"``."""
+        ax, labels = self.ax, self.labels
+        font_px = matplotlib.font_manager.FontProperties(size="x-small").get_size_in_points()
+        font_px *= ax.figure.dpi / 72
+        fit = max(1, int(len(labels) * row_px // (1.6 * font_px)))
+        ax.tick_params(axis="y", labelsize="x-small", length=2)
+        if len(labels) <= fit:
+            ax.set_yticks(range(len(labels)), self.shorten(labels))
+            return "each"
+        runs = module_runs(labels, fit, min_gap=1.6 * font_px / row_px)
+        if runs is not None:
+            centres = [(a + b - 1) / 2 for _, a, b in runs]
+            ax.set_yticks(centres, self.shorten([f"{key} ({b - a})" for key, a, b in runs]))
+            for _, a, _ in runs[1:]:
+                ax.axhline(a - 0.5, color="white", linewidth=0.8, zorder=2)
+            return "groups"
+        every = int(np.ceil(len(labels) / fit))
+        picks = range(0, len(labels), every)
+        ax.set_yticks(list(picks), self.shorten([f"{i}: {labels[i]}" for i in picks]))
+        return f"every {every}"
+
+    def moving(self) -> list[Any]:
+        return [self.cursor]
+
+    def draw(self, step: int | float) -> None:
+        self.cursor.set_xdata([float(step)] * 2)
+
+
+def module_runs(
+    names: Sequence[str], most: int, min_gap: float = 0.0
+) -> list[tuple[str, int, int]] | None:
+    """``names`` (dotted, in model order) cut into runs of consecutive names in one module:
+    ``(module, first, stop)`` each. Starting from the whole model, the largest runs that
+    can be (all of one size, so sibling layers alike) are split by one more level of the
+    module path (a run whose names all lie in one submodule takes its name:
+    ``bert.encoder`` becomes ``bert.encoder.layer``), while there
+    are at most ``most`` runs with centres at least ``min_gap`` rows apart (so that their
+    labels never run into each other): BERT's 42 tensors give ``bert.embeddings``,
+    ``bert.encoder.layer.0.attention``, ... where rows are tall enough, ``bert.embeddings``,
+    ``bert.encoder.layer.0``, ``bert.encoder.layer.1``, ``cls`` where they are not. None
+    where no split fits (one run says nothing)."""
+    paths = [n.split(".")[:-1] or [n] for n in names]
+
+    def split(depth: int, a: int, b: int) -> list[tuple[int, int, int]]:
+        """Run ``a:b`` at ``depth`` split one level deeper (descending while it stays one)."""
+        while any(len(paths[i]) > depth for i in range(a, b)):
+            depth += 1
+            parts: list[tuple[int, int, int]] = []
+            for i in range(a, b):
+                key = paths[i][:depth]
+                if parts and paths[parts[-1][1]][:depth] == key:
+                    parts[-1] = (depth, parts[-1][1], i + 1)
+                else:
+                    parts.append((depth, i, i + 1))
+            if len(parts) > 1:
+                return parts
+        return [(depth, a, b)]
+
+    def fits(runs: list[tuple[int, int, int]]) -> bool:
+        centres = [(a + b - 1) / 2 for _, a, b in runs]
+        return len(runs) <= most and (len(runs) < 2 or min(np.diff(centres)) >= min_gap)
+
+    runs = split(0, 0, len(names))
+    if len(runs) < 2 or not fits(runs):
+        return None
+    while True:
+        parts = [split(*run) for run in runs]
+        sizes = [b - a for (_, a, b), p in zip(runs, parts) if len(p) > 1]
+        if not sizes:
+            break
+        largest = max(sizes)  # split every run of that size, so sibling layers alike
+        trial = [
+            r
+            for (d, a, b), p in zip(runs, parts)
+            for r in (p if b - a == largest and len(p) > 1 else [(d, a, b)])
+        ]
+        if not fits(trial):
+            break
+        runs = trial
+    return [(".".join(paths[a][:depth]), a, b) for depth, a, b in runs]
+
+
+# -- layout: panels packed into cells, each fitted so that nothing it draws leaves its cell
+
+
+def packed_cells(
+    rows: Sequence[Sequence[float]],
+    *,
+    left: float,
+    right: float,
+    bottom: float,
+    top: float,
+) -> list[Any]:
+    """Cells (figure-fraction :class:`~matplotlib.transforms.Bbox`, row by row) that tile
+    the box ``left..right`` x ``bottom..top`` with no hole: equal-height rows, each split
+    among its panels in proportion to their weights (``[[2, 1], [1, 1]]``: a double-width
+    panel and a single one above two halves)."""
+    from matplotlib.transforms import Bbox
+
+    cells = []
+    height = (top - bottom) / len(rows)
+    for r, weights in enumerate(rows):
+        y1 = top - r * height
+        x = left
+        total = float(sum(weights))
+        for w in weights:
+            x1 = x + (right - left) * w / total
+            cells.append(Bbox.from_extents(x, y1 - height, x1, y1))
+            x = x1
+    return cells
+
+
+def axes_in(fig, cell, *, colorbar: bool = False) -> Axes:
+    """Axes inside ``cell`` (figure fractions), leaving first guesses of the room its tick
+    labels, axis labels, title (and colorbar) take; :func:`fit_into` then makes it exact."""
+    w, h = fig.get_size_inches()
+    left, right = 0.75 / w, (1.1 if colorbar else 0.25) / w
+    bottom, top = 0.6 / h, 0.35 / h
+    return fig.add_axes(
+        (
+            cell.x0 + left,
+            cell.y0 + bottom,
+            max(cell.width - left - right, 0.05),
+            max(cell.height - bottom - top, 0.05),
+        )
+    )
+
+
+def _titles(ax: Axes) -> dict[str, Any]:
+    """``ax``'s non-empty titles by ``loc`` (``left``, ``center``, ``right``)."""
+    from matplotlib.text import Text
+
+    texts = [t for t in ax.get_children() if isinstance(t, Text)]
+    out = {}
+    for loc in ("left", "center", "right"):
+        text = ax.get_title(loc=loc)
+        found = [t for t in texts if text and t.get_text() == text and t not in out.values()]
+        if found:
+            out[loc] = found[0]
+    return out
+
+
+def _fit_text(title, room_px: float, renderer, *, drop: bool = False) -> None:
+    """Make ``title`` at most ``room_px`` wide: a smaller font first (down to x-small), then
+    shortened in the middle; with ``drop``, emptied instead where under 3 characters would
+    be left."""
+    for size in ("small", "x-small"):
+        if title.get_window_extent(renderer).width <= room_px:
+            return
+        title.set_fontsize(size)
+    text = title.get_text()
+    while len(text) > 4 and title.get_window_extent(renderer).width > room_px:
+        keep = len(text) - 2
+        text = text[: keep // 2] + "\u2026" + text[len(text) - (keep - keep // 2) + 1 :]
+        title.set_text(text)
+    if drop and title.get_window_extent(renderer).width > room_px:
+        title.set_text("")
+
+
+def _fit_titles(ax: Axes, right_px: float, renderer) -> None:
+    """Fit ``ax``'s titles left of ``right_px``: the left (or centre) one, then the right one
+    in the room between it and the axes' right edge (dropped if there is none)."""
+    titles = _titles(ax)
+    main = titles.get("left") or titles.get("center")
+    if main is not None:
+        _fit_text(main, right_px - ax.get_window_extent(renderer).x0, renderer)
+    side = titles.get("right")
+    if side is not None:
+        start = main.get_window_extent(renderer).x1 + 12 if main is not None else 0
+        _fit_text(side, ax.get_window_extent(renderer).x1 - start, renderer, drop=True)
+
+
+def _overflow(lo: float, hi: float, cell_lo: float, cell_hi: float) -> tuple[float, float, float]:
+    """``(shift, shrink_lo, shrink_hi)`` that bring the extent ``lo..hi`` inside
+    ``cell_lo..cell_hi``: move towards free room first, shrink by what is left."""
+    lo_over, hi_over = cell_lo - lo, hi - cell_hi  # > 0: sticks out on that side
+    if lo_over <= 0 and hi_over <= 0:
+        return 0.0, 0.0, 0.0
+    if lo_over > 0 and hi_over > 0:
+        return 0.0, lo_over, hi_over
+    if hi_over > 0:
+        move = min(hi_over, -lo_over)
+        return -move, 0.0, hi_over - move
+    move = min(lo_over, -hi_over)
+    return move, lo_over - move, 0.0
+
+
+def fit_into(ax: Axes, cell, *, pad_px: float = 4.0, rounds: int = 8) -> None:
+    """Move and shrink ``ax`` so that all it draws (:meth:`Axes.get_tightbbox`: tick labels,
+    axis labels, title, colorbar insets) lies inside ``cell`` (figure fractions), ``pad_px``
+    from its edges: so panels in neighbouring cells never overlap. A title wider than the
+    room left of the cell's right edge gets a smaller font, then is shortened in the middle
+    (a right-hand title fits between it and the axes' right edge, or is dropped). Axes with
+    a fixed aspect shrink keeping it. Measured with the figure's renderer, once, at build
+    time: the frame size never changes."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    (cx0, cy0), (cx1, cy1) = fig.transFigure.transform(cell.get_points())
+    cx0, cy0, cx1, cy1 = cx0 + pad_px, cy0 + pad_px, cx1 - pad_px, cy1 - pad_px
+    ax.set_position(ax.get_position())  # the drawn box (after any aspect) is the one to fit
+    for _ in range(rounds):
+        _fit_titles(ax, cx1, renderer)
+        tight = ax.get_tightbbox(renderer)
+        sx, lx, hx = _overflow(tight.x0, tight.x1, cx0, cx1)
+        sy, ly, hy = _overflow(tight.y0, tight.y1, cy0, cy1)
+        if not any((sx, lx, hx, sy, ly, hy)):
+            return
+        (x0, y0), (x1, y1) = ax.get_window_extent(renderer).get_points()
+        x0, x1, y0, y1 = x0 + sx + lx, x1 + sx - hx, y0 + sy + ly, y1 + sy - hy
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return  # nothing sensible fits: leave it
+        (fx0, fy0), (fx1, fy1) = fig.transFigure.inverted().transform([(x0, y0), (x1, y1)])
+        ax.set_position((fx0, fy0, fx1 - fx0, fy1 - fy0))
+
+
+def thin_step_ticks(ax: Axes, gap_px: float = 10.0) -> None:
+    """Fewer integer ticks on ``ax``'s x axis (a step axis) until its labels stand at least
+    ``gap_px`` apart: a narrow panel of a long run gets 0, 3000, 6000, not ten labels run
+    together."""
+    renderer = ax.figure.canvas.get_renderer()
+    lo, hi = sorted(ax.get_xlim())
+    for bins in (8, 6, 5, 4, 3, 2, 1):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=bins, integer=True))
+        ax.get_tightbbox(renderer)  # places the ticks and their labels
+        boxes = sorted(
+            (
+                t.get_window_extent(renderer)
+                for t in ax.get_xticklabels()
+                if t.get_text() and lo <= t.get_position()[0] <= hi
+            ),
+            key=lambda b: b.x0,
+        )
+        if all(b.x0 - a.x1 >= gap_px for a, b in zip(boxes, boxes[1:])):
+            return

@@ -35,11 +35,15 @@ class ReluParticlesSceneConfig(ParticlesSceneConfig):
     curve : str
         The curve beside the particles: ``loss`` (on held-out samples), ``rel_error``, or
         "" for none.
+    rays : bool
+        A ray from the origin through each teacher neuron: a ReLU neuron ``a_j w_j`` is a
+        direction, which a student reaches along the ray (--no-rays: the dots only).
     """
 
     show: str = "positions"
     limit: float = 2.0
     curve: str = "loss"
+    rays: bool = True
 
 
 @register(

@@ -5,45 +5,72 @@ SERIES[,SERIES]`` chooses what is drawn, and the output, size and quality flags 
 of every scene (``--help`` lists them). What each series becomes:
 
 * a ``(T, n, 2)`` series that is not a parameter: particles in the plane, with their paths;
-* a matrix or vector (a parameter, gradient, buffer or derived tensor): a heatmap, colour
-  limits fixed over the run and centred on 0;
+* a matrix or vector (a parameter, gradient, buffer or derived tensor): a heatmap as
+  ``scenes.weights`` draws it (colour limits fixed over the run and centred on 0, per frame
+  for gradients; a convolution kernel as a filter grid);
 * a summarised tensor (``stats`` with ``histogram`` series): its percentile bands;
 * a scalar: a growing curve (log axis where it spans decades).
 
 Without ``--show`` the dashboard takes, in this order, one particle series, two
-summaries, two matrices (parameters first) and scalars, at most six panels.
+summaries, two matrices (parameters first) and scalars, at most six panels. A model of
+more than :data:`MANY_TENSORS` parameter tensors gets, instead of two of its matrices,
+one picture of them all: the ``scenes.layers`` map of every tensor's relative update
+(twice as wide as the other panels).
+
+Layout: panels are packed row by row with no hole (rows of equal height, each split among
+its panels), every axis is labelled with its quantity (the loss axis says ``loss``), a
+heatmap is at most :data:`~scenes.weights.MAX_STRETCH` times as wide as tall (or tall as
+wide), and each panel is fitted into its cell by measuring what it draws, so that no
+label reaches into another panel.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dynamics.recording import Recording, Series
 
-from .base import Field, PanelScene, grid_axes, split_names
+from .base import Field, PanelScene, resolve_series, split_names
 from .curves import scalar_series, spans_decades
+from .layers import map_panel, tensor_map
 from .particles import ParticlesScene, ParticlesSceneConfig, planar_series
 from .plotting import (
     CurvesPanel,
     DistributionPanel,
     ParticlePanel,
+    axes_in,
+    fit_into,
+    packed_cells,
+    thin_step_ticks,
 )
 from .registry import register
 from .weights import WeightsScene, WeightsSceneConfig, matrix_series
 
-__all__ = ["DashboardScene", "DashboardSceneConfig", "plan"]
+__all__ = ["DashboardScene", "DashboardSceneConfig", "plan", "pack_rows"]
 
 MAX_PANELS = 6
+#: Above this many parameter tensors, the dashboard draws the map of every tensor
+#: (``scenes.layers``) instead of two heatmaps.
+MANY_TENSORS = 12
+#: The name (``--show layers``) and title of the panel of every tensor.
+LAYERS = "layers"
+#: Width units in one row of the dashboard (a map of every tensor takes two).
+ROW_UNITS = 3
+#: What the numbers of a summarised tensor are (its percentile bands' axis).
+SUMMARISED = {"parameter": "weight", "gradient": "gradient", "activation": "activation"}
 
 
 @dataclass(frozen=True)
 class View:
     """One panel of the dashboard: how (``particles``, ``heatmap``, ``distribution``,
-    ``curve``) to draw what (a series name, or a summary's label)."""
+    ``curve``, ``layers``) to draw what (a series name, a summary's label, or ``layers``:
+    every parameter tensor)."""
 
     how: str
     name: str
@@ -90,6 +117,16 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
             )
         return View(how, name, np.asarray(recording[name].steps))
 
+    def layers_view() -> View:
+        params = recording.of_kind("parameter")
+        if not params or max(len(s) for s in params.values()) < 2:
+            raise ValueError(
+                f"{LAYERS!r} (every tensor's relative update) needs parameter series of at least "
+                f"two snapshots; the recording has {len(params)} parameter series"
+            )
+        steps = np.unique(np.concatenate([np.asarray(s.steps) for s in params.values()]))
+        return View("layers", LAYERS, steps)
+
     def summary_view(summary) -> View:
         return View("distribution", summary.label, np.asarray(recording[summary.histogram].steps))
 
@@ -100,6 +137,8 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
         for name in show:  # a series by its own name first, else a summary by label
             if name in recording and name not in by_series:
                 views.append(series_view(name))
+            elif name == LAYERS:
+                views.append(layers_view())
             elif name in summaries or name in by_series:
                 views.append(summary_view(summaries.get(name) or by_series[name]))
             else:
@@ -109,7 +148,11 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     preferred = [n for n in recording.metadata.get("show") or [] if n in summaries]
     picked = [summaries[n] for n in dict.fromkeys(preferred + list(summaries))][:2]
     views = [series_view(n) for n in planar[:1]] + [summary_view(s) for s in picked]
-    views += [series_view(n) for n in matrices[:2]]
+    params = recording.of_kind("parameter")
+    if len(params) > MANY_TENSORS and max(len(s) for s in params.values()) >= 2:
+        views.append(layers_view())
+    else:
+        views += [series_view(n) for n in matrices[:2]]
     views += [series_view(n) for n in scalars[: max(0, MAX_PANELS - len(views))]]
     if not views:
         present = ", ".join(
@@ -129,8 +172,10 @@ class DashboardSceneConfig:
     Attributes
     ----------
     show : str
-        Comma-separated series (or summary labels such as ``activation fc1``) to draw, one
-        panel each, at most 6; default: chosen from the kinds of the series.
+        Comma-separated series (or summary labels such as ``activation fc1``, or layers: the
+        relative update of every parameter tensor, one row each) to draw, one panel each, at
+        most 6; default: chosen from the kinds of the series (layers for more than 12
+        parameter tensors). Each panel's title is the name this takes.
     """
 
     show: str = ""
@@ -143,13 +188,23 @@ class DashboardSceneConfig:
     "particles.",
 )
 class DashboardScene(PanelScene):
-    """Any recording as a dashboard: curves, heatmaps, percentile bands and particles by kind."""
+    """Any recording as a dashboard: curves, heatmaps, percentile bands and particles by kind.
+
+    After the figure is built, ``cells_`` holds each panel's cell (figure fractions): they
+    tile the area below the header with no hole, and each panel lies inside its own.
+    """
 
     Config = DashboardSceneConfig
     title = "Training dashboard"
+    series_fields = ()  # resolved in check(): --show also takes "layers"
 
     def check(self) -> None:
-        self.views_ = plan(self.recording, split_names(self.config.show))
+        rec = self.recording
+        show = [
+            n if n == LAYERS and n not in rec else resolve_series(rec, n)
+            for n in split_names(self.config.show)
+        ]
+        self.views_ = plan(rec, show)
 
     def timeline(self) -> np.ndarray:
         return np.unique(np.concatenate([v.steps for v in self.views_]))
@@ -164,38 +219,57 @@ class DashboardScene(PanelScene):
         return [Field(v.name, v.name, "{:.4g}") for v in self.views_ if v.how == "curve"][:3]
 
     def build(self, fig: Figure):
-        n = len(self.views_)
-        cols = n if n <= 3 else math.ceil(n / 2)
-        rows = math.ceil(n / cols)
-        gs = grid_axes(
-            fig,
-            rows,
-            cols,
-            top=self.header_bottom - 0.05,
-            bottom=0.09,
-            left=0.06,
-            right=0.92,
-            wspace=0.45,
-            hspace=0.5,
+        units = [2 if v.how == "layers" else 1 for v in self.views_]
+        cells = self.cells_ = packed_cells(
+            pack_rows(units), left=0.01, right=0.99, bottom=0.01, top=self.header_bottom - 0.01
         )
         panels = []
         rec = self.recording
         summaries = rec.summaries()
-        for k, v in enumerate(self.views_):
-            ax = fig.add_subplot(gs[divmod(k, cols)])
+        small = len(self.views_) > 3
+        for cell, v in zip(cells, self.views_):
+            ax = axes_in(fig, cell, colorbar=v.how in ("heatmap", "layers"))
             ax.set_title(v.name, fontsize="medium", loc="left")
             if v.how == "curve":
                 s = rec[v.name]
                 panels.append(
-                    CurvesPanel(ax, s.steps, s.values, log=spans_decades(s.values), xlabel="step")
+                    CurvesPanel(
+                        ax,
+                        s.steps,
+                        s.values,
+                        log=spans_decades(s.values),
+                        xlabel="step",
+                        ylabel=v.name,
+                    )
                 )
             elif v.how == "heatmap":  # as scenes.weights draws it
-                panels.append(
-                    WeightsScene._panel(ax, rec, v.name, WeightsSceneConfig(), colorbar=True)
+                config = WeightsSceneConfig()
+                note = WeightsScene.describe(rec, v.name, config)[len(v.name) :].strip(" ()")
+                ax.set_title(note, fontsize="small", loc="right", color="#444444")
+                panels.append(WeightsScene._panel(ax, rec, v.name, config, colorbar=True))
+            elif v.how == "layers":  # as scenes.layers draws it
+                tmap = tensor_map(rec, "update")
+                ax.set_title(
+                    f"relative update of all {len(tmap.labels)} tensors",
+                    fontsize="small",
+                    loc="right",
+                    color="#444444",
                 )
+                panels.append(map_panel(ax, tmap))
             elif v.how == "distribution":
-                steps, counts, edges = summaries[v.name].read(rec)
-                panels.append(DistributionPanel(ax, steps, counts, edges, xlabel="step"))
+                summary = summaries[v.name]
+                steps, counts, edges = summary.read(rec)
+                panels.append(
+                    DistributionPanel(
+                        ax,
+                        steps,
+                        counts,
+                        edges,
+                        xlabel="step",
+                        ylabel=SUMMARISED.get(summary.of, "value"),
+                    )
+                )
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no "2.5"
             else:
                 s = rec[v.name]  # references and limits as scenes.particles finds them
                 refs, _ = ParticlesScene.references(rec, v.name)
@@ -207,11 +281,16 @@ class DashboardScene(PanelScene):
                         s.values,
                         refs,
                         limit=box,
-                        particle_size=max(8.0, 40 / max(rows, cols)),
+                        particle_size=20.0 if small else 40.0,
                         legend=False,
                         labels=("particle", "reference"),
                     )
                 )
+                ax.set_xlabel(f"{v.name}, coordinate 0")
+                ax.set_ylabel(f"{v.name}, coordinate 1")
+            fit_into(ax, cell)
+            if v.how != "particles":
+                thin_step_ticks(ax)
         return panels
 
     @classmethod
@@ -230,6 +309,27 @@ class DashboardScene(PanelScene):
             series,
             {"experiment": "example", "caption": "one series of each kind (an example recording)"},
         )
+
+
+def pack_rows(units: list[int], per_row: int = ROW_UNITS) -> list[list[int]]:
+    """Panels of ``units`` widths (in order) cut into the fewest rows of at most about
+    ``per_row`` units, as even as can be: ``[1, 1, 1, 1, 1]`` -> ``[[1, 1, 1], [1, 1]]``,
+    ``[1, 1, 2, 1]`` -> ``[[1, 1], [2, 1]]``. Each row is then split among its panels by
+    their units, so the grid has no hole."""
+    n = len(units)
+    rows = max(1, math.ceil(sum(units) / per_row))
+    best = None
+    for r in range(min(rows, n), n + 1):
+        for cuts in itertools.combinations(range(1, n), r - 1):
+            bounds = (0, *cuts, n)
+            parts = [units[a:b] for a, b in zip(bounds, bounds[1:])]
+            widest = max(sum(p) for p in parts)
+            score = (widest > per_row, widest, -min(sum(p) for p in parts))
+            if best is None or score < best[0]:
+                best = (score, parts)
+        if best is not None and not best[0][0]:
+            break
+    return [list(p) for p in best[1]]
 
 
 if __name__ == "__main__":

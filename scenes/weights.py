@@ -1,10 +1,20 @@
 """Heatmaps of any recorded matrices over training, side by side on one timeline.
 
 Run: ``python -m scenes.weights RUN.rec [--show 0.weight,2.weight]`` (writes
-``outputs/weights.mp4``); ``--help`` lists every flag. A tensor of higher rank is drawn as
-a matrix whose rows are its first axis and whose columns are the rest flattened (a
-convolution's ``(out, in, kh, kw)`` weight becomes ``out x (in * kh * kw)``); a vector is
-one row.
+``outputs/weights.mp4``); ``--help`` lists every flag.
+
+* Colour scale (``--scale``): fixed over the run for weights, so a colour means one value
+  in every frame; per frame for gradients, from the 99th percentile of ``|g|`` of each
+  frame, so a gradient that shrinks over decades stays readable instead of fading to
+  white (``--scale symlog``: a symmetric log scale fixed over the run). The colorbar says
+  which scale it shows; under the per-frame scale its tick labels follow the frame.
+* A convolution kernel (rank 3 to 5, ``(out, in, *kernel)``) is drawn as a filter grid by
+  default: ``out x in`` tiles of ``kh x kw`` (a 3-D kernel: its middle depth slice, or
+  ``--depth``, said in the title). ``--kernels flat`` draws it as other tensors of higher
+  rank: rows its first axis, columns the rest flattened (``out x (in * kh * kw)``).
+* A vector is one row. A matrix keeps square cells unless that would make a panel more
+  than :data:`MAX_STRETCH` times as wide as tall (or tall as wide): a 4 x 512 matrix is a
+  wide, short panel, not a sliver, nor stretched into a tall one.
 """
 
 from __future__ import annotations
@@ -16,13 +26,35 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording, Series
 
-from .base import Cell, Field, PanelScene, grid_axes, split_names
-from .plotting import HeatmapPanel, get_cmap, matrix_view
+from .base import Cell, Field, PanelScene, split_names
+from .plotting import (
+    HEATMAP_SCALES,
+    FilterGrid,
+    ScaledHeatmapPanel,
+    axes_in,
+    fit_into,
+    get_cmap,
+    matrix_view,
+    packed_cells,
+)
 from .registry import register
 
-__all__ = ["WeightsScene", "WeightsSceneConfig", "matrix_series"]
+__all__ = [
+    "WeightsScene",
+    "WeightsSceneConfig",
+    "matrix_series",
+    "heatmap_values",
+    "box_aspect",
+    "quantity_of",
+]
 
 NOT_MATRICES = ("scalar", "stats", "histogram", "edges", "data")
+#: A heatmap's panel is at most this many times as wide as tall (or tall as wide).
+MAX_STRETCH = 4.0
+#: What the cells of a series of each kind are (the colorbar's label).
+QUANTITY = {"parameter": "weight", "gradient": "gradient", "activation": "activation"}
+SCALES = ("auto", *HEATMAP_SCALES)
+KERNEL_VIEWS = ("grid", "flat")
 
 
 def matrix_series(recording: Recording) -> list[str]:
@@ -41,6 +73,27 @@ def matrix_series(recording: Recording) -> list[str]:
     )  # stable: recording order otherwise
 
 
+def quantity_of(series: Series) -> str:
+    """What a series' numbers are, from its kind: ``weight``, ``gradient``, ``activation``,
+    else ``value``."""
+    return QUANTITY.get(series.kind, "value")
+
+
+def box_aspect(rows: int, cols: int) -> float:
+    """Height / width of a heatmap of ``rows x cols`` cells: square cells, within
+    ``1 / MAX_STRETCH`` to ``MAX_STRETCH``."""
+    return float(np.clip(rows / cols, 1 / MAX_STRETCH, MAX_STRETCH))
+
+
+def heatmap_values(series: Series, config: "WeightsSceneConfig"):
+    """What a heatmap of ``series`` draws: a :class:`~scenes.plotting.FilterGrid` of a
+    kernel of rank 3 to 5 (unless ``config.kernels`` is ``flat``), else the snapshots as
+    matrices (:func:`~scenes.plotting.matrix_view`). Lazy either way."""
+    if config.kernels == "grid" and 3 <= len(series.shape) <= 5:
+        return FilterGrid(series.values, depth=config.depth_index)
+    return matrix_view(series.values)
+
+
 @dataclass(frozen=True)
 class WeightsSceneConfig:
     """What the heatmaps show.
@@ -54,13 +107,29 @@ class WeightsSceneConfig:
         Colormap, any matplotlib or seaborn name; a diverging one ("RdBu_r", "vlag") with
         ``center`` shows the sign of each weight.
     center : bool
-        Colour limits centred on 0 (-m to m, m the largest |value| over the run), so white
-        means zero in every frame; --no-center uses the run's minimum and maximum.
+        Colour limits centred on 0 (-m to m), so white means zero in every frame;
+        --no-center uses the minimum and maximum (of the run, or percentiles of the frame).
+    scale : str
+        Colour scale of each heatmap: run (limits fixed over the run: m the largest |value|),
+        frame (limits from each frame's 99th percentile of |value|, so gradients that shrink
+        over decades stay readable; the colorbar's ticks follow the frame), symlog (a
+        symmetric log scale fixed over the run, linear near 0), or auto (frame for
+        gradients, run for everything else). The colorbar says which scale it shows.
+    kernels : str
+        How a convolution kernel (rank 3 to 5: out, in, then the kernel) is drawn: grid (out
+        x in tiles of kh x kw, the filters as they are; a 3-D kernel's depth slice) or flat
+        (out rows of in*kh*kw columns).
+    depth : str
+        The depth slice of a 3-D kernel (out, in, d, kh, kw) that the grid shows: middle, or
+        its index from 0. The title says which.
     """
 
     show: str = ""
     cmap: str = "RdBu_r"
     center: bool = True
+    scale: str = "auto"
+    kernels: str = "grid"
+    depth: str = "middle"
 
     def __post_init__(self):
         get_cmap(self.cmap)  # fail early, with the list of names
@@ -68,17 +137,36 @@ class WeightsSceneConfig:
             raise ValueError(
                 f"show takes at most 4 series side by side, got {len(split_names(self.show))}"
             )
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
+        if self.kernels not in KERNEL_VIEWS:
+            raise ValueError(
+                f"kernels must be one of {', '.join(KERNEL_VIEWS)}, got {self.kernels!r}"
+            )
+        if self.depth != "middle" and not (self.depth.isdigit() and self.depth.isascii()):
+            raise ValueError(f"depth must be middle or a slice index from 0, got {self.depth!r}")
+
+    @property
+    def depth_index(self) -> int | None:
+        """``depth`` as an index (None: the middle slice)."""
+        return None if self.depth == "middle" else int(self.depth)
+
+    def scale_for(self, series: Series) -> str:
+        """The colour scale of ``series``: ``scale``, with ``auto`` resolved by its kind."""
+        if self.scale != "auto":
+            return self.scale
+        return "frame" if series.kind == "gradient" else "run"
 
 
 @register(
     "weights",
     description="Draw any recorded matrices (weights, gradients, derived tensors) of a saved "
-    "recording as heatmaps over training, side by side on one timeline, with colour limits fixed "
-    "over "
-    "the run.",
+    "recording as heatmaps over training, side by side on one timeline: colour limits fixed over "
+    "the run for weights, following each frame for gradients (--scale), convolution kernels as "
+    "filter grids (--kernels).",
 )
 class WeightsScene(PanelScene):
-    """Heatmaps of recorded matrices over training, with colour limits fixed over the run.
+    """Heatmaps of recorded matrices over training, on a colour scale that suits each kind.
 
     Reads the series named by ``show`` (default: the parameters that are matrices), and
     ``loss`` for the readout when present.
@@ -112,6 +200,8 @@ class WeightsScene(PanelScene):
 
     def check(self) -> None:
         self.shown_ = self.shown(self.recording, self.config)
+        for name in self.shown_:  # a depth slice the kernel lacks fails here, in one line
+            heatmap_values(self.recording[name], self.config)
 
     def timeline(self) -> np.ndarray:
         return np.unique(np.concatenate([np.asarray(self.recording[n].steps) for n in self.shown_]))
@@ -128,48 +218,67 @@ class WeightsScene(PanelScene):
         return f"{what} over training"
 
     @classmethod
+    def describe(cls, recording: Recording, name: str, config) -> str:
+        """The panel title of series ``name``: its name and what the heatmap shows of it."""
+        series = recording[name]
+        shape, values = series.shape, heatmap_values(series, config)
+        if isinstance(values, FilterGrid):
+            (o, i), (kh, kw) = values.channels, values.tile
+            what = f"{o} x {i} filters of {kh} x {kw}"
+            if (values.out_shown, values.in_shown) != (o, i):
+                what += f", first {values.out_shown} x {values.in_shown}"
+            if values.depth is not None:
+                what += f", depth slice {values.depth} of {values.depths}"
+            return f"{name}  ({what})"
+        rows, cols = values.shape[1:]
+        note = "" if len(shape) == 2 else f", from {'x'.join(map(str, shape))}"
+        return f"{name}  ({rows} x {cols}{note})"
+
+    @classmethod
     def _panel(
         cls, ax, recording: Recording, name: str, config, colorbar: bool, **limits
-    ) -> HeatmapPanel:
+    ) -> ScaledHeatmapPanel:
+        """The heatmap of series ``name`` on ``ax``, its axes labelled (``limits``: colour
+        limits shared by a sweep's cells, which fix the scale over the run)."""
         series = recording[name]
-        values = matrix_view(series.values)
+        values = heatmap_values(series, config)
+        grid = isinstance(values, FilterGrid)
         rows, cols = values.shape[1:]
-        square = 0.1 <= rows / cols <= 10  # square cells unless that would make a sliver
-        return HeatmapPanel(
+        ax.set_box_aspect(box_aspect(rows, cols))
+        panel = ScaledHeatmapPanel(
             ax,
             series.steps,
             values,
+            scale="run" if limits else config.scale_for(series),
+            quantity=quantity_of(series),
             cmap=config.cmap,
             center=0.0 if config.center else None,
-            colorbar="value" if colorbar else None,
-            square=square,
+            colorbar=colorbar,
+            edgecolor=None if grid else "auto",  # the blank cells between tiles part them
             **limits,
         )
+        if grid:
+            values.label_tiles(ax)
+            ax.spines[:].set_visible(False)  # the tiles are framed by the blank cells
+        else:
+            ax.set_xlabel("column")
+            ax.set_ylabel("row")
+        return panel
 
     def build(self, fig: Figure):
         n = len(self.shown_)
-        rows, cols = (2, 2) if n == 4 else (1, n)
-        gs = grid_axes(
-            fig,
-            rows,
-            cols,
-            top=self.header_bottom - 0.06,
-            bottom=0.1,
-            left=0.06,
-            right=0.9,
-            wspace=0.55,
-            hspace=0.45,
+        rows = [[1, 1], [1, 1]] if n == 4 else [[1] * n]
+        cells = packed_cells(
+            rows, left=0.02, right=0.98, bottom=0.02, top=self.header_bottom - 0.02
         )
         panels = []
-        for k, name in enumerate(self.shown_):
-            ax = fig.add_subplot(gs[divmod(k, cols)])
-            shape = self.recording[name].shape
-            view = matrix_view(self.recording[name].values).shape[1:]
-            note = "" if len(shape) == 2 else f", from {'x'.join(map(str, shape))}"
-            ax.set_title(f"{name}  ({view[0]} x {view[1]}{note})", fontsize="medium", loc="left")
+        for cell, name in zip(cells, self.shown_):
+            ax = axes_in(fig, cell, colorbar=True)
+            ax.set_title(
+                self.describe(self.recording, name, self.config), fontsize="medium", loc="left"
+            )
             panels.append(self._panel(ax, self.recording, name, self.config, colorbar=True))
-            ax.set_xlabel("column")
-            ax.set_ylabel("row")
+            fit_into(ax, cell)
         return panels
 
     @classmethod
@@ -177,7 +286,10 @@ class WeightsScene(PanelScene):
         """One colour scale for every run: the first matrix's range over all of them."""
         from .plotting import _finite_range
 
-        ranges = [_finite_range(r[cls.shown(r, config)[0]].values) for r in recordings]
+        firsts = [r[cls.shown(r, config)[0]] for r in recordings]
+        if any(config.scale_for(s) != "run" for s in firsts):
+            return {}  # each cell on its own scale (per frame, or symlog)
+        ranges = [_finite_range(heatmap_values(s, config)) for s in firsts]
         lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
         if not np.isfinite([lo, hi]).all():
             return {}

@@ -131,13 +131,13 @@ def test_particles_title_is_honest_and_loss_optional():
     rec = ParticlesScene.example()
     bare = Recording({"positions": rec["positions"]})
     scene = ParticlesScene(bare, ParticlesSceneConfig(curve=""), DRAFT)
-    assert scene.heading() == "5 particles over training" and len(
+    assert scene.heading() == "positions: 5 particles over training" and len(
         scene.panels_ if scene.frame(0) is not None else []
     )
     assert len(scene.panels_) == 1
     assert (
         ParticlesScene(rec, None, DRAFT).heading()
-        == "5 particles and 2 reference points over training"
+        == "positions: 5 particles and 2 reference points over training"
     )
     from scenes.relu_particles import ReluParticlesScene
 
