@@ -17,7 +17,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .recording import MemoryWriter, Recording, RecordingWriter, hold_existing, load, to_jsonable
+from .recording import (
+    MemoryWriter,
+    Recording,
+    RecordingError,
+    RecordingWriter,
+    hold_existing,
+    load,
+    to_jsonable,
+)
 from .summaries import Summarizer
 
 __all__ = [
@@ -361,17 +369,23 @@ class Recorder:
     flush_seconds : float
         With ``path``: how much wall time of training a kill may lose (every series is
         written and committed at least this often; see :class:`RecordingWriter`).
-    resume : bool
-        Continue the recording at ``path`` of a run restarted from a checkpoint taken at
-        ``step``: snapshots up to ``step`` are kept, those after it (the crashed attempt's
-        steps that the restarted run will do again) dropped, and the steps count on from
-        ``step``; ``metadata["resumed"]`` lists each resumption. The recording is rewritten
-        into a temporary directory next to ``path`` and swapped in. Without a recording at
-        ``path`` a new one is started. Call :meth:`flush` when saving a checkpoint, so the
-        recording on disk reaches the checkpoint's step even if the process is killed.
+    resume : bool or mapping
+        Continue the recording at ``path`` of a run restarted from a checkpoint: pass the
+        :meth:`state_dict` saved in that checkpoint (or ``True`` with ``step=`` the
+        checkpoint's step). Snapshots up to that step are kept, those after it (the crashed
+        attempt's steps that the restarted run will do again) dropped, and the steps count
+        on from there; ``metadata["resumed"]`` lists each resumption. The recording is
+        rewritten beside ``path`` and swapped in, holding the old one's writer lock
+        throughout. Without a recording at ``path`` a new one is started. A recording found
+        *behind* its checkpoint (scheduled snapshots up to the checkpoint's step missing: a
+        checkpoint saved without :meth:`state_dict`, then a kill before the recording's next
+        commit) is refused with a :class:`~dynamics.RecordingError` saying what is missing.
+    allow_gap : bool
+        Resume a recording that is behind its checkpoint anyway; the missing steps are
+        listed per series in ``metadata["resumed"][-1]["gap"]``.
     step : int
-        The step counter's starting value (required with ``resume=True`` on an existing
-        recording: the checkpoint's step).
+        The step counter's starting value (with ``resume=True`` on an existing recording,
+        required: the checkpoint's step).
     capture_initial : bool
         Capture the starting step on attach if the schedule contains it.
     summaries : str or sequence of str or None
@@ -431,7 +445,8 @@ class Recorder:
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         flush_seconds: float = 1.0,
-        resume: bool = False,
+        resume: bool | Mapping[str, Any] = False,
+        allow_gap: bool = False,
         step: int | None = None,
         capture_initial: bool = True,
         summaries: str | Sequence[str] | None = None,
@@ -547,6 +562,12 @@ class Recorder:
                 "grads": self.summary_grads,
                 "activations": self._activation_names,
             }
+        if isinstance(resume, Mapping):  # a state_dict() from the checkpoint
+            if "step" not in resume:
+                raise ValueError(
+                    "Recorder(resume=...): the state has no 'step' (not a state_dict())"
+                )
+            step = int(resume["step"]) if step is None else step
         self.step = 0 if step is None else int(step)
         # series -> (stored dtype, shape of a snapshot): neither changes (never cast into)
         self._declared: dict[str, tuple[np.dtype, tuple]] = {}
@@ -560,7 +581,7 @@ class Recorder:
                     "Recorder(resume=True): pass step=<the checkpoint's step> to continue the "
                     "recording"
                 )
-            self._sink = self._resumed_sink(path, meta, self.step)
+            self._sink = self._resumed_sink(path, meta, self.step, allow_gap)
         elif path is not None:
             self._sink = RecordingWriter(
                 path, meta, overwrite=overwrite, flush_seconds=flush_seconds
@@ -589,26 +610,56 @@ class Recorder:
             raise
 
     # -- resume ------------------------------------------------------------------------
-    def _resumed_sink(self, path: Path, meta: dict, step: int) -> RecordingWriter:
+    def _resumed_sink(self, path: Path, meta: dict, step: int, allow_gap: bool) -> RecordingWriter:
         """A fresh recording holding the kept prefix of the one at ``path``, swapped in.
 
         The old recording's writer lock is held throughout (refused if a live writer has
         it): no other writer enters it, or resumes it, until the new one is in place."""
         held = hold_existing(path)
         try:
-            return self._rewrite_prefix(path, meta, step)
+            return self._rewrite_prefix(path, meta, step, allow_gap)
         finally:
             if held is not None:
                 os.close(held)
 
-    def _rewrite_prefix(self, path: Path, meta: dict, step: int) -> RecordingWriter:
+    def _gap(self, old: Recording, step: int) -> dict[str, list[int]]:
+        """Per scheduled series (parameters, buffers), ``[first, last]`` scheduled steps up
+        to ``step`` that the recording lacks after its last kept snapshot."""
+        gap = {}
+        for name, s in old.items():
+            if s.kind not in ("parameter", "buffer"):
+                continue
+            keep = int(np.searchsorted(s.steps, step, side="right"))
+            last = int(s.steps[keep - 1]) if keep else -1
+            # the schedule is a predicate: look at most 10**6 steps back from the checkpoint
+            missing = [
+                k for k in range(max(last + 1, step - 10**6), step + 1) if k in self.schedule
+            ]
+            if missing:
+                gap[name] = [missing[0], missing[-1]]
+        return gap
+
+    def _rewrite_prefix(
+        self, path: Path, meta: dict, step: int, allow_gap: bool
+    ) -> RecordingWriter:
         old = load(path)
+        gap = self._gap(old, step)
+        if gap and not allow_gap:
+            name, (lo, hi) = next(iter(gap.items()))
+            raise RecordingError(
+                f"Recorder(resume=...): the recording at {path} is behind its checkpoint "
+                f"(step {step}): {len(gap)} series lack scheduled snapshots, {name!r} those of "
+                f"steps {lo}..{hi} (a kill after the checkpoint was saved and before the "
+                "recording's next commit?). Save checkpoints with rec.state_dict(), which "
+                "commits first; pass allow_gap=True to resume anyway (the gap is kept in "
+                "metadata['resumed'])"
+            )
         tmp = path.with_name(f".{path.name}.resuming")
         if tmp.exists():  # left by a resume that was itself interrupted
             shutil.rmtree(tmp)
         merged = {**old.metadata, **to_jsonable(meta)}
         writer = RecordingWriter(tmp, merged)
-        dropped, short = {}, []
+        dropped = {}
         for name, s in old.items():
             keep = int(np.searchsorted(s.steps, step, side="right"))
             writer.declare(name, s.values.dtype, s.shape, **s.info)
@@ -620,12 +671,6 @@ class Recorder:
                 self._floor[name] = int(s.steps[keep - 1])
             if len(s) > keep:
                 dropped[name] = len(s) - keep
-            if (
-                s.kind in ("parameter", "buffer")
-                and (not keep or s.steps[keep - 1] < step)
-                and step in self.schedule
-            ):
-                short.append(name)
         writer.flush()
         entry = {
             "step": step,
@@ -633,6 +678,8 @@ class Recorder:
             "dropped_snapshots": sum(dropped.values()),
             "dropped_series": len(dropped),
         }
+        if gap:
+            entry["gap"] = gap
         resumed = list(old.metadata.get("resumed", [])) + [entry]
         del old
         aside = path.with_name(f".{path.name}.replaced")
@@ -644,12 +691,12 @@ class Recorder:
         shutil.rmtree(aside)
         writer.update_metadata(resumed=resumed)
         self._floor_max = max(self._floor.values(), default=-1)
-        if short:
+        if gap:
             self._report(
-                "resume-short",
-                f"Recorder(resume=True): the recording at {path} holds no snapshot at the "
-                f"checkpoint's step {step} for {len(short)} series ({', '.join(short[:3])} ...); "
-                "they are captured again now. Call rec.flush() when saving a checkpoint.",
+                "resume-gap",
+                f"Recorder(resume=..., allow_gap=True): the recording at {path} lacks scheduled "
+                f"snapshots of {len(gap)} series before the checkpoint's step {step} (listed in "
+                "metadata['resumed']); the checkpoint's step is captured again now",
                 strict_raises=False,
             )
         return writer
@@ -822,9 +869,24 @@ class Recorder:
         self._stepped.clear()
         self.attached = False
 
+    def state_dict(self) -> dict[str, Any]:
+        """The recorder's place in the run, for a checkpoint, in PyTorch's convention:
+        ``torch.save({"model": model.state_dict(), "recorder": rec.state_dict()}, f)``, then
+        ``Recorder(model, opt, path=..., resume=ckpt["recorder"])`` to go on.
+
+        Commits first (:meth:`flush`): the recording on disk holds every snapshot up to the
+        step returned before the checkpoint can be written, so a checkpoint never runs ahead
+        of its recording, whenever the process is killed. (There is no
+        ``load_state_dict``: making a Recorder starts recording, so the state is given to
+        the constructor as ``resume=``.)
+        """
+        self.flush()
+        path = getattr(self._sink, "path", None) if self._disk else None
+        return {"step": int(self.step), "path": None if path is None else str(path)}
+
     def flush(self) -> None:
         """Hand every captured snapshot to the sink and, on disk, to the OS: a process killed
-        after this keeps them (call it when saving a checkpoint you may resume from)."""
+        after this keeps them (:meth:`state_dict` calls it for a checkpoint)."""
         self._drain()
         self._flush_blocks()
         if self._disk and not self._sink.closed:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics import Recorder, load
+from dynamics import Recorder, RecordingError, load
+from dynamics.recorder import RecorderWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,3 +121,54 @@ def test_resume_keeps_the_prefix_and_needs_the_step(tmp_path):
     with Recorder(fresh, path=tmp_path / "new.rec", resume=True, step=0) as rec:
         pass  # nothing to resume: a new recording
     assert "resumed" not in load(tmp_path / "new.rec").metadata
+
+
+CHECKPOINT_THEN_KILL = textwrap.dedent("""
+    import os, signal, sys, torch
+    from dynamics import Recorder
+    rec_path, ckpt, how = sys.argv[1], sys.argv[2], sys.argv[3]
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(model, opt, path=rec_path, flush_seconds=3600)  # no periodic commit
+    for _ in range(30):
+        opt.zero_grad(); model(torch.ones(4, 3)).sum().backward(); opt.step()
+    # the order the README showed: the checkpoint first, the recording's commit after it
+    state = rec.state_dict() if how == "state_dict" else {"step": rec.step}
+    torch.save({"model": model.state_dict(), "recorder": state}, ckpt)
+    os.kill(os.getpid(), signal.SIGKILL)  # between the checkpoint and any later commit
+""")
+
+
+@pytest.mark.parametrize("how", ["state_dict", "step only"])
+def test_a_kill_between_the_checkpoint_and_the_commit_resumes_exactly_or_is_refused(tmp_path, how):
+    path, ckpt = tmp_path / "run.rec", tmp_path / "ckpt.pt"
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECKPOINT_THEN_KILL, str(path), str(ckpt), how],
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == -9
+    state = torch.load(ckpt)
+    model = torch.nn.Linear(3, 2)
+    model.load_state_dict(state["model"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if how == "state_dict":  # committed before the checkpoint: resumes exactly
+        rec = Recorder(model, opt, path=path, resume=state["recorder"])
+        rec.close()
+        r = load(path, verify=True)
+        assert r["weight"].steps.tolist() == list(range(31))
+        np.testing.assert_array_equal(r["weight"].values[-1], state["model"]["weight"].numpy())
+        assert "gap" not in r.metadata["resumed"][-1]
+        return
+    # the checkpoint ran ahead of the recording (only step 0 was committed): refused ...
+    with pytest.raises(RecordingError, match=r"behind its checkpoint \(step 30\).*steps 1\.\.30"):
+        Recorder(model, opt, path=path, resume=state["recorder"])
+    assert load(path)["weight"].steps.tolist() == [0]  # ... and left as it was
+    # ... unless the gap is accepted, and then it is written down
+    with pytest.warns(RecorderWarning, match="lacks scheduled snapshots"):
+        rec = Recorder(model, opt, path=path, resume=state["recorder"], allow_gap=True)
+    rec.close()
+    r = load(path)
+    assert r["weight"].steps.tolist() == [0, 30]
+    assert r.metadata["resumed"][-1]["gap"]["weight"] == [1, 30]
