@@ -975,8 +975,19 @@ class Recorder:
     def tick(self) -> None:
         """Advance the step counter by one update and capture if the schedule says so."""
         self.step += 1
+        if self._disk and time.monotonic() >= self._next_flush:
+            # a step has just ended: commit it now, whatever the step length and the schedule,
+            # so a kill loses at most flush_seconds and one step
+            self._commit_through(self.step - 1)
         if self.step in self.schedule:
             self.capture()
+
+    def _commit_through(self, step: int) -> None:
+        self._drain()
+        self._flush_blocks()
+        if not self._sink.closed:
+            self._sink.commit_through(step)
+        self._next_flush = time.monotonic() + self._sink.flush_seconds
 
     def capture(self, step: int | None = None) -> None:
         """Capture every selected quantity now, at ``step`` (default: the current step)."""

@@ -2043,6 +2043,12 @@ class RecordingWriter(_SinkBase):
         between steps): a process killed after this keeps them."""
         self._flush(self._high)
 
+    def commit_through(self, step: int) -> None:
+        """Hand every staged snapshot to the writer thread and have it commit ``step`` after
+        them, without waiting: the caller says every snapshot up to ``step`` is appended (a
+        recorder at the start of a new training step)."""
+        self._flush(min(int(step), self._high), wait=False)
+
     def close(self, complete: bool = True) -> None:
         """Flush, close the files, commit and mark the recording complete (idempotent).
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -147,3 +148,47 @@ def test_a_manifest_over_8_mib_is_neither_written_nor_read(tmp_path):
     manifest.write_bytes(manifest.read_bytes()[:-1] + b" " * (9 << 20) + b"}")
     with pytest.raises(RecordingError, match="more than the 8388608"):
         load(path)
+
+
+SLOW_STEPS = textwrap.dedent("""
+    import sys, time, torch
+    from dynamics import Recorder
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    rec = Recorder(model, opt, path=sys.argv[1], schedule=int(sys.argv[2]), flush_seconds=1.0)
+    while True:
+        time.sleep(0.3)  # a slow step
+        opt.zero_grad(); model(torch.ones(4, 3)).sum().backward(); opt.step()
+        rec.log(loss=1.0)
+        print(rec.step, time.monotonic(), flush=True)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule, kill_after", [(1, 2.2), (1, 3.05), (5, 2.6), (5, 3.4)])
+def test_with_slow_steps_a_kill_loses_at_most_flush_seconds_and_one_step(
+    tmp_path, schedule, kill_after
+):
+    path = tmp_path / "slow.rec"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STEPS, str(path), str(schedule)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ended = {}  # step -> when it ended (the child's monotonic clock, the same as ours)
+    first = None
+    for line in proc.stdout:
+        step, when = line.split()
+        ended[int(step)] = float(when)
+        first = first or float(when)
+        if float(when) - first >= kill_after:
+            break
+    time.sleep(0.15)  # the kill falls inside a step
+    killed = time.monotonic()
+    proc.kill()
+    proc.wait()
+    rec = load(path)
+    kept = int(rec["loss"].steps[-1])
+    assert rec["weight"].steps[-1] // schedule == kept // schedule  # every series as far
+    lost = killed - ended[kept]
+    assert lost <= 1.0 + 0.3 + 0.25, (kept, max(ended), lost)  # flush_seconds + one step + slack
