@@ -139,3 +139,91 @@ def test_odd_tensors_are_recorded_exactly(tmp_path, path):
         np.testing.assert_array_equal(r[name].values, want, err_msg=name)
     assert "stats/pruned.weight" not in r  # an empty tensor has no summary, and says so
     assert r.metadata["recorder"]["never_captured"] == ["stats/pruned.weight", "stats/pruned.bias"]
+
+
+def test_a_lightning_gan_with_manual_optimization_records_what_each_optimizer_used(tmp_path):
+    """The zoo's GAN as a LightningModule with manual optimization (two optimizers, G's
+    backward adding into D's gradients), recorded by the Lightning callback with
+    parameters, gradients, summaries and activations: every snapshot equals the module's
+    weights after that step, every gradient what its optimizer saw at its own step."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from zoo import gan
+
+    from dynamics.integrations.lightning import RecorderCallback
+
+    member = gan()
+    net = member.module
+    real, z = torch.randn(64, 2) * 0.3 + 1.0, torch.randn(64, 4)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    class LitGAN(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.G, self.D = net.G, net.D
+
+        def training_step(self, batch, batch_idx):
+            opt_d, opt_g = self.optimizers()
+            fake = self.G(z)
+            loss_d = bce(self.D(real), torch.ones(64, 1)) + bce(
+                self.D(fake.detach()), torch.zeros(64, 1)
+            )
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+            loss_g = bce(self.D(fake), torch.ones(64, 1))
+            opt_g.zero_grad()
+            self.manual_backward(loss_g)  # adds into D's gradients too
+            opt_g.step()
+            self.log("loss_d", loss_d)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.D.parameters(), 2e-3), torch.optim.Adam(
+                self.G.parameters(), 2e-3
+            )
+
+    module = LitGAN()
+    names = {id(p): n for n, p in module.named_parameters()}
+    weights, grads, used = {}, {}, {}
+
+    class Copies(pl.Callback):
+        def on_train_start(self, trainer, lit):
+            for opt in trainer.optimizers:
+                opt.register_step_pre_hook(
+                    lambda o, a, k: used.update(
+                        {names[id(p)]: p.grad.clone() for g in o.param_groups for p in g["params"]}
+                    )
+                )
+            weights[0] = {n: p.detach().clone() for n, p in lit.named_parameters()}
+
+        def on_train_batch_end(self, trainer, lit, outputs, batch, batch_idx):
+            step = recorder.recorder.step
+            weights[step] = {n: p.detach().clone() for n, p in lit.named_parameters()}
+            grads[step] = dict(used)
+
+    recorder = RecorderCallback(
+        tmp_path / "lit.rec", grads=True, summaries="*", summary_grads=True, activations="*"
+    )
+    trainer = pl.Trainer(
+        max_steps=8,  # global_step counts both optimizers: 4 complete steps
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[recorder, Copies()],
+    )
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's own notes on a tiny loader
+        trainer.fit(module, data)
+    rec = load(tmp_path / "lit.rec")
+    assert rec.complete and rec["loss_d"].steps.tolist() == [1, 2, 3, 4]
+    for name in names.values():
+        assert rec[name].steps.tolist() == [0, 1, 2, 3, 4]
+        for step in range(5):
+            np.testing.assert_array_equal(rec[name].values[step], weights[step][name].numpy())
+        for i, step in enumerate(rec[f"grad/{name}"].steps.tolist()):
+            np.testing.assert_array_equal(rec[f"grad/{name}"].values[i], grads[step][name].numpy())
+    assert any(k.startswith("stats/act/D") for k in rec) and "stats/grad/D.0.weight" in rec
