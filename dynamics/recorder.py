@@ -400,8 +400,9 @@ class Recorder:
         summarised by forward hooks (``stats/act/<module>`` ...). An output that is a tuple,
         list or dict (an LSTM's ``output, (h_n, c_n)``) gives one series per tensor in it:
         ``stats/act/lstm[0]``, ``stats/act/lstm[1][0]``, ``stats/act/attn[weights]``;
-        non-tensor elements are skipped (reported once). The first forward pass after a
-        scheduled step is recorded under that step.
+        other non-tensor elements are skipped (reported once), and None quietly (an
+        optional output not asked for, as Hugging Face models return). The first forward
+        pass after a scheduled step is recorded under that step.
     summarizer : Summarizer, optional
         Bins and range of the histograms (default: 30 adaptive bins).
     strict : bool
@@ -770,7 +771,7 @@ class Recorder:
                         self._summarize(
                             f"act/{name}{suffix}", step, out, "activation", f"{name}{suffix}"
                         )
-                    else:
+                    elif out is not None:  # None: an optional output not asked for (HF)
                         self._report(
                             f"act-nontensor/{name}{suffix}",
                             f"Recorder: the output of module {name!r} holds a {type(out).__name__} "

@@ -227,3 +227,69 @@ def test_a_lightning_gan_with_manual_optimization_records_what_each_optimizer_us
         for i, step in enumerate(rec[f"grad/{name}"].steps.tolist()):
             np.testing.assert_array_equal(rec[f"grad/{name}"].values[i], grads[step][name].numpy())
     assert any(k.startswith("stats/act/D") for k in rec) and "stats/grad/D.0.weight" in rec
+
+
+def test_a_tiny_bert_under_the_hugging_face_trainer_records_what_its_optimizer_used(tmp_path):
+    """A BERT from BertConfig trained by transformers.Trainer (gradient clipping, its own
+    optimizer and scheduler), recorded by the callback with gradients, summaries and
+    activations: weights after every step, and gradients as the optimizer saw them (after
+    the Trainer clipped them)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from dynamics.integrations.huggingface import RecorderCallback
+
+    model = build("bert").model
+    torch.manual_seed(1)
+    tokens = torch.randint(40, (16, 12))
+    data = [{"input_ids": t, "labels": torch.where(t % 3 == 0, t, -100)} for t in tokens]
+    names = {id(p): n for n, p in model.named_parameters()}
+    weights, grads, used = {}, {}, {}
+
+    class Copies(transformers.TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
+            optimizer.optimizer.register_step_pre_hook(  # inside accelerate's wrapper
+                lambda o, a, k: used.update(
+                    {
+                        names[id(p)]: p.grad.clone()
+                        for g in o.param_groups
+                        for p in g["params"]
+                        if p.grad is not None
+                    }
+                )
+            )
+            weights[0] = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            weights[state.global_step] = {
+                n: p.detach().clone() for n, p in model.named_parameters()
+            }
+            grads[state.global_step] = dict(used)
+
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        max_grad_norm=0.1,  # clipping that bites: what the optimizer uses is the clipped one
+    )
+    callback = RecorderCallback(
+        tmp_path / "bert.rec", grads=True, summaries="*", summary_grads=True, activations="*"
+    )
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=data, callbacks=[callback, Copies()]
+    )
+    trainer.train()
+    rec = load(tmp_path / "bert.rec")
+    assert rec.complete and rec["loss"].steps.tolist() == [1, 2, 3]
+    for name in names.values():
+        for step in range(4):
+            np.testing.assert_array_equal(rec[name].values[step], weights[step][name].numpy())
+        g = rec[f"grad/{name}"]
+        for i, step in enumerate(g.steps.tolist()):
+            np.testing.assert_array_equal(g.values[i], grads[step][name].numpy(), err_msg=name)
+    assert any(k.startswith("stats/act/bert.encoder.layer.1") for k in rec)
+    assert "train_runtime" in rec.metadata["trainer_summary"]
