@@ -979,13 +979,33 @@ def load(path: str | os.PathLike, *, verify: bool = False) -> Recording:
     the file and the problem; nothing blocks. ``verify=True`` also reads everything and
     checks every block's checksum (about 1 s per GB), raising RecordingError listing every
     damaged block.
+
+    A TensorBoard log (an ``events.out.tfevents.*`` file, or a directory of them and no
+    manifest) is read as a recording too (:mod:`dynamics.tensorboard`, in memory).
     """
     root = Path(path)
+    if _is_event_log(root):
+        from .tensorboard import from_tensorboard
+
+        return from_tensorboard(root)
     if verify:
         problems = globals()["verify"](root)
         if problems:
             raise RecordingError(f"{root}: damaged:\n" + "\n".join(problems))
     return _open(root)[1]
+
+
+def _is_event_log(root: Path) -> bool:
+    """Whether ``root`` is a TensorBoard event file, or a directory without a manifest that
+    holds event files (at any depth). False for anything unreadable: the reader says why."""
+    try:
+        if root.name.startswith("events.out.tfevents"):
+            return stat.S_ISREG(os.stat(root).st_mode)
+        if not root.is_dir() or root.is_symlink() or (root / MANIFEST).exists():
+            return False
+        return any(f.startswith("events.out.tfevents") for _, _, fs in os.walk(root) for f in fs)
+    except (OSError, ValueError):
+        return False
 
 
 # --------------------------------------------------------------------------------------
