@@ -2,8 +2,8 @@
 
 Scalar series become TensorBoard scalars; each summarised tensor (``stats/<name>`` with
 ``hist/<name>`` and its edges) becomes a TensorBoard histogram at every recorded step, all
-of them (TensorBoard's own logging keeps a random 500 per tag). Needs the optional
-``tensorboard`` package (``pip install tensorboard``).
+of them (as TensorBoard's writers do: the TensorBoard server samples them when it reads).
+Needs the optional ``tensorboard`` package (``pip install tensorboard``).
 
 Command line: ``python -m dynamics.export RUN.rec LOGDIR`` then ``tensorboard --logdir LOGDIR``.
 """
