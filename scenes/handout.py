@@ -154,6 +154,10 @@ def _still(panel: Any, step: float) -> None:
     panel.draw(step if step != int(step) else int(step))
     for artist in [*panel.moving(), *panel.stamped(), *marks]:
         artist.set_animated(False)
+    readout = getattr(panel, "readout", None)  # the step's own figure, not the run's
+    text = readout(step) if readout is not None else None
+    if text:
+        panel.ax.set_xlabel(text, fontsize="small")
 
 
 def _save(fig: Figure, path: Path) -> Path:

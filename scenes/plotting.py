@@ -939,7 +939,8 @@ class DecisionFieldPanel(Panel):
     @classmethod
     def small(cls, ax: Axes, recording, config) -> "DecisionFieldPanel":
         """A small-multiples cell (no legend, no colorbar, small markers), labelled with the
-        run's final accuracy; ``config`` has ``cmap``, ``markers`` and ``marker_size``."""
+        run's final accuracy (said as final: a still of one step relabels it with
+        :meth:`readout`); ``config`` has ``cmap``, ``markers`` and ``marker_size``."""
         panel = cls.from_recording(
             ax,
             recording,
@@ -951,12 +952,28 @@ class DecisionFieldPanel(Panel):
         )
         for name, label in (("test_accuracy", "test"), ("train_accuracy", "train")):
             if name in recording:
+                panel.accuracy = label, recording[name]
                 ax.set_xlabel(
-                    f"{label} accuracy {float(recording[name].values[-1]):.3f}", fontsize="small"
+                    f"final {label} accuracy {float(recording[name].values[-1]):.3f}",
+                    fontsize="small",
                 )
                 break
         ax.tick_params(labelsize="x-small")
         return panel
+
+    #: ``(label, series)`` of the accuracy a small cell is labelled with (None: none)
+    accuracy = None
+
+    def readout(self, step: float) -> str | None:
+        """The accuracy at ``step`` (its last snapshot at or before it), for a still of that
+        step (a handout's keyframe), never the run's final figure."""
+        if self.accuracy is None:
+            return None
+        label, series = self.accuracy
+        i = int(np.searchsorted(series.steps, step, side="right")) - 1
+        if i < 0:
+            return f"{label} accuracy: not measured yet"
+        return f"{label} accuracy {float(series.values[i]):.3f} (step {int(series.steps[i]):,d})"
 
     def __init__(
         self,

@@ -109,3 +109,26 @@ def test_the_command_line_writes_a_handout_and_refuses_a_bad_one_before_work(tmp
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
         assert not out.exists() and not (tmp_path / "x.pdf").exists()
+
+
+def test_a_spiral_handout_shows_each_keyframes_own_accuracy_not_the_runs_final(tmp_path):
+    """Each keyframe panel reads the accuracy at its own step (it printed the run's final
+    'train accuracy 1.000' under every keyframe, step 0 included)."""
+    from scenes.handout import write_handout
+    from scenes.spiral import SpiralScene
+
+    rec = SpiralScene.example()
+    scene = SpiralScene(rec, options=RenderOptions(**SMALL))
+    fig, axes = handout_figure(scene)
+    acc = rec["train_accuracy"]
+    keys = keyframe_steps(scene)
+    assert len(axes) == len(keys) >= 2
+    for ax, (step, _) in zip(axes, keys):
+        i = int(np.searchsorted(acc.steps, step, side="right")) - 1
+        assert ax.get_xlabel().startswith(f"train accuracy {acc.values[i]:.3f}"), ax.get_xlabel()
+    labels = {ax.get_xlabel() for ax in axes}
+    assert len(labels) == len(axes)  # the accuracy moves from keyframe to keyframe
+    path = write_handout(scene, tmp_path / "spiral.pdf")
+    text = pdfium.PdfDocument(str(path))[0].get_textpage().get_text_range()
+    assert f"train accuracy {acc.values[0]:.3f}" in text
+    assert "final" not in text
