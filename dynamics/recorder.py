@@ -626,18 +626,18 @@ class Recorder:
     def _gap(self, old: Recording, step: int) -> dict[str, list[int]]:
         """Per scheduled series (parameters, buffers), ``[first, last]`` scheduled steps up
         to ``step`` that the recording lacks after its last kept snapshot."""
-        gap = {}
+        gap, scheduled = {}, {}  # scheduled: last kept step -> the scheduled steps after it
         for name, s in old.items():
             if s.kind not in ("parameter", "buffer"):
                 continue
             keep = int(np.searchsorted(s.steps, step, side="right"))
             last = int(s.steps[keep - 1]) if keep else -1
-            # the schedule is a predicate: look at most 10**6 steps back from the checkpoint
-            missing = [
-                k for k in range(max(last + 1, step - 10**6), step + 1) if k in self.schedule
-            ]
-            if missing:
-                gap[name] = [missing[0], missing[-1]]
+            if last not in scheduled:  # series mostly share it: the schedule is asked once
+                # a predicate: look at most 10**6 steps back from the checkpoint
+                after = range(max(last + 1, step - 10**6), step + 1)
+                scheduled[last] = [k for k in after if k in self.schedule]
+            if scheduled[last]:
+                gap[name] = [scheduled[last][0], scheduled[last][-1]]
         return gap
 
     def _rewrite_prefix(
