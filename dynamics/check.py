@@ -3,7 +3,9 @@
 Reads every byte of each recording and compares every block with the checksum its
 writer stored beside it (CRC-32, computed on the writer thread as the block was written),
 and the manifest with the checksum in the commit file. Prints one line per damaged block,
-naming the series and its step range, or one ``ok`` line per recording.
+naming the series and its step range, or one ``ok`` line per recording. Memory stays
+bounded whatever a recording claims: its checksum table is read a batch at a time, and a
+recording whose files claim far more than they hold on disk (sparse files) is unreadable.
 
 Exit status: 0 every recording is intact, 1 some block is damaged, 2 some recording
 cannot be read at all (not a recording, malformed, or written before checksums).
@@ -15,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .recording import RecordingError, _open, verify
+from .recording import RecordingError, _verified
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for path in args.recordings:
         try:
-            problems = verify(path)
-            rec = _open(Path(path))[1]
+            problems, rec = _verified(Path(path))
         except RecordingError as exc:
             print(f"{path}: unreadable: {exc}")
             status = 2

@@ -5,7 +5,8 @@ On-disk format (a directory, conventionally named ``*.rec``; version 2)::
     run.rec/
         manifest.json        format tag, version, metadata, series table, completion state
         commit               per series file the snapshots written, the step every series is
-                             whole up to, CRC-32 of the manifest; its own CRC-32 last
+                             whole up to, CRC-32 of the manifest (of both while one replaces
+                             the other); its own CRC-32 last
         lock                 pid of the writer, which holds an OS lock (flock) on it
         s0000.steps          16-byte header + int64[T]          (little endian)
         s0000.values         16-byte header + dtype[T, *shape]  (raw, C order)
@@ -24,7 +25,12 @@ Why this format (measured and argued in README.md, "Recordings on disk"):
   unclosed recording cuts every series to the last committed step. The manifest and the
   commit are only ever replaced atomically (write to a temporary file, then rename).
 * Bit flips load as data unless something checks: a CRC-32 per block, computed on the
-  writer's threads, is checked by ``load(verify=True)`` and ``python -m dynamics.check``.
+  writer's threads, is checked by ``load(verify=True)`` and ``python -m dynamics.check``,
+  and so is the manifest's, held by every commit: one flip renamed ``loss`` to ``lmss`` in
+  an unclosed recording that verified intact when only closed ones had it checked.
+* A recording is read no further than it holds on disk: a 36 kB forgery (files extended
+  without being written, counts to match) took over 8 GB to load, one claiming a 1 TiB matrix
+  had a scene read it. Holes may be at most 16 MiB and 16 times what the files hold.
 * Values are memory-mapped: a scene touches only the frames it draws, so a recording
   larger than memory renders. No pickle, no torch: JSON and raw arrays only.
 * No extra dependency (HDF5 needs h5py and its single-writer rules; a crash during an
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import ctypes
 import difflib
 import errno
@@ -412,12 +419,21 @@ class Summary:
 # JSON nested 100 000 deep, a 5000-digit integer, a FIFO that blocked forever, 510 series
 # exhausting 1024 file descriptors ...). So: the whole manifest is validated before any
 # file is opened, series files are opened without following links or blocking and must
-# be regular files, and values are mapped without keeping a descriptor open.
+# be regular files, and values are mapped without keeping a descriptor open. A fault harness
+# then made small recordings cost seconds and gigabytes (sparse files with forged counts, a
+# 1 TiB checksum table, a manifest of escaped quotes that a regular expression took
+# quadratic time over): every count is checked against the files' sizes and holes before
+# anything is read or allocated, and the checksum table is read a batch at a time.
 
 _MAX_MANIFEST_BYTES = 8 << 20  # a manifest is a few kB; metadata a few MB at most
 _MAX_JSON_DEPTH = 64
 _MAX_NDIM = 32
 _MAX_RECORD_BYTES = (1 << 48) - 1  # what the 6-byte size field of a header holds
+# holes (bytes never written) a recording's files may have among those their counts need:
+# reading and checksumming 32 MiB of holes took 25 ms each; a recording under 1 MB on disk
+# then loads or is refused in milliseconds, and a 36 kB one claiming a 1 TiB snapshot is refused
+_HOLE_SLACK = 16 << 20
+_HOLE_RATIO = 16
 _STEM = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _CRC_RECORD = struct.Struct("<qqII")  # first snapshot, count, crc32 of steps bytes, of values bytes
 _COMMIT = "commit"
@@ -498,6 +514,22 @@ def _pread(fd: int, size: int, offset: int, path: Path) -> bytes:
     return b"".join(out)
 
 
+def _pread_into(fd: int, out: np.ndarray, offset: int, path: Path) -> None:
+    """Fill ``out`` (C-contiguous) from ``fd`` at ``offset``, without an intermediate copy."""
+    view, done = memoryview(out).cast("B"), 0
+    while done < len(view):
+        part = view[done : done + (1 << 26)]
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [part], offset + done)
+        else:  # pragma: no cover - Windows, older macOS
+            chunk = os.pread(fd, len(part), offset + done)
+            got = len(chunk)
+            part[:got] = chunk
+        if not got:
+            raise RecordingError(f"{path}: file shrank while being read")
+        done += got
+
+
 def _read_small(path: Path, what: str, limit: int) -> bytes:
     fd, st = _open_file(path, what)
     try:
@@ -510,25 +542,40 @@ def _read_small(path: Path, what: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def _json_depth(data: bytes) -> int:
-    """Deepest nesting of brackets outside strings, counted without recursion."""
-    body = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", data)
-    b = np.frombuffer(body, np.uint8)
-    delta = np.isin(b, (0x5B, 0x7B)).astype(np.int64) - np.isin(b, (0x5D, 0x7D))
-    return int(np.cumsum(delta).max(initial=0))
+def _nested_deeper(doc, limit: int) -> bool:
+    """Whether containers in ``doc`` nest more than ``limit`` deep, walked level by level.
+
+    Measured on the parsed document: a regular expression that stripped strings before
+    counting brackets went quadratic on ``"\\"\\"\\"...`` (a 40 kB manifest took 10 s), and
+    the parser itself refuses nesting past the interpreter's recursion limit. Only non-empty
+    containers are kept for the next level: 8 MiB of ``{},`` adds no memory to the parse."""
+    level, depth = [doc], 1
+    while level:
+        if depth > limit:
+            return True
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:  # what json.loads makes
+                    if depth == limit:
+                        return True
+                    if child:
+                        below.append(child)
+        level, depth = below, depth + 1
+    return False
 
 
 def _parse_json(data: bytes, path: Path, what: str):
-    if _json_depth(data) > _MAX_JSON_DEPTH:
-        raise RecordingError(f"{path}: {what} is nested more than {_MAX_JSON_DEPTH} levels deep")
+    deep = RecordingError(f"{path}: {what} is nested more than {_MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(data.decode("utf-8"))
-    except (
-        UnicodeDecodeError,
-        ValueError,
-        RecursionError,
-    ) as exc:  # ValueError: bad JSON, huge int
+        doc = json.loads(data.decode("utf-8"))
+    except RecursionError:  # nested past the parser's limit (the interpreter's)
+        raise deep from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: bad JSON, huge int
         raise RecordingError(f"{path}: {what} is not valid JSON ({exc})") from None
+    if isinstance(doc, (dict, list)) and _nested_deeper(doc, _MAX_JSON_DEPTH):
+        raise deep
+    return doc
 
 
 @dataclass(frozen=True)
@@ -661,12 +708,20 @@ def _read_manifest(root: Path) -> _Manifest:
 class _Commit:
     step: int | None  # every series is complete up to this step (None: nothing yet)
     counts: dict[str, int]  # snapshots written per series file stem
-    manifest_crc32: int
+    manifest_crc32: int  # the newest manifest it covers (what earlier readers check)
+    # every manifest it covers: the one on disk, and during a rewrite the one replacing it;
+    # None in commits of earlier writers, which covered the manifest of closed recordings only
+    manifest_crc32s: tuple[int, ...] | None
 
 
-def _commit_bytes(step: int | None, counts: Mapping[str, int], manifest_crc32: int) -> bytes:
+def _commit_bytes(step: int | None, counts: Mapping[str, int], manifest_crc32s) -> bytes:
     body = json.dumps(
-        {"step": step, "counts": dict(counts), "manifest_crc32": manifest_crc32},
+        {
+            "step": step,
+            "counts": dict(counts),
+            "manifest_crc32": manifest_crc32s[-1],
+            "manifest_crc32s": list(manifest_crc32s),
+        },
         separators=(",", ":"),
     ).encode()
     return body + b"\n%08x\n" % zlib.crc32(body)
@@ -686,6 +741,11 @@ def _read_commit(root: Path, stems: set[str], strict: bool) -> _Commit:
     step, counts, mcrc = c.get("step"), c["counts"], c.get("manifest_crc32")
     if not (step is None or _is_int(step)) or not _is_int(mcrc):
         raise RecordingError(f"{path}: commit file has a malformed step or manifest checksum")
+    mcrcs = c.get("manifest_crc32s")
+    if mcrcs is not None and not (
+        isinstance(mcrcs, list) and 1 <= len(mcrcs) <= 2 and all(_is_int(x) for x in mcrcs)
+    ):
+        raise RecordingError(f"{path}: commit file has malformed manifest checksums")
     for stem, n in counts.items():
         if stem not in stems and strict:
             raise RecordingError(
@@ -695,7 +755,7 @@ def _read_commit(root: Path, stems: set[str], strict: bool) -> _Commit:
             raise RecordingError(
                 f"{path}: count of {stem!r} must be a non-negative integer, got {n!r}"
             )
-    return _Commit(step, counts, mcrc)
+    return _Commit(step, counts, mcrc, None if mcrcs is None else tuple(mcrcs))
 
 
 def _check_header(
@@ -730,13 +790,18 @@ class _SeriesFile:
         except BaseException:
             os.close(self.fd)
             raise
-        self.size = st.st_size
+        self.st, self.size = st, st.st_size
         self.records = (
             (self.size - _HEADER_SIZE) // record_size if record_size else None
         )  # None: any number
 
     def has_exactly(self, n: int) -> bool:
         return self.size == _HEADER_SIZE + n * self.record_size
+
+    def unwritten(self, n: int) -> tuple[int, int]:
+        """Bytes of holes among the bytes that ``n`` records need, and those bytes."""
+        end = _HEADER_SIZE + n * self.record_size
+        return _unwritten(self.fd, self.st, end), end
 
     def close(self) -> None:
         os.close(self.fd)
@@ -806,6 +871,9 @@ class _Opened:
 
 
 def _open(root: Path) -> tuple[_Opened, Recording]:
+    """Read and check ``root``: every count it claims against the files' sizes and holes
+    before anything is read or allocated. A series whose files have holes is read only once
+    every file's are known (and few)."""
     man = _read_manifest(root)
     commit = None
     if man.version > 1:
@@ -819,56 +887,148 @@ def _open(root: Path) -> tuple[_Opened, Recording]:
                     f"{root / _COMMIT}: commits {commit.counts.get(s.stem, 0)} snapshots of series "
                     f"{s.name!r}, the manifest records {man.counts[s.name]}"
                 )
-    series: dict[str, Series] = {}
     used: dict[str, int] = {}
-    cut = None if (man.complete or commit is None) else commit.step
+    needed, holes = 0, []  # bytes the counts need in all; files with holes
+    read: dict[str, Series] = {}
     for spec in man.series:
-        spath, vpath = root / f"{spec.stem}.steps", root / f"{spec.stem}.values"
-        sfile = _SeriesFile(spath, _STEPS_MAGIC, 8, np.dtype("<i8"), man.version)
-        try:
-            vfile = _SeriesFile(vpath, _VALUES_MAGIC, spec.record_size, spec.dtype, man.version)
-        except BaseException:
-            sfile.close()
-            raise
-        try:
-            n_values = sfile.records if vfile.records is None else vfile.records
-            if man.complete or commit is not None:
-                expected = (
-                    man.counts[spec.name] if man.complete else commit.counts.get(spec.stem, 0)
-                )
-                said = "the manifest records" if man.complete else "the last commit records"
-                for f, n in ((sfile, sfile.records), (vfile, n_values)):
-                    if n < expected:
-                        raise RecordingError(
-                            f"{f.path}: truncated, holds {n} of the {expected} snapshots {said}"
-                        )
-                    if man.complete and not f.has_exactly(expected):
-                        raise RecordingError(
-                            f"{f.path}: {f.size} bytes, not the {expected} snapshots {said} "
-                            "(extra or partial data after the end)"
-                        )
-                n = expected
-            else:  # version 1, writer never closed: the longest prefix present in both files
-                n = min(sfile.records, n_values)
-            used[spec.name] = n
-            steps = np.frombuffer(_pread(sfile.fd, 8 * n, _HEADER_SIZE, spath), "<i8")
-            if n > 1 and np.any(steps[1:] < steps[:-1]):
-                raise RecordingError(f"{spath}: steps are not in increasing order")
-            if cut is not None or (commit is not None and commit.step is None and not man.complete):
-                n = int(np.searchsorted(steps, cut, side="right")) if cut is not None else 0
-                steps = steps[:n]
-            values = (
-                _map_values(vfile, n, spec.dtype, spec.shape)
-                if n and spec.record_size
-                else np.empty((n, *spec.shape), spec.dtype)
-            )
-        finally:
-            sfile.close()
-            vfile.close()
-        series[spec.name] = Series(steps, values, **spec.info)
+        with _series_files(root, spec, man.version) as (sfile, vfile):
+            used[spec.name] = n = _count(man, commit, spec, sfile, vfile)
+            (sh, send), (vh, vend) = sfile.unwritten(n), vfile.unwritten(n)
+            needed += send + vend
+            if sh or vh:
+                what = f"{n} snapshots of {spec.dtype.str}{list(spec.shape)}"
+                holes += [(sh, send, sfile.path, f"the steps of {n} snapshots")]
+                holes += [(vh, vend, vfile.path, what)]
+            else:  # reading it costs what it holds on disk
+                read[spec.name] = _read_series(man, commit, spec, sfile, vfile, n)
+    _refuse_sparse(holes, needed)
+    for spec in man.series:  # those with holes, once all of them are known to be few
+        if spec.name not in read:
+            with _series_files(root, spec, man.version) as (sfile, vfile):
+                n = used[spec.name]
+                for f in (sfile, vfile):
+                    if f.records is not None and f.records < n:
+                        raise RecordingError(f"{f.path}: file shrank while being read")
+                read[spec.name] = _read_series(man, commit, spec, sfile, vfile, n)
+    series = {spec.name: read[spec.name] for spec in man.series}
     step = commit.step if commit is not None else None
     rec = Recording(series, man.metadata, complete=man.complete, path=root, committed_step=step)
     return _Opened(man, commit, used), rec
+
+
+def _read_series(
+    man: _Manifest,
+    commit: _Commit | None,
+    spec: _Spec,
+    sfile: _SeriesFile,
+    vfile: _SeriesFile,
+    n: int,
+) -> Series:
+    """One series: its ``n`` steps read (and cut to the commit's step), its values mapped."""
+    steps = np.empty(n, "<i8")
+    _pread_into(sfile.fd, steps, _HEADER_SIZE, sfile.path)
+    if n > 1 and np.any(steps[1:] < steps[:-1]):
+        raise RecordingError(f"{sfile.path}: steps are not in increasing order")
+    if not man.complete and commit is not None:  # cut to the last committed step
+        cut = commit.step
+        n = int(np.searchsorted(steps, cut, side="right")) if cut is not None else 0
+        steps = steps[:n]
+    values = (
+        _map_values(vfile, n, spec.dtype, spec.shape)
+        if n and spec.record_size
+        else np.empty((n, *spec.shape), spec.dtype)
+    )
+    return Series(steps, values, **spec.info)
+
+
+@contextlib.contextmanager
+def _series_files(
+    root: Path, spec: _Spec, version: int
+) -> Iterator[tuple[_SeriesFile, _SeriesFile]]:
+    """The steps and values files of one series, open, their headers checked."""
+    sfile = _SeriesFile(root / f"{spec.stem}.steps", _STEPS_MAGIC, 8, np.dtype("<i8"), version)
+    try:
+        vfile = _SeriesFile(
+            root / f"{spec.stem}.values", _VALUES_MAGIC, spec.record_size, spec.dtype, version
+        )
+        try:
+            yield sfile, vfile
+        finally:
+            vfile.close()
+    finally:
+        sfile.close()
+
+
+def _count(
+    man: _Manifest, commit: _Commit | None, spec: _Spec, sfile: _SeriesFile, vfile: _SeriesFile
+) -> int:
+    """Snapshots of one series to read (before the commit-step cut): the count the manifest
+    or the commit claims, once both files are seen to hold it."""
+    n_values = sfile.records if vfile.records is None else vfile.records
+    if not man.complete and commit is None:
+        # version 1, writer never closed: the longest prefix present in both files
+        return min(sfile.records, n_values)
+    expected = man.counts[spec.name] if man.complete else commit.counts.get(spec.stem, 0)
+    said = "the manifest records" if man.complete else "the last commit records"
+    for f, n in ((sfile, sfile.records), (vfile, n_values)):
+        if n < expected:
+            raise RecordingError(
+                f"{f.path}: truncated, holds {n} of the {expected} snapshots {said}"
+            )
+        if man.complete and not f.has_exactly(expected):
+            raise RecordingError(
+                f"{f.path}: {f.size} bytes, not the {expected} snapshots {said} "
+                "(extra or partial data after the end)"
+            )
+    return expected
+
+
+def _unwritten(fd: int, st: os.stat_result, end: int) -> int:
+    """Bytes of ``[0, end)`` of an open file that are holes: never written, read back as
+    zeros. 0 when the file's allocated blocks cover ``end`` (however they lie, reading it
+    costs no more than it holds on disk) or when the system cannot tell."""
+    blocks = getattr(st, "st_blocks", None)
+    if blocks is None or blocks * 512 >= end or not hasattr(os, "SEEK_HOLE"):
+        return 0
+    holes = pos = 0
+    try:
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: nothing but holes after pos
+                    raise
+                data = end
+            holes += min(data, end) - pos
+            if data >= end:
+                break
+            pos = os.lseek(fd, data, os.SEEK_HOLE)
+    except OSError:  # a file system that cannot say: count what was found
+        pass
+    return holes
+
+
+def _refuse_sparse(holes: list[tuple[int, int, Path, str]], needed: int) -> None:
+    """Refuse a recording whose files claim far more than they hold on disk.
+
+    ``holes``: per file with holes, the bytes of holes among those its count needs, those
+    bytes, its path and what they hold; ``needed``: the bytes the counts of all files need.
+    A writer writes every byte, so holes come only from a file
+    extended without writing (a forged or damaged recording, a sparse copy) or a file
+    system that keeps zero blocks as holes (ZFS with compression): at most
+    ``_HOLE_SLACK`` plus ``_HOLE_RATIO`` times the bytes that are there.
+    """
+    unwritten = sum(h for h, *_ in holes)
+    written = needed - unwritten
+    limit = _HOLE_SLACK + _HOLE_RATIO * written
+    if unwritten > limit:
+        h, end, path, what = max(holes, key=lambda x: x[0])
+        raise RecordingError(
+            f"{path}: {h} of the {end} bytes that {what} need are holes, never written "
+            f"(a sparse file: forged or damaged); in all, the recording's files hold {written} "
+            f"bytes and claim {unwritten} more, over the {limit} ({_HOLE_SLACK >> 20} MiB and "
+            f"{_HOLE_RATIO} times what they hold) that a recording may leave unwritten"
+        )
 
 
 def _crc_file(fd: int, path: Path, offset: int, size: int) -> int:
@@ -886,87 +1046,119 @@ def verify(path: str | os.PathLike) -> list[str]:
     """Check every checksum of a recording; one line per damaged block (empty: intact).
 
     Reads all of it. A closed recording is checked whole (manifest, commit, every block of
-    every series); an incomplete one up to its last commit. Raises :class:`RecordingError`
-    for a recording that cannot be read at all (or was written before checksums, version 1).
+    every series); an incomplete one up to its last commit, its manifest included (against
+    the manifests that commit covers; a commit of a writer from before that covered only the
+    manifest of a closed recording). Raises :class:`RecordingError` for a recording that
+    cannot be read at all (or was written before checksums, version 1).
     """
-    root = Path(path)
-    opened, _ = _open(root)
-    man, commit = opened.manifest, opened.commit
-    if commit is None:
-        raise RecordingError(
-            f"{man.path}: format version {man.version} has no checksums; nothing to verify"
-        )
-    problems = []
-    if man.complete and zlib.crc32(man.raw) != commit.manifest_crc32:
-        problems.append(
-            f"{man.path}: checksum mismatch "
-            "(the manifest was changed or damaged after it was written)"
-        )
+    return _verified(Path(path))[0]
+
+
+def _verified(root: Path) -> tuple[list[str], Recording]:
+    """What :func:`verify` finds, and the recording as the checked files hold it."""
+    for _ in range(3):
+        opened, rec = _open(root)
+        man, commit = opened.manifest, opened.commit
+        if commit is None:
+            raise RecordingError(
+                f"{man.path}: format version {man.version} has no checksums; nothing to verify"
+            )
+        problem = _manifest_problem(man, commit)
+        # a live writer may have replaced the manifest, then the commit, between our reads
+        # of the two: read both again
+        if problem is None or man.complete or not _manifest_changed(man):
+            break
+    problems = [] if problem is None else [problem]
     for spec in man.series:
-        n = opened.counts[spec.name]
-        cpath = root / f"{spec.stem}.crc"
-        try:
-            cfile = _SeriesFile(cpath, _CRC_MAGIC, _CRC_RECORD.size, None, man.version)
-        except RecordingError as exc:
-            problems.append(f"series {spec.name!r}: {exc}")
-            continue
-        try:
-            table = _pread(cfile.fd, cfile.records * _CRC_RECORD.size, _HEADER_SIZE, cpath)
-        finally:
-            cfile.close()
+        problems += _verify_series(root, man, spec, opened.counts[spec.name])
+    return problems, rec
+
+
+def _manifest_problem(man: _Manifest, commit: _Commit) -> str | None:
+    covered = commit.manifest_crc32s
+    if covered is None:  # an earlier writer's commit: it covers a closed recording's manifest
+        covered = (commit.manifest_crc32,) if man.complete else ()
+    if not covered or zlib.crc32(man.raw) in covered:
+        return None
+    return (
+        f"{man.path}: checksum mismatch (the manifest was changed or damaged after it was written)"
+    )
+
+
+def _manifest_changed(man: _Manifest) -> bool:
+    try:
+        return _read_small(man.path, "manifest", _MAX_MANIFEST_BYTES) != man.raw
+    except RecordingError:
+        return False
+
+
+_CRC_BATCH = 4096  # checksum records read at a time (96 kB): the table is never read whole
+
+
+def _crc_records(cfile: _SeriesFile) -> Iterator[tuple[int, int, int, int]]:
+    for lo in range(0, cfile.records, _CRC_BATCH):
+        k = min(_CRC_BATCH, cfile.records - lo)
+        offset = _HEADER_SIZE + lo * _CRC_RECORD.size
+        data = _pread(cfile.fd, k * _CRC_RECORD.size, offset, cfile.path)
+        yield from _CRC_RECORD.iter_unpack(data)
+
+
+def _verify_series(root: Path, man: _Manifest, spec: _Spec, n: int) -> list[str]:
+    """Problems of one series' first ``n`` snapshots against its checksum records."""
+    cpath = root / f"{spec.stem}.crc"
+    try:
+        cfile = _SeriesFile(cpath, _CRC_MAGIC, _CRC_RECORD.size, None, man.version)
+    except RecordingError as exc:
+        return [f"series {spec.name!r}: {exc}"]
+    problems = []
+    fds = [cfile.fd]
+    try:
         if man.complete and not cfile.has_exactly(cfile.records):
             problems.append(f"{cpath}: partial checksum record at the end")
-        sfd, _ = _open_file(root / f"{spec.stem}.steps", "series file")
-        vfd, _ = _open_file(root / f"{spec.stem}.values", "series file")
-        try:
-            covered, broken = 0, False
-            for i, (first, count, scrc, vcrc) in enumerate(_CRC_RECORD.iter_unpack(table)):
-                if covered == n:  # blocks after the last commit are not part of the recording
-                    if man.complete:
-                        problems.append(f"{cpath}: checksum records after the last snapshot ({n})")
-                    break
-                if first != covered or count < 1 or first + count > n:
-                    problems.append(
-                        f"{cpath}: checksum record {i} covers snapshots "
-                        f"{first}..{first + count - 1}, expected a block starting at {covered} "
-                        f"within the {n} snapshots"
-                    )
-                    broken = True
-                    break
-                s_ok = _crc_file(sfd, cpath, _HEADER_SIZE + 8 * first, 8 * count) == scrc
-                v_ok = (
-                    _crc_file(
-                        vfd,
-                        cpath,
-                        _HEADER_SIZE + spec.record_size * first,
-                        spec.record_size * count,
-                    )
-                    == vcrc
-                )
-                if not (s_ok and v_ok):
-                    which = " and ".join(
-                        w for w, ok in (("steps", s_ok), ("values", v_ok)) if not ok
-                    )
-                    lo, hi = (
-                        int.from_bytes(
-                            os.pread(sfd, 8, _HEADER_SIZE + 8 * k), "little", signed=True
-                        )
-                        for k in (first, first + count - 1)
-                    )
-                    problems.append(
-                        f"series {spec.name!r} ({spec.stem}): snapshots "
-                        f"{first}..{first + count - 1} (steps {lo}..{hi} as stored): {which} "
-                        "checksum mismatch"
-                    )
-                covered = first + count
-            if covered < n and not broken:
+        sfd = _open_file(root / f"{spec.stem}.steps", "series file")[0]
+        fds.append(sfd)
+        vfd = _open_file(root / f"{spec.stem}.values", "series file")[0]
+        fds.append(vfd)
+        covered, broken = 0, False
+        for i, (first, count, scrc, vcrc) in enumerate(_crc_records(cfile)):
+            if covered == n:  # blocks after the last commit are not part of the recording
+                if man.complete:
+                    problems.append(f"{cpath}: checksum records after the last snapshot ({n})")
+                break
+            if first != covered or count < 1 or first + count > n:
                 problems.append(
-                    f"series {spec.name!r} ({spec.stem}): snapshots {covered}..{n - 1} "
-                    "have no checksum"
+                    f"{cpath}: checksum record {i} covers snapshots "
+                    f"{first}..{first + count - 1}, expected a block starting at {covered} "
+                    f"within the {n} snapshots"
                 )
-        finally:
-            os.close(sfd)
-            os.close(vfd)
+                broken = True
+                break
+            s_ok = _crc_file(sfd, cpath, _HEADER_SIZE + 8 * first, 8 * count) == scrc
+            v_ok = (
+                _crc_file(
+                    vfd, cpath, _HEADER_SIZE + spec.record_size * first, spec.record_size * count
+                )
+                == vcrc
+            )
+            if not (s_ok and v_ok):
+                which = " and ".join(w for w, ok in (("steps", s_ok), ("values", v_ok)) if not ok)
+                lo, hi = (
+                    int.from_bytes(os.pread(sfd, 8, _HEADER_SIZE + 8 * k), "little", signed=True)
+                    for k in (first, first + count - 1)
+                )
+                problems.append(
+                    f"series {spec.name!r} ({spec.stem}): snapshots "
+                    f"{first}..{first + count - 1} (steps {lo}..{hi} as stored): {which} "
+                    "checksum mismatch"
+                )
+            covered = first + count
+        if covered < n and not broken:
+            problems.append(
+                f"series {spec.name!r} ({spec.stem}): snapshots {covered}..{n - 1} have no checksum"
+            )
+    finally:
+        for fd in fds:
+            os.close(fd)
     return problems
 
 
@@ -989,21 +1181,28 @@ def load(path: str | os.PathLike, *, verify: bool = False) -> Recording:
 
         return from_tensorboard(root)
     if verify:
-        problems = globals()["verify"](root)
+        problems, rec = _verified(root)
         if problems:
             raise RecordingError(f"{root}: damaged:\n" + "\n".join(problems))
+        return rec
     return _open(root)[1]
 
 
 def _is_event_log(root: Path) -> bool:
     """Whether ``root`` is a TensorBoard event file, or a directory without a manifest that
-    holds event files (at any depth). False for anything unreadable: the reader says why."""
+    holds event files (in it, or in subdirectories at most two levels down). False for
+    anything unreadable: the reader says why."""
     try:
         if root.name.startswith("events.out.tfevents"):
             return stat.S_ISREG(os.stat(root).st_mode)
         if not root.is_dir() or root.is_symlink() or (root / MANIFEST).exists():
             return False
-        return any(f.startswith("events.out.tfevents") for _, _, fs in os.walk(root) for f in fs)
+        for dirpath, dirnames, files in os.walk(root):
+            if any(f.startswith("events.out.tfevents") for f in files):
+                return True
+            if len(Path(dirpath).relative_to(root).parts) >= 2:
+                dirnames.clear()  # runs lie at most two levels down: never walk a whole disk
+        return False
     except (OSError, ValueError):
         return False
 
@@ -1244,6 +1443,10 @@ class _Committer:
     manifest is rewritten only when something in it changed (a new series, metadata), and
     always before the commit that first counts a new series: with the pure-Python JSON
     encoder that ``indent`` needs, rewriting it at each of 1500 new series took 50 s.
+
+    Every commit holds the checksum of the manifest on disk, and before a manifest is
+    replaced the commit is rewritten to hold both checksums: killed at any moment, the
+    manifest there verifies, and a flip in it never does (closed or not).
     """
 
     def __init__(
@@ -1254,6 +1457,8 @@ class _Committer:
         self.manifest_crc32 = 0
         self.dirty = True  # the manifest on disk lacks something
         self.step: int | None = None  # last committed step
+        self.lock = threading.Lock()  # the training and the writer thread both replace the commit
+        self.last: tuple | None = None  # step and counts of the commit on disk
 
     def manifest_bytes(self, complete: bool = False, closed: bool = False) -> bytes:
         manifest = {
@@ -1286,25 +1491,32 @@ class _Committer:
                 f"the {_MAX_MANIFEST_BYTES >> 20} MiB a recording may hold; keep large arrays "
                 "as series (Recorder.put / RecordingWriter.append), not in the metadata"
             )
-        _replace(self.path / MANIFEST, data)
-        self.manifest_crc32, self.dirty = zlib.crc32(data), False
+        crc = zlib.crc32(data)
+        with self.lock:
+            if self.last is not None and crc != self.manifest_crc32:
+                # the commit on disk covers both manifests first: killed before the rename
+                # or after it, the manifest there verifies (update_metadata after the last
+                # commit, close)
+                self._write_commit(*self.last, (self.manifest_crc32, crc))
+            _replace(self.path / MANIFEST, data)
+            self.manifest_crc32, self.dirty = crc, False
 
-    def commit(
-        self, step: int | None, manifest_crc32: int | None = None, files: list | None = None
-    ) -> None:
-        """Record ``step`` and the snapshots written per series. ``files`` (``(stem, _Files)``
-        pairs taken with ``manifest_crc32`` when the manifest was last written) lets the writer
-        thread commit while the training thread declares new series."""
+    def commit(self, step: int | None, files: list | None = None) -> None:
+        """Record ``step``, the snapshots written per series and the manifest's checksum.
+        ``files`` (``(stem, _Files)`` pairs taken when the manifest was last written) lets the
+        writer thread commit while the training thread declares new series."""
         if files is None:
-            if manifest_crc32 is not None:
-                self.manifest_crc32 = manifest_crc32
-            elif self.dirty:
+            if self.dirty:
                 self.write_manifest()
-            manifest_crc32 = self.manifest_crc32
             files = [(self.stems[name], f) for name, f in self.files.items()]
             self.step = step
         counts = {stem: f.written for stem, f in files}
-        _replace(self.path / _COMMIT, _commit_bytes(step, counts, manifest_crc32))
+        with self.lock:
+            self._write_commit(step, counts, (self.manifest_crc32,))
+
+    def _write_commit(self, step: int | None, counts: dict, manifest_crc32s: tuple) -> None:
+        _replace(self.path / _COMMIT, _commit_bytes(step, counts, manifest_crc32s))
+        self.last = step, counts
 
     def commit_later(self, thread: "_WriterThread", step: int) -> None:
         """Have the writer thread commit ``step`` once every block submitted so far is
@@ -1313,7 +1525,7 @@ class _Committer:
             self.write_manifest()
         files = [(self.stems[name], f) for name, f in self.files.items()]
         self.step = step
-        thread.submit_commit(self, step, self.manifest_crc32, files)
+        thread.submit_commit(self, step, files)
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -2090,10 +2302,10 @@ class RecordingWriter(_SinkBase):
             self.complete = bool(complete)
             if self._committer.dirty:  # the commit below counts every series: list them first
                 self._committer.write_manifest()
-            data = self._committer.manifest_bytes(self.complete, closed=True)
-            # commit first: killed between the two, the recording loads whole but incomplete
-            self._committer.commit(None if self._high == _NO_STEP else self._high, zlib.crc32(data))
-            _replace(self.path / MANIFEST, data)
+            # commit first: killed before the closed manifest is in, the recording loads
+            # whole but incomplete (the commit covers both manifests meanwhile)
+            self._committer.commit(None if self._high == _NO_STEP else self._high)
+            self._committer.write_manifest(self._committer.manifest_bytes(self.complete, True))
         finally:
             self._release()
 

@@ -1,5 +1,6 @@
-"""Fuzzing the loader: mutated real recordings raise RecordingError or load, never hang, and
-verification finds every bit flip in a closed recording.
+"""Fuzzing the loader: mutated real recordings raise RecordingError or load, never hang nor
+take more than 2 s or 200 MB, and verification finds every bit flip in a closed recording
+and every bit flip of the manifest and the commit of an unclosed one.
 
 The bases are real: one written through the Recorder API (parameters, gradients,
 summaries, scalars), one by an experiment at a tiny configuration, and one copied while
@@ -10,9 +11,14 @@ load). Hypothesis runs derandomized, so a failure reproduces.
 
 import contextlib
 import json
+import math
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -21,8 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dynamics import recording
 from dynamics.recording import RecordingError, RecordingWriter, load
 
+ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(
     max_examples=1000,
     deadline=None,
@@ -107,6 +115,33 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
+def bounded(fn, *args, seconds: float = 2.0, megabytes: float = 200):
+    """``fn(*args)``, asserting it took under ``seconds`` and its peak resident memory grew
+    by under ``megabytes`` (Linux: the peak is reset first through /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _status_kb("VmRSS")
+    except OSError:
+        before = None
+    start = time.perf_counter()
+    out = fn(*args)
+    took = time.perf_counter() - start
+    assert took < seconds, f"{fn.__name__} took {took:.2f} s"
+    if before is not None:
+        grew = (_status_kb("VmHWM") - before) / 1024
+        assert grew < megabytes, f"{fn.__name__} took {grew:.0f} MB"
+    return out
+
+
 def load_or_refuse(root: Path, verify: bool = False):
     """Load ``root`` (reading every series' last snapshot); None if refused with RecordingError."""
     with time_limit(10):
@@ -160,14 +195,56 @@ def mutations(draw):
                 "replace",
                 "append",
                 "raw_manifest",
+                "sparse",
+                "forged_counts",
             ]
         )
     )
     return base, kind, draw(st.randoms(use_true_random=False))
 
 
-def apply(base: Base, kind: str, rnd, tmp: Path) -> str:
-    """Mutate one file of ``base`` in place; return its name (to restore)."""
+def _sign(root: Path, manifest: dict, commit: dict) -> None:
+    """Write a forged ``manifest`` and ``commit`` with every checksum a writer would write."""
+    data = json.dumps(manifest, indent=1).encode()
+    (root / "manifest.json").write_bytes(data)
+    crc = zlib.crc32(data)
+    (root / "commit").write_bytes(
+        _commit_file({**commit, "manifest_crc32": crc, "manifest_crc32s": [crc]})
+    )
+
+
+def _forge_counts(base: Base, rnd) -> list[str]:
+    """Claim far more snapshots of one series than were written: its files extended without
+    being written (sparse), the manifest's and the commit's counts forged to match."""
+    manifest = json.loads(base.files["manifest.json"])
+    commit = json.loads(base.files["commit"][:-1].rpartition(b"\n")[0])
+    name = rnd.choice(sorted(manifest["series"]))
+    spec = manifest["series"][name]
+    stem = spec["file"]
+    record = np.dtype(spec["dtype"]).itemsize * math.prod(spec["shape"])
+    n = min(rnd.choice([2**16, 2**20, 2**29, 2**34]), (1 << 42) // max(record, 8))
+    os.truncate(base.root / f"{stem}.steps", 16 + 8 * n)
+    if record:
+        os.truncate(base.root / f"{stem}.values", 16 + record * n)
+    if rnd.random() < 0.5:
+        os.truncate(base.root / f"{stem}.crc", 16 + 24 * rnd.choice([n, 2**36]))
+    commit["counts"][stem] = n
+    if base.complete:
+        manifest["counts"][name] = n
+    elif rnd.random() < 0.5:
+        commit["step"] = rnd.choice([2**40, 2**62])
+    _sign(base.root, manifest, commit)
+    return ["manifest.json", "commit", f"{stem}.steps", f"{stem}.values", f"{stem}.crc"]
+
+
+def apply(base: Base, kind: str, rnd, tmp: Path) -> list[str]:
+    """Mutate ``base`` in place; return the names of the files changed (to restore)."""
+    if kind == "forged_counts":
+        return _forge_counts(base, rnd)
+    return [_apply_one(base, kind, rnd, tmp)]
+
+
+def _apply_one(base: Base, kind: str, rnd, tmp: Path) -> str:
     names = sorted(base.files)
     if kind in ("manifest_field", "commit_field"):
         name = "manifest.json" if kind == "manifest_field" else "commit"
@@ -196,6 +273,11 @@ def apply(base: Base, kind: str, rnd, tmp: Path) -> str:
         ]
         (base.root / "manifest.json").write_bytes(rnd.choice(choices))
         return "manifest.json"
+    if kind == "sparse":  # a series file extended without being written
+        name = rnd.choice([n for n in names if n.endswith((".steps", ".values", ".crc"))])
+        extra = rnd.choice([1, 8, 24, 4096, 2**20, 2**33, 2**40])
+        os.truncate(base.root / name, len(base.files[name]) + extra)
+        return name
     name = rnd.choice(names)
     path, data = base.root / name, base.files[name]
     if kind == "truncate":
@@ -267,12 +349,13 @@ def test_mutated_recordings_load_or_raise_recording_error_without_hanging(
 ):
     base_name, kind, rnd = mutation
     base = bases[base_name]
-    name = apply(base, kind, rnd, Path(tmp_path_factory.getbasetemp()))
+    names = apply(base, kind, rnd, Path(tmp_path_factory.getbasetemp()))
     try:
-        load_or_refuse(base.root)
-        load_or_refuse(base.root, verify=True)
+        bounded(load_or_refuse, base.root)
+        bounded(load_or_refuse, base.root, True)
     finally:
-        base.restore(name)
+        for name in names:
+            base.restore(name)
 
 
 @FLIPS
@@ -308,3 +391,159 @@ def test_the_bases_load_and_verify_as_written(bases):
     assert (
         incomplete.committed_step == 39 and len(incomplete["w"]) == 40
     )  # step 40 was never committed
+
+
+# -- every bit flip of the manifest and the commit, closed and unclosed -----------------
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Small recordings (no torch): closed; unclosed (copied while its writer was open);
+    unclosed after ``update_metadata`` rewrote its manifest since the last commit; and the
+    two moments a kill can split a manifest rewrite from its commit (the old manifest still
+    in place: during update_metadata, and during close)."""
+    root = Path(tmp_path_factory.mktemp("flips"))
+    w = RecordingWriter(root / "closed.rec", {"note": "flips"})
+    for step in range(4):
+        w.append("loss", step, np.float32(step))
+        w.append("w", step, np.full(3, step, np.int16))
+    w.flush()
+    shutil.copytree(root / "closed.rec", root / "unclosed.rec")
+    before = (root / "closed.rec" / "manifest.json").read_bytes()
+    w.update_metadata(final={"accuracy": 0.5})
+    shutil.copytree(root / "closed.rec", root / "metadata.rec")
+    shutil.copytree(root / "closed.rec", root / "killed_in_update.rec")
+    (root / "killed_in_update.rec" / "manifest.json").write_bytes(before)
+    unclosed = (root / "closed.rec" / "manifest.json").read_bytes()
+    w.close()
+    shutil.copytree(root / "closed.rec", root / "killed_in_close.rec")
+    (root / "killed_in_close.rec" / "manifest.json").write_bytes(unclosed)
+    return {
+        name: Base(root / f"{name}.rec", name == "closed")
+        for name in ("closed", "unclosed", "metadata", "killed_in_update", "killed_in_close")
+    }
+
+
+def found(root: Path) -> bool:
+    """Whether verification finds damage (a problem listed, or the recording refused)."""
+    try:
+        return bool(recording.verify(root))
+    except RecordingError:
+        return True
+
+
+def missed_flips(base: Base, name: str, bits) -> list[tuple[int, int]]:
+    """(offset, bit) of every flip of ``name`` that verify does not find; ``bits(offset)``:
+    the bits to flip at that offset."""
+    data, missed = base.files[name], []
+    try:
+        for offset in range(len(data)):
+            for bit in bits(offset):
+                buf = bytearray(data)
+                buf[offset] ^= 1 << bit
+                (base.root / name).write_bytes(bytes(buf))
+                if not found(base.root):
+                    missed.append((offset, bit))
+    finally:
+        base.restore(name)
+    return missed
+
+
+def test_every_moment_of_a_manifest_rewrite_verifies_intact(small):
+    for name, base in small.items():
+        assert recording.verify(base.root) == [], name
+    assert load(small["killed_in_update"].root).metadata == {"note": "flips"}
+    assert load(small["metadata"].root).metadata["final"] == {"accuracy": 0.5}
+    rec = load(small["killed_in_close"].root)  # whole, but not marked complete
+    assert not rec.complete and len(rec["loss"]) == 4
+
+
+@pytest.mark.parametrize("base_name", ["closed", "unclosed", "metadata"])
+@pytest.mark.parametrize(
+    "old, new", [(b'"loss"', b'"lmss"'), (b'"complete"', b'"cmmplete"'), (b'"w"', b'"v"')]
+)
+def test_verify_finds_a_renamed_series_or_a_lost_complete_key(small, base_name, old, new):
+    """One bit each (``o`` to ``m``, ``w`` to ``v``): unclosed, the recording still loads, as
+    something else (a series renamed; a closed recording taken for one that was cut short)."""
+    base = small[base_name]
+    data = base.files["manifest.json"]
+    assert bin(int.from_bytes(old, "big") ^ int.from_bytes(new, "big")).count("1") == 1
+    at = data.index(old, data.index(b'"series"') if old != b'"complete"' else 0)
+    (base.root / "manifest.json").write_bytes(data[:at] + new + data[at + len(old) :])
+    try:
+        if base_name != "closed" or old == b'"complete"':
+            load(base.root)  # only the manifest's checksum tells
+        assert found(base.root)
+    finally:
+        base.restore("manifest.json")
+
+
+@pytest.mark.parametrize("base_name", ["closed", "unclosed", "metadata", "killed_in_close"])
+@pytest.mark.parametrize("name", ["manifest.json", "commit"])
+def test_verify_finds_a_bit_flip_at_every_byte_of_the_manifest_and_commit(small, base_name, name):
+    """One bit per byte (bit = offset % 8); every bit of every byte is the slow test below."""
+    assert missed_flips(small[base_name], name, lambda offset: [offset % 8]) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base_name", ["closed", "unclosed", "metadata", "killed_in_update"])
+@pytest.mark.parametrize("name", ["manifest.json", "commit"])
+def test_verify_finds_every_bit_flip_of_the_manifest_and_commit(small, base_name, name):
+    assert missed_flips(small[base_name], name, lambda offset: range(8)) == []
+
+
+def test_a_commit_of_an_earlier_writer_checks_the_manifest_of_a_closed_recording_only(small):
+    """Commits written before ``manifest_crc32s`` covered the manifest only once closed (an
+    unclosed one's manifest may have been rewritten since): such recordings verify as before."""
+    for name in ("closed", "metadata"):
+        base = small[name]
+        commit = json.loads(base.files["commit"][:-1].rpartition(b"\n")[0])
+        del commit["manifest_crc32s"]
+        commit["manifest_crc32"] ^= name == "metadata"  # stale: rewritten since
+        (base.root / "commit").write_bytes(_commit_file(commit))
+        try:
+            assert recording.verify(base.root) == []
+            manifest = base.files["manifest.json"].replace(b'"loss"', b'"lmss"')
+            (base.root / "manifest.json").write_bytes(manifest)
+            assert found(base.root) == (name == "closed")
+        finally:
+            base.restore("commit")
+            base.restore("manifest.json")
+
+
+CHURN = """
+import sys
+import numpy as np
+from dynamics.recording import RecordingWriter
+
+w = RecordingWriter(sys.argv[1], {"run": 0}, flush_bytes=256, flush_seconds=0.001)
+print("ready", flush=True)
+step = 0
+while True:  # until killed: periodic commits on the writer thread, manifest rewrites between
+    w.append("loss", step, np.float32(step))
+    if step % 7 == 0:
+        w.update_metadata(step=step)
+    if step % 50 == 0:
+        w.append(f"new{step}", step, np.zeros(3))
+    step += 1
+"""
+
+
+@pytest.mark.slow
+def test_a_writer_killed_at_any_moment_leaves_a_recording_that_verifies(tmp_path):
+    """Manifest rewrites (update_metadata, new series) race the writer thread's commits: a
+    SIGKILL at any moment leaves a manifest that the commit covers."""
+    rnd = np.random.default_rng(5)
+    for trial in range(30):
+        path = tmp_path / f"run{trial}.rec"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHURN, str(path)], stdout=subprocess.PIPE, cwd=ROOT
+        )
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(rnd.uniform(0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        assert recording.verify(path) == [], trial
+        rec = load(path)
+        assert not rec.complete and rec.metadata["run"] == 0
