@@ -5,20 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
-
-def _lightning_trainer(pl, callbacks, *, max_steps, root, checkpointing=False, **kwargs):
-    return pl.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=checkpointing,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        callbacks=callbacks,
-        **kwargs,
-    )
+from zoo import lightning_trainer
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])
@@ -52,7 +39,7 @@ def test_lightning_callback_records_every_optimizer_step(tmp_path, accumulate):
     )
     module = Module()
     callback = RecorderCallback(tmp_path / "pl.rec", grads=True, schedule=2)
-    trainer = _lightning_trainer(
+    trainer = lightning_trainer(
         pl, [callback], max_steps=6, root=tmp_path, accumulate_grad_batches=accumulate
     )
     trainer.fit(module, data)
@@ -162,7 +149,7 @@ def test_lightning_gan_manual_optimization_logs_and_resumes_at_the_recorders_ste
     copies1 = Copies(rec1, crash_at=n + 2)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2 * n, save_top_k=-1)
     gan1 = GAN()
-    trainer1 = _lightning_trainer(
+    trainer1 = lightning_trainer(
         pl, [rec1, copies1, ckpt], max_steps=8 * n, root=tmp_path, checkpointing=True
     )
     with pytest.raises(RuntimeError, match="killed"):
@@ -180,7 +167,7 @@ def test_lightning_gan_manual_optimization_logs_and_resumes_at_the_recorders_ste
     rec2 = RecorderCallback(path, schedule=1, resume=True)
     copies2 = Copies(rec2)
     gan2 = GAN()
-    trainer2 = _lightning_trainer(pl, [rec2, copies2], max_steps=4 * n, root=tmp_path)
+    trainer2 = lightning_trainer(pl, [rec2, copies2], max_steps=4 * n, root=tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer2.fit(gan2, data, ckpt_path=ckpt_path)

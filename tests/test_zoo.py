@@ -147,7 +147,7 @@ def test_a_lightning_gan_with_manual_optimization_records_what_each_optimizer_us
     parameters, gradients, summaries and activations: every snapshot equals the module's
     weights after that step, every gradient what its optimizer saw at its own step."""
     pl = pytest.importorskip("lightning.pytorch")
-    from zoo import gan
+    from zoo import gan, lightning_trainer
 
     from dynamics.integrations.lightning import RecorderCallback
 
@@ -204,16 +204,8 @@ def test_a_lightning_gan_with_manual_optimization_records_what_each_optimizer_us
     recorder = RecorderCallback(
         tmp_path / "lit.rec", grads=True, summaries="*", summary_grads=True, activations="*"
     )
-    trainer = pl.Trainer(
-        max_steps=8,  # global_step counts both optimizers: 4 complete steps
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        callbacks=[recorder, Copies()],
-    )
+    # global_step counts both optimizers: 8 of them are 4 complete steps
+    trainer = lightning_trainer(pl, [recorder, Copies()], max_steps=8, root=tmp_path)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 1)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's own notes on a tiny loader

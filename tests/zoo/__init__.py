@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["Member", "BUILDERS", "STEPS", "build", "record"]
+__all__ = ["Member", "BUILDERS", "STEPS", "build", "record", "lightning_trainer"]
 
 #: training steps of a zoo recording (snapshots at steps 0 .. STEPS)
 STEPS = 4
@@ -317,3 +317,18 @@ def record(member: Member, path) -> tuple:
     for h in handles:
         h.remove()
     return load(path), weights, grads
+
+
+def lightning_trainer(pl, callbacks, *, max_steps, root, checkpointing=False, **kwargs):
+    """A quiet CPU Lightning Trainer for tests (``pl``: the ``lightning.pytorch`` module)."""
+    return pl.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=checkpointing,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=callbacks,
+        **kwargs,
+    )
