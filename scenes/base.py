@@ -24,9 +24,10 @@ it reads and shows, and builds panels; the base class acts on the declarations:
   resolved by :func:`resolve_series` before :meth:`PanelScene.check` runs, so a scene
   takes the names its titles show (a summary's label such as ``activation fc1`` as well
   as its series ``stats/act/fc1``) and a misspelt one fails in one line that suggests
-  the closest names;
-* :meth:`Scene.note`: a scene that chooses what to draw itself says what it chose
-  (``notes_``; the command line prints each note on stderr), and its title names it;
+  the closest names (``optional_series``: those whose default a recording may lack);
+* :meth:`Scene.note` (:meth:`Scene.note_choice`): a scene that chooses what to draw itself
+  says what it chose and what else there was (``notes_``; the command line prints each
+  note on stderr), and its title names it;
 * :meth:`PanelScene.timeline`: the one source of the training steps that frames show;
 * ``title`` (or :meth:`PanelScene.heading`), the subtitle (the recording's
   ``metadata["caption"]``, written by the experiment that knows its config) and ``readout``
@@ -267,9 +268,18 @@ def closest_names(name: str, candidates: Sequence[str], n: int = 3) -> list[str]
     )
 
 
-def resolve_series(recording: Recording, name: str, *, what: str = "series") -> str:
+def resolve_series(
+    recording: Recording,
+    name: str,
+    *,
+    what: str = "series",
+    aliases: dict[str, str] | None = None,
+) -> str:
     """The series that ``name`` (a series name or a title's label, see
     :func:`series_aliases`) stands for.
+
+    ``aliases`` replaces :func:`series_aliases` where a scene takes other names, or fewer
+    (the summaries only, and the role its titles give each one: ``pre-activation fc1``).
 
     Raises
     ------
@@ -277,7 +287,7 @@ def resolve_series(recording: Recording, name: str, *, what: str = "series") -> 
         One line naming ``name`` and the closest names the recording has (not all of
         them: a transformer's recording has hundreds).
     """
-    aliases = series_aliases(recording)
+    aliases = series_aliases(recording) if aliases is None else aliases
     if name in aliases:
         return aliases[name]
     where = f" {recording.path}" if recording.path else ""
@@ -369,6 +379,10 @@ class Scene:
     #: Fields of the config that name series (comma-separated): resolved to series names
     #: by :func:`resolve_series` before :meth:`check` (a misspelt name fails in one line).
     series_fields: ClassVar[tuple[str, ...]] = ()
+    #: Those of ``series_fields`` whose default names a series only some recordings have
+    #: (the curve beside the particles: ``loss``): a recording without it draws nothing
+    #: there. A name that differs from the default must be a series all the same.
+    optional_series: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, recording: Recording, config: Any = None, options: RenderOptions | None = None
@@ -409,17 +423,35 @@ class Scene:
         ``notes_``, which the command line prints on stderr."""
         self.notes_.append(text)
 
+    def note_choice(
+        self, drawn: Sequence[str], why: str, others: Sequence[str], flag: str = "--show"
+    ) -> None:
+        """The note of a scene that chose what to draw among more (no note when it drew
+        every candidate): ``drew a, b (why); 5 more not drawn: c, d, e, ... (choose with
+        --show NAME,...)``."""
+        if not others:
+            return
+        more = f"{', '.join(others[:3])}{', ...' * (len(others) > 3)}"
+        self.note(
+            f"drew {', '.join(drawn)} ({why}); {len(others)} more not drawn: {more} "
+            f"(choose with {flag} NAME,...)"
+        )
+
     def _resolve_series_fields(self, config: Any) -> Any:
         """``config`` with the names in its ``series_fields`` resolved to series names."""
         if not dataclasses.is_dataclass(config) or not isinstance(self.recording, Recording):
             return config
-        fields = {f.name for f in dataclasses.fields(config)}
+        defaults = {f.name: f.default for f in dataclasses.fields(config)}
         changes = {}
         for field in self.series_fields:
-            if field not in fields:
+            if field not in defaults:
                 continue
             names = split_names(str(getattr(config, field)))
-            resolved = [resolve_series(self.recording, n) for n in names]
+            wanted = names
+            if field in self.optional_series and getattr(config, field) == defaults[field]:
+                present = series_aliases(self.recording)
+                wanted = [n for n in names if n in present]
+            resolved = [resolve_series(self.recording, n) for n in wanted]
             if resolved != names:
                 changes[field] = ",".join(resolved)
         return replace(config, **changes) if changes else config

@@ -321,18 +321,20 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
 
     Errors reach the user as one line (exit 2 for a bad value, 1 for a full disk, a failed
     encoder or too little memory, 130 for Ctrl-C at any moment); ``--debug`` shows the
-    traceback instead."""
-    import scenes
-
+    traceback instead. Called from other code it returns the movie's path (or raises
+    SystemExit); as the command itself it ends the process (:func:`_end_command`)."""
     prog = f"python -m scenes.{name}"
-    starting = getattr(scenes, "_interrupted_while_starting", None)
+    command = _is_command()
     args = None
     try:
         entry = get(name)
         parser = build_parser(entry)
         prog = parser.prog
         args = parser.parse_args(argv)
-        return _main(entry, args)
+        path = _main(entry, args)
+        if command:  # the outputs are complete: nothing may end the process without a word
+            _end_command(prog, 0, "interrupted after the outputs above were written in full")
+        return path
     except (
         ValueError,
         KeyError,
@@ -344,26 +346,101 @@ def main(name: str, argv: Sequence[str] | None = None) -> Path:
         if args is not None and args.debug:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(prog, command, 2, f"{prog}: error: {msg}")
     except (OSError, MemoryError) as exc:  # a full disk, a failed encoder, too little memory
         if args is not None and args.debug:
             raise
         what = str(exc) or ("out of memory" if isinstance(exc, MemoryError) else repr(exc))
-        print(f"{prog}: error: {what}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _fail(prog, command, 1, f"{prog}: error: {what}")
     except KeyboardInterrupt:
         if args is not None and args.debug:
             raise
-        print(
-            f"{prog}: interrupted; no partial output was left at the target path", file=sys.stderr
-        )
-        if starting is not None:  # a command: exit now, with 130, whatever is left to unwind
+        what = "interrupted; no partial output was left at the target path"
+        if command:  # a second Ctrl-C while this is said: the same line, the same exit
+            _on_ctrl_c(prog, what)
+        print(f"{prog}: {what}", file=sys.stderr)
+        if command:  # exit now, with 130, whatever is left to unwind
             # (seen in 1 of 9 interrupts: Python then exited by SIGINT itself, status -2)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush()
             os._exit(130)
         raise SystemExit(130) from None
+    except SystemExit as exc:  # argparse's usage errors (2) and --help (0)
+        if command:
+            code = exc.code
+            if not isinstance(code, (int, type(None))):  # a message: said, status 1 (as Python)
+                print(code, file=sys.stderr)
+                code = 1
+            _end_command(prog, code or 0, "interrupted")
+        raise
+
+
+def _fail(prog: str, command: bool, code: int, line: str) -> typing.NoReturn:
+    """Print the one-line error and exit with ``code``."""
+    if command:
+        _on_ctrl_c(prog, "interrupted")
+    print(line, file=sys.stderr)
+    if command:
+        _end_command(prog, code, "interrupted")
+    raise SystemExit(code) from None
+
+
+def _is_command() -> bool:
+    """True when this process is ``python -m scenes.NAME`` (or ``python -m scenes NAME``):
+    scenes/__init__.py installed its start-up handler, and the main module is a scene's.
+    Called from other code (a test, a notebook), :func:`main` leaves the process alone."""
+    import scenes
+
+    spec = sys.modules["__main__"].__spec__
+    return (
+        getattr(scenes, "_interrupted_while_starting", None) is not None
+        and spec is not None
+        and spec.name.split(".")[0] == "scenes"
+    )
+
+
+def _on_ctrl_c(prog: str, what: str) -> None:
+    """From now on a Ctrl-C ends the process at once with ``prog: what`` and status 130 (no
+    more KeyboardInterrupt: the writers have finished or removed their files)."""
+    import signal
+
+    def interrupted(signum, frame):
+        os.write(2, f"{prog}: {what}\n".encode())
+        os._exit(130)
+
+    if threading_main():
+        signal.signal(signal.SIGINT, interrupted)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): nothing more can be said
+            pass
+
+
+def _end_command(prog: str, code: int, what: str) -> typing.NoReturn:
+    """End the command with status ``code``; a Ctrl-C until the very end gives ``prog:
+    what`` and 130.
+
+    Python's own exit would reset SIGINT to its default action before it tears the modules
+    down (torch and matplotlib: a noticeable time), and a Ctrl-C then killed the process by
+    the signal: status -2, not a word. So this does what that exit does that anyone can
+    see, in its order, under a handler of its own: it waits for the threads that are not
+    daemons (and runs threading's exit hooks, as ``concurrent.futures`` registers them),
+    runs the ``atexit`` functions (a recording's finalizer commits there, ``logging``
+    flushes its files), flushes stdout and stderr, and ends with :func:`os._exit`, skipping
+    the teardown of the modules. A file object left open, unflushed, in a module's globals
+    is not closed (the teardown closes it, when it gets to it; ``with open(...)`` does not
+    depend on it)."""
+    import atexit
+    import threading
+
+    _on_ctrl_c(prog, what)
+    threading._shutdown()  # what Python's exit calls first: join the non-daemon threads
+    atexit._run_exitfuncs()
+    _flush()
+    os._exit(code)
 
 
 def _hand_over_interrupts() -> None:
@@ -426,6 +503,10 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
         raise ValueError(
             f"--handout-frames must be between 1 and {MAX_KEYFRAMES}, got {args.handout_frames}"
         )
+    if sweep:
+        _check_folder(_sweep_root(entry, args), "--sweep-dir")
+    elif getattr(args, "save_recording", None) and not recording_path:
+        _check_recording_target(args.save_recording, args.overwrite)
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
     if entry.experiment is not None:
         entry.experiment_config  # noqa: B018  (imports the experiment, torch with it)
@@ -444,6 +525,51 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     for text in scene.notes_:  # what the scene chose by itself: the user sees what was drawn
         print(f"python -m scenes.{entry.name}: {text}", file=sys.stderr)
     return _render_outputs(scene, writer, args)
+
+
+def _sweep_root(entry: SceneEntry, args: argparse.Namespace) -> Path:
+    return args.sweep_dir or Path("outputs") / f"{entry.name}_sweep"
+
+
+def _check_folder(folder: Path, flag: str, given: Path | None = None) -> None:
+    """``folder`` is a folder that takes new files (made if need be), checked before any
+    work; else ValueError naming ``flag`` and the path the user gave it (``given``, default
+    ``folder``) and, if another, the path in the way."""
+    from .writers import refuses_files
+
+    given = folder if given is None else given
+    what = f"{flag} {given}"
+    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        where = "" if above == given else f": {above}"
+        raise ValueError(f"{what}{where} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"{what}: cannot create the folder {folder} ({exc.strerror or exc})"
+        ) from None
+    refused = refuses_files(folder)
+    if refused:
+        raise ValueError(f"{what}: the folder {folder} {refused}")
+
+
+def _check_recording_target(path: Path, overwrite: bool) -> None:
+    """What ``--save-recording PATH`` may not write to, in the flags' words, before any
+    training: a link (a recording is replaced by renaming folders, never through a link),
+    a file, or an existing recording without ``--overwrite``. The recorder checks the rest
+    (a folder that is not a recording, another writer's lock)."""
+    what = f"--save-recording {path}"
+    if path.is_symlink():
+        raise ValueError(
+            f"{what} is a symbolic link (to {os.readlink(path)}); give the recording's own "
+            "path: a recording is not written through a link"
+        )
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} is a file, not a recording (a folder)")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{what} already exists; add --overwrite to replace it")
+    _check_folder(path.parent, "--save-recording", path)
 
 
 def _sweep(
@@ -476,8 +602,7 @@ def _sweep(
     if args.jobs is not None and not 1 <= args.jobs <= 1024:
         raise ValueError(f"--jobs must be between 1 and 1024, got {args.jobs}")
     base = dataclass_from_args(entry.experiment_config, args)
-    root = args.sweep_dir or Path("outputs") / f"{entry.name}_sweep"
-    sweep = Sweep(entry.experiment, base, grid, root=root)
+    sweep = Sweep(entry.experiment, base, grid, root=_sweep_root(entry, args))
     with open_executor(args.executor) as executor:
         result = sweep.run(executor, jobs=args.jobs, progress=not args.quiet)
     prog = f"python -m scenes.{entry.name}"

@@ -17,7 +17,16 @@ from matplotlib.figure import Figure
 
 from dynamics.recording import Recording, Series, Summary
 
-from .base import Cell, Field, PanelScene, figure_to_png, grid_axes, new_figure, split_names
+from .base import (
+    Cell,
+    Field,
+    PanelScene,
+    figure_to_png,
+    grid_axes,
+    new_figure,
+    resolve_series,
+    split_names,
+)
 from .plotting import CurvesPanel, DistributionPanel, HistogramPanel, histogram_percentiles
 from .registry import register
 
@@ -48,33 +57,56 @@ def _label(recording: Recording, summary: Summary) -> str:
     return f"{role} {summary.source}"
 
 
-def chosen(recording: Recording, config) -> list[Summary]:
-    """The summaries a scene draws: ``config.tensors`` (labels such as ``conv2.weight``,
-    ``gradient of fc1.weight``, ``activation fc1`` or, with roles, ``pre-activation fc1``),
-    else the experiment's ``metadata["show"]``, else the first and last module output and
-    the first parameter."""
+def tensor_names(recording: Recording) -> dict[str, str]:
+    """Every name ``tensors`` takes for a summarised tensor, mapped to its ``stats`` series:
+    the title this scene gives it (``pre-activation fc1`` where the experiment names
+    roles), its label (``activation fc1``, ``gradient of fc1.weight``, ``conv2.weight``)
+    and the names of its series (``stats/fc1``, ``histogram/fc1``)."""
+    names: dict[str, str] = {}
+    for summary in recording.summaries().values():
+        for series in (summary.stats, summary.histogram, summary.edges):
+            if series:
+                names[series] = summary.stats
+    for label, summary in recording.summaries().items():
+        names.setdefault(label, summary.stats)
+        names.setdefault(_label(recording, summary), summary.stats)
+    return names
+
+
+def default_choice(recording: Recording) -> tuple[list[Summary], str]:
+    """What is drawn without ``tensors``, and which rule chose it: the experiment's
+    ``metadata["show"]``, else the first and last module output and the first parameter."""
     summaries = recording.summaries()
     if not summaries:
         raise KeyError(
             f"recording has no summarised tensors (stats and histogram series); it has: "
             f"{', '.join(recording.keys()) or 'none'}"
         )
-    by_name = {
-        **{s.label: s for s in summaries.values()},
-        **{_label(recording, s): s for s in summaries.values()},
-    }
-    wanted = config.names or [n for n in recording.metadata.get("show") or [] if n in by_name]
-    if not wanted:
-        outputs = [s for s in summaries.values() if s.of == "activation"]
-        params = [s for s in summaries.values() if s.of == "parameter"]
-        picks = outputs[:1] + outputs[-1:] + params[:1] or list(summaries.values())[:3]
-        return list(dict.fromkeys(picks))
-    missing = [n for n in wanted if n not in by_name]
-    if missing:
-        raise KeyError(
-            f"recording has no summary {missing[0]!r}; it has: {', '.join(sorted(by_name))}"
-        )
-    return [by_name[n] for n in wanted]
+    names = tensor_names(recording)
+    by_stats = {s.stats: s for s in summaries.values()}
+    wanted = [by_stats[names[n]] for n in recording.metadata.get("show") or [] if n in names]
+    if wanted:
+        return list(dict.fromkeys(wanted)), "the experiment's choice"
+    outputs = [s for s in summaries.values() if s.of == "activation"]
+    params = [s for s in summaries.values() if s.of == "parameter"]
+    picks = outputs[:1] + outputs[-1:] + params[:1]
+    if picks:
+        return list(dict.fromkeys(picks)), "the first and last module output, the first parameter"
+    return list(summaries.values())[:3], "the first three"
+
+
+def chosen(recording: Recording, config) -> list[Summary]:
+    """The summaries a scene draws: ``config.tensors``, each by any name of
+    :func:`tensor_names` (a misspelt one fails in one line with the closest names), else
+    :func:`default_choice`."""
+    if not config.names:
+        return default_choice(recording)[0]
+    names = tensor_names(recording)
+    by_stats = {s.stats: s for s in recording.summaries().values()}
+    return [
+        by_stats[resolve_series(recording, n, what="summarised tensor", aliases=names)]
+        for n in config.names
+    ]
 
 
 @dataclass(frozen=True)
@@ -84,11 +116,12 @@ class DistributionsSceneConfig:
     Attributes
     ----------
     tensors : str
-        Comma-separated summarised tensors, one row each in a single run's dashboard:
-        ``conv2.weight``, ``gradient of conv2.weight``, ``activation fc1`` (or, where the
-        experiment names roles, ``pre-activation fc1``); in a comparison the first one is
-        drawn. Empty: the experiment's choice, else the first and last module output and
-        the first parameter.
+        Comma-separated summarised tensors, one row each in a single run's dashboard, named
+        as the panel titles show them: ``conv2.weight``, ``gradient of conv2.weight``,
+        ``activation fc1`` (or, where the experiment names roles, ``pre-activation fc1``),
+        or by a series of theirs (``stats/fc1``); in a comparison the first one is drawn.
+        Empty: the experiment's choice, else the first and last module output and the
+        first parameter (the command says which, when there were more).
     """
 
     tensors: str = ""
@@ -128,6 +161,15 @@ class DistributionsScene(PanelScene):
 
     def check(self) -> None:
         self.summaries_ = chosen(self.recording, self.config)
+        if not self.config.names:  # chosen here: say what, and what else there is
+            rec, (_, why) = self.recording, default_choice(self.recording)
+            others = [s for s in rec.summaries().values() if s not in self.summaries_]
+            self.note_choice(
+                [_label(rec, s) for s in self.summaries_],
+                f"{why}; a comparison draws the first",
+                [_label(rec, s) for s in others],
+                flag="--tensors",
+            )
 
     def timeline(self) -> np.ndarray:
         # frames follow the summaries' schedule, not every logged loss

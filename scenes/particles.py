@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from dynamics.limits import check_limits
 from dynamics.recording import Recording, Series
 
-from .base import Cell, Field, PanelScene
+from .base import Cell, Field, PanelScene, split_names
 from .plotting import CurvesPanel, ParticlePanel, resolve_view, square_box
 from .registry import register
 
@@ -71,8 +71,8 @@ class ParticlesSceneConfig:
         0 keeps every earlier position as a faint grey dot (the whole path); k > 0 keeps
         only the last k positions.
     curve : str
-        A scalar series drawn as a curve beside the particles, when the recording has it
-        ("": none).
+        A scalar series drawn as a curve beside the particles ("": none); the default,
+        loss, only where the recording has it.
     view : str
         ``particles`` (a marker per particle), ``density`` (a 2-D image of the particles'
         mass, positive and negative weight in two colours, earlier positions as a faint
@@ -145,7 +145,8 @@ class ParticlesScene(PanelScene):
     curve_labels: dict[str, str] = {}
     #: What one step of the timeline is (the curve's x label).
     step_label = "step"
-    series_fields = ("show", "mass")
+    series_fields = ("show", "mass", "curve")
+    optional_series = ("curve",)  # loss where there is one
 
     # -- what it reads ---------------------------------------------------------------------
     @classmethod
@@ -188,6 +189,7 @@ class ParticlesScene(PanelScene):
             raise ValueError(
                 f"series {name!r} has snapshots of shape {s.shape}; particles need (n, 2)"
             )
+        self._curve()  # a series that is not one scalar per step fails here, in one line
         others = [n for n in planar_series(self.recording) if n != name]
         if not self.config.show and others:  # chosen among several: say which, and the rest
             also = ", ".join(
@@ -234,10 +236,20 @@ class ParticlesScene(PanelScene):
         return series.values
 
     def _curve(self) -> Series | None:
-        name = self.config.curve
-        if name and name in self.recording and self.recording[name].shape == ():
-            return self.recording[name]
-        return None
+        """The scalar series of the curve beside the particles (None: no curve); ``curve``
+        names a series (the base class resolved it, or left the default out)."""
+        names = split_names(self.config.curve)
+        if not names:
+            return None
+        if len(names) > 1:
+            raise ValueError(f"curve takes one series, got {len(names)}: {', '.join(names)}")
+        series = self.recording[names[0]]
+        if series.shape != ():
+            raise ValueError(
+                f"curve {names[0]!r} has snapshots of shape {series.shape}; the curve beside "
+                "the particles draws a scalar series (one number per step)"
+            )
+        return series
 
     # -- layout ------------------------------------------------------------------------------
     @classmethod

@@ -52,7 +52,7 @@ from .plotting import (
 from .registry import register
 from .weights import WeightsScene, WeightsSceneConfig, matrix_series
 
-__all__ = ["DashboardScene", "DashboardSceneConfig", "plan", "pack_rows"]
+__all__ = ["DashboardScene", "DashboardSceneConfig", "plan", "drawable", "pack_rows"]
 
 MAX_PANELS = 6
 #: Above this many parameter tensors, the dashboard draws the map of every tensor
@@ -77,16 +77,10 @@ class View:
     steps: np.ndarray
 
 
-def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
-    """The panels a dashboard of ``recording`` draws: those of the series in ``show``, else a
-    choice by kind (see the module docstring)."""
-    summaries = recording.summaries()
-    by_series = {
-        getattr(s, k): s
-        for s in summaries.values()
-        for k in ("stats", "histogram", "edges")
-        if getattr(s, k)
-    }
+def drawable(recording: Recording) -> tuple[list[str], dict, list[str], list[str]]:
+    """What a dashboard can draw, by kind, in the order it chooses: ``(T, n, 2)`` series
+    that are not parameters, summaries (by label), matrices and vectors (parameters
+    first), scalars."""
     planar = [
         n
         for n in planar_series(recording)
@@ -97,7 +91,19 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
         (n for n in matrix_series(recording) if n not in planar),
         key=lambda n: (recording[n].kind != "parameter", len(recording[n].shape) < 2),
     )
-    scalars = scalar_series(recording)
+    return planar, recording.summaries(), matrices, scalar_series(recording)
+
+
+def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
+    """The panels a dashboard of ``recording`` draws: those of the series in ``show``, else a
+    choice by kind (see the module docstring)."""
+    planar, summaries, matrices, scalars = drawable(recording)
+    by_series = {
+        getattr(s, k): s
+        for s in summaries.values()
+        for k in ("stats", "histogram", "edges")
+        if getattr(s, k)
+    }
 
     def series_view(name: str) -> View:
         how = (
@@ -205,6 +211,17 @@ class DashboardScene(PanelScene):
             for n in split_names(self.config.show)
         ]
         self.views_ = plan(rec, show)
+        if not show:  # chosen here: say what, and what else there is
+            planar, summaries, matrices, scalars = drawable(rec)
+            drawn = {v.name for v in self.views_}
+            if LAYERS in drawn:  # every parameter tensor is in its map
+                drawn.update(rec.of_kind("parameter"))
+            others = [n for n in (*planar, *summaries, *matrices, *scalars) if n not in drawn]
+            self.note_choice(
+                [v.name for v in self.views_],
+                f"by kind, at most {MAX_PANELS} panels",
+                others,
+            )
 
     def timeline(self) -> np.ndarray:
         return np.unique(np.concatenate([v.steps for v in self.views_]))

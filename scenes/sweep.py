@@ -93,6 +93,8 @@ class SweepScene(PanelScene):
         self.singles_ = [scene_cls(r, config, singles) for r in done]
         self.title = scene_cls.title
         super().__init__(done[0], config, options)
+        for text in dict.fromkeys(t for single in self.singles_ for t in single.notes_):
+            self.note(text)  # what each run's scene chose by itself (said once if alike)
 
     def check(self) -> None:
         """Every finished run was checked by its single-run scene."""

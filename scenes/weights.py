@@ -188,18 +188,36 @@ class WeightsScene(PanelScene):
                     f"series {bad[0]!r} is a scalar, not a matrix (draw it with scenes.curves)"
                 )
             return names
+        return cls.default_choice(recording)[0]
+
+    @classmethod
+    def default_choice(cls, recording: Recording) -> tuple[list[str], str]:
+        """What is drawn without ``show`` (at most 4 series), and which rule chose it: the
+        parameters that are matrices (or of higher rank), else the parameters, else any
+        matrix or vector series."""
         matrices = matrix_series(recording)
         params = [n for n in matrices if recording[n].kind == "parameter"]
-        picks = [n for n in params if len(recording[n].shape) >= 2] or params or matrices
+        rules = (
+            ("parameter matrices", [n for n in params if len(recording[n].shape) >= 2]),
+            ("parameters", params),
+            ("matrix and vector series", matrices),
+        )
+        why, picks = next(((w, p) for w, p in rules if p), ("", []))
         if not picks:
             raise KeyError(
                 "recording has no matrix or vector series to draw as heatmaps; it has: "
                 + (", ".join(f"{k} {s.shape}" for k, s in recording.items()) or "none")
             )
-        return picks[:4]
+        if len(picks) > 4:
+            why = f"the first 4 {why}"
+        return picks[:4], why
 
     def check(self) -> None:
         self.shown_ = self.shown(self.recording, self.config)
+        if not split_names(self.config.show):  # chosen here: say what, and what else there is
+            _, why = self.default_choice(self.recording)
+            others = [n for n in matrix_series(self.recording) if n not in self.shown_]
+            self.note_choice(self.shown_, why, others)
         for name in self.shown_:  # a depth slice the kernel lacks fails here, in one line
             heatmap_values(self.recording[name], self.config)
 

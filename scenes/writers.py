@@ -29,6 +29,8 @@ __all__ = [
     "WRITERS",
     "open_writer",
     "check_output_path",
+    "check_writable",
+    "refuses_files",
     "output_path",
     "webvtt",
     "ffmetadata",
@@ -145,15 +147,20 @@ class Writer:
             raise ValueError(
                 f"frames must be (height, width, 3 or 4) uint8, got {frame.shape} {frame.dtype}"
             )
-        if self.size is None:
-            self.size, self.channels = frame.shape[:2], frame.shape[2]
-            self._open(*self.size)
-        elif frame.shape[:2] != self.size or frame.shape[2] != self.channels:
+        if self.size is not None and (
+            frame.shape[:2] != self.size or frame.shape[2] != self.channels
+        ):
             raise ValueError(
                 f"frame {self.frames_written} is {frame.shape}, earlier frames were "
                 f"{(*self.size, self.channels)}"
             )
-        self._write(np.ascontiguousarray(frame))
+        try:
+            if self.size is None:
+                self.size, self.channels = frame.shape[:2], frame.shape[2]
+                self._open(*self.size)
+            self._write(np.ascontiguousarray(frame))
+        except OSError as exc:
+            raise self._disk_failed(exc) from None
         self.frames_written += 1
 
     def close(self) -> Path:
@@ -168,15 +175,18 @@ class Writer:
             self.abort()
             raise ValueError(f"{self.path}: no frames were written")
         try:
-            self._finish()
-            self._verify()
+            try:
+                self._finish()
+                self._verify()
+                if self.chapters and self.chapter_track:
+                    self.vtt_path = self.path.with_suffix(".vtt")
+                    _write_atomic(self.vtt_path, webvtt(self.chapter_times()))
+                os.replace(self.tmp_path, self.path)
+            except OSError as exc:
+                raise self._disk_failed(exc) from None
         except BaseException:
             self.abort()
             raise
-        if self.chapters and self.chapter_track:
-            self.vtt_path = self.path.with_suffix(".vtt")
-            _write_atomic(self.vtt_path, webvtt(self.chapter_times()))
-        os.replace(self.tmp_path, self.path)
         self._done = True
         return self.path
 
@@ -196,6 +206,17 @@ class Writer:
             self.close()
         else:
             self.abort()
+
+    def _disk_failed(self, exc: OSError) -> OSError:
+        """``exc`` as one line naming the target, where the system named a file: the
+        temporary one beside it means nothing to the user (``[Errno 2] No such file or
+        directory: '/proc/.x.123.tmp.png'``). The writers' own errors pass as they are."""
+        if exc.filename is None:
+            return exc
+        return OSError(
+            f"cannot write {self.path}: {exc.strerror or type(exc).__name__}; nothing was "
+            "written at the target"
+        )
 
     # subclass hooks
     def _open(self, height: int, width: int) -> None: ...
@@ -559,18 +580,36 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 
 def check_writable(path: Path, what: str) -> Path:
-    """``path``'s folder exists (created if need be) and is writable, and ``path`` is not a
-    directory; else ValueError naming the ``what`` path ("output", "handout")."""
+    """``path``'s folder exists (created if need be) and takes a new file, and ``path`` is
+    not a directory (:func:`refuses_files`); else ValueError naming the ``what`` path
+    ("output", "handout") as given."""
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create {what} folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} folder {folder} is not writable")
     if path.is_dir():
         raise ValueError(f"{what} path {path} is a directory")
+    refused = refuses_files(folder)
+    if refused:
+        raise ValueError(f"cannot write {what} {path}: its folder {folder} {refused}")
     return path
+
+
+def refuses_files(folder: Path) -> str:
+    """Why the existing folder ``folder`` takes no new file ("" where it does), asked by
+    creating and removing an empty file in it, as a writer will: permission bits do not
+    tell (root may write anywhere they say, yet ``/proc`` takes no file, nor does a
+    read-only mount)."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=folder)
+    except OSError as exc:
+        return f"takes no new file ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return ""
 
 
 def output_path(

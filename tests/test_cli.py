@@ -227,3 +227,73 @@ def test_ctrl_c_at_any_moment_gives_one_line_and_exit_130(tmp_path):
         assert proc.returncode == 130, seen[-1]
         assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr, seen
         assert not out.exists() and not list(tmp_path.glob(".x*")), seen[-1]
+
+
+#: Ctrl-C at the moments after the movie is complete, each sent by the process to itself
+#: from a sitecustomize module (imported at start-up), which first leaves a mark.
+CTRL_C_AFTER_THE_MOVIE = {
+    # the writer has just renamed the finished PNG onto the target
+    "moved into place": """
+        import os, signal
+        _replace = os.replace
+        def replace(src, dst, *args, **kwargs):
+            _replace(src, dst, *args, **kwargs)
+            if os.fspath(dst) == os.environ["CTRL_C_TARGET"]:
+                open(os.environ["CTRL_C_MARK"], "w").close()
+                os.kill(os.getpid(), signal.SIGINT)
+        os.replace = replace
+    """,
+    # the command has returned: Python runs its exit functions
+    "at exit": """
+        import atexit, os, signal, time
+        def ctrl_c():
+            open(os.environ["CTRL_C_MARK"], "w").close()
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        atexit.register(ctrl_c)
+    """,
+    # Python tears its modules down (SIGINT had its default action there: status -2, silent)
+    "teardown": """
+        import os, signal
+        class CtrlC:  # what __del__ needs, kept here: modules are being emptied
+            kill, pid, sigint = os.kill, os.getpid(), signal.SIGINT
+            open, close, flags = os.open, os.close, os.O_CREAT | os.O_WRONLY
+            mark = os.environ["CTRL_C_MARK"]
+            def __del__(self):
+                self.close(self.open(self.mark, self.flags))
+                self.kill(self.pid, self.sigint)
+        ctrl_c = CtrlC()
+    """,
+}
+
+
+@pytest.mark.parametrize("moment", sorted(CTRL_C_AFTER_THE_MOVIE))
+def test_ctrl_c_after_the_movie_is_written_gives_one_line_and_exit_130(tmp_path, moment):
+    """A Ctrl-C once the output is in place (after the rename, at exit, in the interpreter's
+    teardown): one line and 130 (it was status -2 and not a word), the PNG complete; where
+    the process reaches no such moment (it skips the teardown), it ends with 0."""
+    import os
+    import textwrap
+
+    from scenes.curves import CurvesScene
+
+    rec = CurvesScene.example().save(tmp_path / "c.rec")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent(CTRL_C_AFTER_THE_MOVIE[moment]))
+    out, mark = tmp_path / "x.png", tmp_path / "ctrl_c_sent"
+    env = {**os.environ, "CTRL_C_TARGET": str(out), "CTRL_C_MARK": str(mark)}
+    env["PYTHONPATH"] = os.pathsep.join([str(hook), *filter(None, [env.get("PYTHONPATH")])])
+    command = [sys.executable, "-m", "scenes.curves", str(rec), "--out", str(out)]
+    proc = subprocess.run(
+        command + ["--quality", "draft", "--quiet"], capture_output=True, text=True, env=env
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    sent = mark.exists()
+    assert sent or moment == "teardown", proc.stderr  # the hook ran
+    assert proc.returncode == (130 if sent else 0), (proc.returncode, proc.stderr)
+    if sent:
+        assert len(lines) == 1 and "interrupted" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert iio.imread(out).shape == (360, 640, 3)  # complete, at the target
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary
