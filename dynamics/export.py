@@ -3,6 +3,9 @@
 Scalar series become TensorBoard scalars; each summarised tensor (``stats/<name>`` with
 ``hist/<name>`` and its edges) becomes a TensorBoard histogram at every recorded step, all
 of them (as TensorBoard's writers do: the TensorBoard server samples them when it reads).
+A recording keeps no clock, so the events' wall times are made up in step order: the export's
+start plus one second per distinct recorded step before theirs. TensorBoard's Relative and
+Wall axes then keep the steps' order and spacing in rank (their values are not training time).
 Needs the optional ``tensorboard`` package (``pip install tensorboard``).
 
 Command line: ``python -m dynamics.export RUN.rec LOGDIR`` then ``tensorboard --logdir LOGDIR``.
@@ -35,7 +38,15 @@ def to_tensorboard(
         raise ImportError(
             "exporting to TensorBoard needs the optional package: pip install tensorboard"
         ) from exc
+    import time
+
     rec = recording if isinstance(recording, Recording) else load(recording)
+    every_step = np.unique(np.concatenate([s.steps for _, s in rec.items()] or [np.zeros(0)]))
+    start = time.time()
+
+    def walltime(step: int) -> float:  # in step order: no clock in a recording
+        return start + float(np.searchsorted(every_step, step))
+
     written = {"scalars": 0, "histograms": 0}
     writer = SummaryWriter(log_dir=str(logdir))
     try:
@@ -45,7 +56,7 @@ def to_tensorboard(
                 for step, value in zip(
                     series.steps.tolist(), np.asarray(series.values, dtype=float).tolist()
                 ):
-                    writer.add_scalar(name, value, step)
+                    writer.add_scalar(name, value, step, walltime=walltime(step))
                     written["scalars"] += 1
         for summary in rec.summaries().values():
             stats = rec[summary.stats]
@@ -67,6 +78,7 @@ def to_tensorboard(
                     bucket_limits=edges[i][1:].tolist(),
                     bucket_counts=counts[i].tolist(),
                     global_step=step,
+                    walltime=walltime(step),
                 )
                 written["histograms"] += 1
     finally:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import difflib
+import html
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -751,10 +752,24 @@ class Scene:
             data = base64.b64encode(out.read_bytes()).decode("ascii")
         w = scene.options.width
         style = f'style="width:100%;max-width:{w}px;height:auto"'
-        if fmt == "gif":
-            return f'<img {style} src="data:image/gif;base64,{data}"/>'
-        attrs = "controls loop autoplay muted playsinline"
+        text = html.escape(scene.describe(), quote=True)  # for screen readers, and where
+        if fmt == "gif":  # the picture does not load
+            return f'<img {style} alt="{text}" src="data:image/gif;base64,{data}"/>'
+        attrs = f'controls loop autoplay muted playsinline aria-label="{text}" title="{text}"'
         return f'<video {attrs} {style} src="data:video/mp4;base64,{data}"></video>'
+
+    def describe(self) -> str:
+        """One sentence saying what the movie shows, as a picture's alternative text: its
+        heading and caption, its frames and training steps (``Where does the weight mass
+        go? (logistic regression ...): an animation of 12 frames, training steps 0 to 440``)."""
+        heading = self.heading() if hasattr(self, "heading") else type(self).__name__
+        caption = self.subtitle() if hasattr(self, "subtitle") else ""
+        steps = np.round(np.asarray(self.frame_steps_, dtype=float)).astype(np.int64)
+        what = f"{heading} ({caption})" if caption else heading
+        return (
+            f"{what}: an animation of {len(steps)} frames, training steps "
+            f"{steps[0]:,d} to {steps[-1]:,d}"
+        )
 
     def show(self, quality: str | None = "draft", fmt: str = "player"):
         """Display the movie in a notebook: the interactive player by default, rendered at

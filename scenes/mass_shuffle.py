@@ -21,6 +21,8 @@ from .registry import register
 __all__ = ["MassShuffleScene", "MassShuffleSceneConfig", "VIEWS"]
 
 VIEWS = ("all", "heatmap", "curves", "averaged")
+#: What the averaged cells show of the noise weights: their mass, or their signed mean.
+NOISE_MEANS = ("abs", "signed")
 # one colour per kind of input coordinate, used for tick labels, curves and the scatter
 KIND_COLORS = {"label": "#c0392b", "signal": "#1f5fbf", "noise": "#666666"}
 CLASS_STYLE = [("class 0", "#1f77b4", "o"), ("class 1", "#e6550d", "^")]
@@ -35,7 +37,12 @@ class MassShuffleSceneConfig:
     view : str
         ``all`` (default: the three views composed), ``heatmap`` (the weight vector as a
         row of coloured cells), ``curves`` (W[0], W[1] and the mean of the noise weights
-        over steps, every weight faintly behind) or ``averaged`` (those three as cells).
+        over steps, every weight faintly behind) or ``averaged`` (W[0], W[1] and the noise
+        weights' mass as cells).
+    noise_mean : str
+        What the averaged cells show of the noise weights: ``abs`` (default: their mass,
+        the mean of ``|W[2:]|``, which grows under Adam however their signs fall) or
+        ``signed`` (the mean of W[2:], near 0 when their signs are mixed).
     cmap : str
         Colormap of the heatmaps, any matplotlib or seaborn name ("hot" as the reference,
         "viridis", "rocket", "vlag" ...).
@@ -48,6 +55,7 @@ class MassShuffleSceneConfig:
     """
 
     view: str = "all"
+    noise_mean: str = "abs"
     cmap: str = "hot"
     members: bool = True
     shared_scale: bool = True
@@ -55,6 +63,10 @@ class MassShuffleSceneConfig:
     def __post_init__(self):
         if self.view not in VIEWS:
             raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
+        if self.noise_mean not in NOISE_MEANS:
+            raise ValueError(
+                f"noise_mean must be one of {', '.join(NOISE_MEANS)}, got {self.noise_mean!r}"
+            )
         get_cmap(self.cmap)  # fail early, with the list of names
 
 
@@ -174,10 +186,21 @@ class MassShuffleScene(PanelScene):
                 )
             )
             curve_ax.set_title(
-                "W[0], W[1] and the average of the 13 noise weights", fontsize="medium", loc="left"
+                f"W[0], W[1] and the average of the {len(kinds['noise'])} noise weights",
+                fontsize="medium",
+                loc="left",
             )
         if view in ("all", "averaged"):
-            averaged = np.stack([w[:, cols].mean(axis=1) for cols in groups.values()], axis=1)
+            # the noise weights' mass (mean |W[2:]|) by default: the lesson is where the mass
+            # goes, and a signed mean of weights of mixed signs stays near 0 as they grow
+            mass = cfg.noise_mean == "abs"
+            cells = {
+                ("mean |W[2:]|" if mass and name == "mean of W[2:]" else name): (
+                    np.abs(w[:, cols]) if mass and name == "mean of W[2:]" else w[:, cols]
+                ).mean(axis=1)
+                for name, cols in groups.items()
+            }
+            averaged = np.stack(list(cells.values()), axis=1)
             # the same colour limits as the full heatmap: a colour means one value in both
             panels.append(
                 HeatmapPanel(
@@ -186,7 +209,7 @@ class MassShuffleScene(PanelScene):
                     averaged,
                     cmap=cfg.cmap,
                     row_labels=[""],
-                    col_labels=list(groups),
+                    col_labels=list(cells),
                     col_colors=colors,
                     annotate=True,
                     colorbar="weight",
@@ -195,7 +218,8 @@ class MassShuffleScene(PanelScene):
                     square=True,
                 )
             )
-            avg_ax.set_title("the same three, averaged, as cells", fontsize="medium", loc="left")
+            what = "mass of the noise weights" if mass else "signed mean of the noise weights"
+            avg_ax.set_title(f"W[0], W[1] and the {what}", fontsize="medium", loc="left")
         return panels
 
     def _kind_key(self, ax, kinds: dict) -> None:

@@ -202,3 +202,23 @@ def test_scatter_figure_is_written_beside_the_movie(tmp_path):
     for color in ("#1f77b4", "#e6550d"):
         rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(image.astype(int) - rgb).max(axis=2) < 30).sum() > 20, color
+
+
+@pytest.mark.parametrize("noise_mean", ["abs", "signed"])
+def test_averaged_cells_show_the_noise_weights_mass_or_their_signed_mean(noise_mean):
+    """The lesson is where the mass goes: the noise cell reads mean |W[2:]| (weights of
+    mixed signs average to about 0 as they grow), the signed mean on request."""
+    rec = make_mass_recording()
+    config = MassShuffleSceneConfig(view="averaged", noise_mean=noise_mean)
+    scene = MassShuffleScene(rec, config, DRAFT)
+    scene.frame(-1)
+    (cells,) = scene.panels_
+    w = np.asarray(rec["weight"].values[-1, 0], dtype=float)
+    noise = rec.metadata["inputs"]["noise"]
+    expected = np.abs(w[noise]).mean() if noise_mean == "abs" else w[noise].mean()
+    assert abs(np.abs(w[noise]).mean() - w[noise].mean()) > 0.1  # the two readings differ
+    assert cells.texts[-1].get_text() == f"{expected:+.2f}"
+    label = "mean |W[2:]|" if noise_mean == "abs" else "mean of W[2:]"
+    assert [t.get_text() for t in cells.ax.get_xticklabels()][-1] == label
+    with pytest.raises(ValueError, match="noise_mean must be one of abs, signed"):
+        MassShuffleSceneConfig(noise_mean="mass")

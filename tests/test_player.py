@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sys
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +337,12 @@ def test_a_notebook_shows_the_player_at_the_draft_size_fitting_the_cell():
     assert mp4.startswith("<video") and "max-width:1280px" in mp4 and "width:100%" in mp4
     with pytest.raises(ValueError, match="fmt must be player, mp4 or gif"):
         scene.to_html("webm")
+    # a GIF or video says what it shows where the picture is not seen (alt text)
+    gif = scene.to_html("gif", quality="draft")
+    steps = scene.frame_steps_
+    said = f"an animation of {len(steps)} frames, training steps 0 to {int(steps[-1]):,d}"
+    assert re.search(rf'<img [^>]*alt="{re.escape(html_escape(scene.heading()))}[^"]*{said}"', gif)
+    assert f'aria-label="{html_escape(scene.heading())}' in mp4
     # two players in one notebook do not share element ids
     ids = {re.search(r'id="(nnd-[0-9a-f]+)"', scene._repr_html_()).group(1) for _ in range(2)}
     assert len(ids) == 2

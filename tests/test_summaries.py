@@ -165,6 +165,11 @@ def test_export_to_tensorboard_round_trip(tmp_path):
     np.testing.assert_array_equal(h.bucket, r["hist/conv.weight"].values[2])
     assert h.num == model.conv.weight.numel()
     assert h.min == pytest.approx(float(r["stats/conv.weight"].values[2][2]))
+    # no clock in a recording: wall times in step order, one second per step, so
+    # TensorBoard's Relative axis keeps the order (every event at one time collapsed it)
+    walls = [h.wall_time for h in hist]
+    np.testing.assert_allclose(np.diff(walls), 1.0)
+    assert [e.wall_time for e in acc.Scalars("loss")] == walls[1:]
 
 
 def test_counts_equal_numpy_for_random_ranges_with_values_on_and_beside_every_edge():
