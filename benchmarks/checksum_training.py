@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-import dynamics.recording as recording
+import dynamics.recording.files as recording_files
 from dynamics import Recorder
 
 torch.set_num_threads(1)
@@ -32,13 +32,13 @@ opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 x, y = torch.randn(1000, 2), (torch.rand(1000, 1) > 0.5).float()
 loss_fn = torch.nn.BCEWithLogitsLoss()
 noop = lambda data: 0
-crc32 = recording._crc32  # the checksum the writer really uses (zlib-ng's when installed)
+crc32 = recording_files._crc32  # the checksum the writer really uses (zlib-ng's when installed)
 times = {"crc": [], "none": []}
 blocks, block = int(sys.argv[1]) if len(sys.argv) > 1 else 20, 25
 with Recorder(model, opt, params="*", schedule=1, path=Path(tempfile.mkdtemp()) / "r.rec") as rec:
     for i in range(blocks * 2 + 2):
         mode = "crc" if (i // 2 + i) % 2 == 0 else "none"  # ABBA order
-        recording._crc32 = crc32 if mode == "crc" else noop
+        recording_files._crc32 = crc32 if mode == "crc" else noop
         t = time.perf_counter()
         for _ in range(block):
             opt.zero_grad()

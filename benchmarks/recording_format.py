@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import dynamics.recording as recording
+import dynamics.recording.files as recording_files
 from dynamics.recording import RecordingWriter, load
 
 
@@ -61,14 +62,14 @@ def main():
     t_append = stream(tmp / "run.rec", snap, args.snapshots)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with_crc, without_crc = [t_append], []
-    crc32 = recording._crc32
+    crc32 = recording_files._crc32
     for i in range(2 * args.repeat):  # ABBA order, same target: only the checksum differs
         checked = (i // 2 + i) % 2 == 1
-        recording._crc32 = crc32 if checked else len
+        recording_files._crc32 = crc32 if checked else len
         try:
             t = stream(tmp / "run.rec", snap, args.snapshots)
         finally:
-            recording._crc32 = crc32
+            recording_files._crc32 = crc32
         (with_crc if checked else without_crc).append(t)
     stream(tmp / "run.rec", snap, args.snapshots)  # the recording verified below has checksums
     t_verify = time.perf_counter()

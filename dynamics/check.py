@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .recording import RecordingError, _verified
+from .recording import RecordingError, verified
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for path in args.recordings:
         try:
-            problems, rec = _verified(Path(path))
+            problems, rec = verified(Path(path))
         except RecordingError as exc:
             print(f"{path}: unreadable: {exc}")
             status = 2

@@ -343,14 +343,14 @@ def test_block_capture_is_bitwise_exact_over_many_blocks(tmp_path, to_disk, monk
     # a partial hand-over and a commit on the writer thread every 10 steps, and a writer that
     # lags behind (the sleep is that lag, not a timing)
     monkeypatch.setattr(recorder_module._Block, "BYTES", 40_000)
-    monkeypatch.setattr(recording_module, "_DIRECT_BYTES", 8_000)
-    write = recording_module._WriterThread._write
+    monkeypatch.setattr(recording_module.disk, "_DIRECT_BYTES", 8_000)
+    write = recording_module.files._WriterThread._write
 
     def slow_write(self, *args):  # a writer behind the training: blocks wait in its queue
         time.sleep(0.002)
         write(self, *args)
 
-    monkeypatch.setattr(recording_module._WriterThread, "_write", slow_write)
+    monkeypatch.setattr(recording_module.files._WriterThread, "_write", slow_write)
     clock = [0.0]  # the recorder's and writer's clock, moved on by hand: a flush every 10 steps
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     torch.manual_seed(0)

@@ -246,7 +246,7 @@ def test_memory_writer_works_in_a_forked_child():
 def test_short_writes_of_a_block_are_finished(tmp_path, monkeypatch):
     # a series' rows of a block go out in one writev; a short one (a signal, a nearly full
     # disk) is finished chunk by chunk, and a raw write that stops short is retried
-    from dynamics.recording import _write_all
+    from dynamics.recording.files import _write_all
 
     chunks = [np.arange(10, dtype=np.float32), np.arange(10, 25, dtype=np.float32)]
     whole = np.concatenate(chunks).tobytes()

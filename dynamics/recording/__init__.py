@@ -1,0 +1,56 @@
+"""Recordings: named series of snapshots plus JSON metadata, streamed to disk and read lazily.
+
+The package in its layers, each importing only those before it (``tests/test_layers.py``
+checks it)::
+
+    model    Series, Recording, Summary: the data model every scene reads (numpy only)
+    format   the on-disk format, its specification, and the checks on every byte read
+    reader   memory-mapped series, load(), verify()
+    sink     the protocol between the recorder and a recording sink (Block, SinkBase)
+    memory   MemoryWriter: a sink that keeps every series in memory
+    files    the disk sink's series files, buffers, checksums and thread
+    locks    one writer per recording: the lock file, atomic replacement
+    disk     RecordingWriter: a sink that streams to disk, crash-safe, resumable
+
+Everything that was importable from ``dynamics.recording`` before it became a package
+still is, from here.
+"""
+
+from .disk import RecordingWriter
+from .format import DTYPES, FORMAT, MANIFEST, VERSION
+from .locks import hold_existing
+from .memory import MemoryWriter
+from .model import (
+    KINDS,
+    SUMMARISED,
+    Recording,
+    RecordingError,
+    RecordingExists,
+    RecordingNotFound,
+    Series,
+    Summary,
+    to_jsonable,
+)
+from .reader import load, verified, verify
+
+__all__ = [
+    "KINDS",
+    "SUMMARISED",
+    "DTYPES",
+    "FORMAT",
+    "MANIFEST",
+    "VERSION",
+    "Recording",
+    "RecordingError",
+    "RecordingNotFound",
+    "RecordingExists",
+    "RecordingWriter",
+    "MemoryWriter",
+    "Series",
+    "Summary",
+    "hold_existing",
+    "load",
+    "verify",
+    "verified",
+    "to_jsonable",
+]

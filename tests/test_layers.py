@@ -1,0 +1,112 @@
+"""The import graph: layers import downward only, and no modules import each other in a circle.
+
+Module-level imports make the graph (an import inside a function runs when it is called: a
+lower layer may reach a higher one that way, as ``Recording.save`` reaches the disk writer);
+``dynamics`` never imports ``scenes``, not even inside a function.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+PACKAGES = ("dynamics", "scenes")
+#: dynamics.recording's layers, lowest first: each imports only those before it.
+RECORDING_LAYERS = ("model", "format", "reader", "sink", "memory", "files", "locks", "disk")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def resolve(module: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
+    """The modules an ``import from`` names (``from . import x`` names ``pkg.x`` if a module)."""
+    if node.level:
+        base = module.split(".")
+        base = base[: len(base) - node.level + (1 if is_package else 0)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module
+    return [target] + [f"{target}.{a.name}" for a in node.names]
+
+
+def imports(path: Path, *, anywhere: bool) -> set[str]:
+    """The project modules ``path`` imports: at module level, or ``anywhere``."""
+    module, tree = module_name(path), ast.parse(path.read_text())
+    nodes = ast.walk(tree) if anywhere else _module_level(tree.body)
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.update(resolve(module, path.name == "__init__.py", node))
+    return {m for m in found if m in MODULES and m != module}
+
+
+def _module_level(body):
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        yield node
+        for field in ("body", "orelse", "handlers", "finalbody"):
+            yield from _module_level(getattr(node, field, []) or [])
+
+
+FILES = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+MODULES = set(FILES)
+GRAPH = {m: imports(p, anywhere=False) for m, p in FILES.items()}
+
+
+def test_the_graph_is_read_from_real_imports():
+    assert "dynamics.recording.model" in GRAPH["dynamics.recording.disk"]
+    assert "dynamics.recording" in GRAPH["dynamics.recorder"]
+    assert "dynamics.recording.reader" not in GRAPH["dynamics.recording.model"]  # lazy only
+    assert "dynamics.recording.reader" in imports(FILES["dynamics.recording.model"], anywhere=True)
+
+
+def test_no_module_imports_itself_through_others():
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    path: list[str] = []
+
+    def walk(m: str) -> None:
+        state[m] = 1
+        path.append(m)
+        for n in sorted(GRAPH[m]):
+            if state.get(n) == 1:
+                cycle = path[path.index(n) :] + [n]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if n not in state:
+                walk(n)
+        path.pop()
+        state[m] = 2
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            walk(m)
+
+
+def test_dynamics_never_imports_scenes():
+    bad = {
+        m: sorted(n for n in imports(FILES[m], anywhere=True) if n.split(".")[0] == "scenes")
+        for m in MODULES
+        if m.startswith("dynamics")
+    }
+    assert {m: v for m, v in bad.items() if v} == {}
+
+
+def test_recording_layers_import_downward_only():
+    layer = {f"dynamics.recording.{name}": i for i, name in enumerate(RECORDING_LAYERS)}
+    assert set(layer) | {"dynamics.recording"} == {
+        m for m in MODULES if m.startswith("dynamics.recording")
+    }, "a new module of dynamics.recording needs its place in RECORDING_LAYERS"
+    for m, i in layer.items():
+        up = [n for n in GRAPH[m] if n.startswith("dynamics") and layer.get(n, -1) >= i]
+        outside = [n for n in GRAPH[m] if n.startswith("dynamics") and n not in layer]
+        assert not up, f"{m} imports {up}: a layer above it"
+        assert not outside, f"{m} imports {outside}: the recording package stands alone"
+        lazy = imports(FILES[m], anywhere=True)
+        assert not [n for n in lazy if n.startswith(("dynamics.recorder", "dynamics.capture"))]
