@@ -78,11 +78,22 @@ __all__ = [
     "closest_names",
 ]
 
-# Named presets of what a frame is: draft for tests and quick looks, final for lectures.
-# (Each writer has its own presets of the same names for its encoder, see scenes.writers.)
+# Named presets of what a frame is; each writer has its own presets of the same names for
+# its encoder (scenes.writers). All three are the same 12.8 x 7.2 inch figure, so a scene
+# has one layout, and text is sized in points: the cap height of "small" text (legends,
+# captions, 8.3 pt) is 4.2 px at draft, 8.4 px at final, 12.7 px at notebook, and the
+# smallest text of any scene ("x-small" labels, tick exponents) 3.5, 7.0 and 10.5 px
+# (tests/test_legibility.py measures every scene at notebook, subscripts included).
+# * draft: tests and quick looks; not legible (4 px glyphs);
+# * final: lecture movies, the command line's default;
+# * notebook: what Scene.show and Jupyter show: every text at least 9 px high (a legend's
+#   subscripts 8.9 px), native on a 1080p projector (a 500-frame player of a moving
+#   decision field is 1.5 MB, 1.1 MB at draft; rendering and encoding it takes 4x as long
+#   as draft).
 QUALITY_PRESETS = {
     "draft": {"width": 640, "height": 360, "dpi": 50},
     "final": {"width": 1280, "height": 720, "dpi": 100},
+    "notebook": {"width": 1920, "height": 1080, "dpi": 150},
 }
 
 
@@ -101,7 +112,10 @@ class RenderOptions:
         7680x4320.
     dpi : float
         Dots per inch, 10 to 1000: the figure is ``width/dpi`` by ``height/dpi`` inches, so a
-        lower dpi at the same size gives larger text and markers.
+        lower dpi at the same size gives larger text and markers. Text is sized in points,
+        so glyphs are ``dpi/72`` pixels per point: the presets keep one 12.8 x 7.2 inch
+        layout, where the smallest text's cap height is 3.5 px at ``draft`` (illegible),
+        7 px at ``final`` and 10.5 px at ``notebook`` (see ``QUALITY_PRESETS``).
     fps : float
         Frames per second of the movie, 0.1 to 240.
     stride : int
@@ -188,7 +202,7 @@ class RenderOptions:
 
     @classmethod
     def preset_for(cls, quality: str, **overrides: Any) -> "RenderOptions":
-        """Options of a named quality preset ("draft" or "final"), with overrides."""
+        """Options of a named quality preset ("draft", "final" or "notebook"), with overrides."""
         if quality not in QUALITY_PRESETS:
             raise ValueError(
                 f"unknown quality {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}"
@@ -326,6 +340,40 @@ def figure_to_png(fig: Figure, path: str | os.PathLike) -> Path:
     return writer.path
 
 
+@dataclass
+class _TitleCard:
+    """The chapters' title card: its band, its two texts and each chapter's ``(label,
+    title)`` (the layout is the same for every chapter)."""
+
+    box: Any
+    title: Any
+    label: Any
+    texts: list[tuple[str, str]]
+
+
+def _free_rooms(obstacles: Sequence[Any], frame: Any, *, top_only: bool) -> list[Any]:
+    """Rectangles of ``frame`` that overlap none of ``obstacles`` (pixel boxes), each as wide
+    as the obstacles beside it allow: for every pair of edges from the obstacles' tops and
+    bottoms (``top_only``: the frame's top and any other), the gaps between the obstacles
+    in that band."""
+    from matplotlib.transforms import Bbox
+
+    ys = sorted(
+        {frame.y0, frame.y1}
+        | {min(max(y, frame.y0), frame.y1) for b in obstacles for y in (b.y0, b.y1)}
+    )
+    rooms = []
+    for y1 in [frame.y1] if top_only else ys:
+        for y0 in (y for y in ys if y < y1):
+            blocked = sorted((b.x0, b.x1) for b in obstacles if b.y0 < y1 and b.y1 > y0)
+            x = frame.x0
+            for a, b in [*blocked, (frame.x1, frame.x1)]:
+                if min(a, frame.x1) > x:
+                    rooms.append(Bbox.from_extents(x, y0, min(a, frame.x1), y1))
+                x = max(x, b)
+    return rooms
+
+
 # Set in the parent just before worker processes fork; each worker builds its own canvas.
 _WORKER_SCENE: "Scene | None" = None
 
@@ -369,7 +417,9 @@ class Scene:
     chapter_frames_ : list of int
         The frame where each chapter begins (its title card and hold follow).
     card_ : ndarray of int
-        The chapter whose title card frame ``i`` shows (-1: none).
+        The chapter whose title card frame ``i`` shows (-1: none). The card is a band in
+        free room at the top, over the heading (:meth:`cover_with_card`): it overlaps no
+        other artist, so it hides no data; it counts chapters as :meth:`chapter_marks` does.
     notes_ : list of str
         What the scene chose to draw by itself, one line each (:meth:`note`); the command
         line prints them on stderr.
@@ -517,6 +567,12 @@ class Scene:
         for artist in artists:
             artist.set_animated(True)
 
+    def cover_with_card(self, *artists: Any) -> None:
+        """Let a chapter's title card hide these figure artists while it shows (the scene's
+        heading: the chapter's title takes its place). Every other artist of the figure stays
+        in view: the card goes where it overlaps none of them (:meth:`_title_card`)."""
+        self._card_covers.extend(artists)
+
     # -- frames ------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.frame_steps_)
@@ -525,6 +581,7 @@ class Scene:
         o = self.options
         fig = new_figure(o)
         self._animated: list[Any] = []
+        self._card_covers: list[Any] = []
         self.setup(fig)
         fig.canvas.draw()
         w, h = fig.canvas.get_width_height()
@@ -536,51 +593,130 @@ class Scene:
         self._card = self._title_card(fig) if self.chapters_ else None
         self._last: tuple[tuple, np.ndarray] | None = None  # a held frame is drawn once
 
-    def _title_card(self, fig: Figure) -> tuple[Any, Any, Any]:
-        """The chapter's title card: a rounded white box in the lower third of the frame
-        with a small line ("CHAPTER 2 OF 3 · STEP 1,200") over the title; drawn only on the
-        chapter's frames, over everything else."""
-        from matplotlib.patches import FancyBboxPatch
-        from matplotlib.transforms import IdentityTransform
+    def chapter_labels(self) -> list[str]:
+        """The small line of each chapter's title card, ``CHAPTER 2 OF 3  ·  STEP 1,200``:
+        chapters are counted as :meth:`chapter_marks` lists them (the MP4's chapters, the
+        WebVTT file, the player's buttons), the "Start" before a later first chapter
+        included, so the card, the list and the buttons agree."""
+        marks = self.chapter_marks()
+        first = len(marks) - len(self.chapters_)  # 1 where "Start" comes first
+        return [
+            f"CHAPTER {first + k + 1} OF {len(marks)}  ·  STEP {step:,d}"
+            for k, (step, _) in enumerate(self.chapters_)
+        ]
 
-        points = fig.get_figheight() * 72  # sizes follow the frame, as the rest of it does
-        title = fig.text(
-            0.5, 0.17, "", ha="center", va="baseline", fontsize=0.045 * points,
-            weight="bold", color="#1a1a1a",
-        )  # fmt: skip
-        label = fig.text(
-            0.5, 0.17, "", ha="center", va="baseline", fontsize=0.021 * points,
-            color="#555555",
-        )  # fmt: skip
+    def _card_obstacles(self, renderer) -> list[Any]:
+        """Pixel boxes of what a title card must leave in view: every artist of the figure
+        (each axes with its ticks, labels, title and legend; a figure's legend; the readout)
+        but those given to :meth:`cover_with_card`."""
+        covers = {id(a) for a in self._card_covers}
+        boxes = []
+        for artist in self._fig.get_children()[1:]:  # [0] is the figure's own background
+            if id(artist) in covers or not artist.get_visible():
+                continue
+            box = artist.get_tightbbox(renderer)
+            if box is not None and box.width > 0 and box.height > 0:
+                boxes.append(box)
+        return boxes
+
+    def _title_card(self, fig: Figure) -> "_TitleCard":
+        """The chapters' title card, laid out once (the figure's layout is fixed): a band in
+        the largest free room at the top of the frame (over the scene's heading, which it
+        may cover, beside the readout, above the panels), its fonts shrunk only as far as
+        the longest title needs; where the top has no room for it, the free room where it
+        is largest. It overlaps no other artist of the figure, so it never hides data."""
+        from matplotlib.patches import FancyBboxPatch
+        from matplotlib.transforms import Bbox, IdentityTransform
+
+        renderer = fig.canvas.get_renderer()
+        frame = fig.bbox
+        obstacles = self._card_obstacles(renderer)
+        pixels = fig.dpi / 72
+        size = 72 * 0.04 * fig.get_figheight()  # the title follows the frame's height
+        pixel = dict(transform=IdentityTransform(), animated=True)
+        title = fig.text(0, 0, "", va="bottom", weight="bold", color="#1a1a1a", **pixel)
+        label = fig.text(0, 0, "", va="top", color="#3d5f91", **pixel)
+        texts = list(zip(self.chapter_labels(), (t for _, t in self.chapters_)))
+
+        def block(scale: float) -> tuple[float, float]:
+            """Width and height of the largest chapter's two lines (and the gap between)."""
+            title.set_fontsize(size * scale)
+            label.set_fontsize(size * scale * 0.5)
+            width = height = 0.0
+            for small, big in texts:
+                label.set_text(small)
+                title.set_text(big)
+                a, b = label.get_window_extent(renderer), title.get_window_extent(renderer)
+                width = max(width, a.width, b.width)
+                height = max(height, a.height + b.height)
+            return width, height + 0.25 * size * scale * pixels
+
+        em = size * pixels
+        pad, air = 0.45 * em, 0.008 * frame.height  # inside the card; around every obstacle
+        width, height = block(1.0)
+        inner = Bbox.from_extents(air, air, frame.width - air, frame.height - air)
+        grown = [
+            Bbox.from_extents(b.x0 - air, b.y0 - air, b.x1 + air, b.y1 + air) for b in obstacles
+        ]
+
+        heads = [
+            b
+            for b in (a.get_window_extent(renderer) for a in self._card_covers if a.get_text())
+            if b.width > 0
+        ]
+
+        def fit(room) -> tuple[float, float, float]:
+            """The card's scale in ``room``, the room's area and where the text begins: where
+            the heading it covers began, unless the text is larger from the room's edge."""
+            starts = [b.x0 for b in heads if room.overlaps(b) and b.x0 > room.x0 + pad]
+            best = (-np.inf, 0.0, 0.0)
+            for x in [min(starts, default=room.x0 + pad), room.x0 + pad]:
+                s = min(1.0, (room.x1 - pad - x) / width, (room.height - 2 * pad) / height)
+                best = max(best, (s, room.width * room.height, x), key=lambda b: b[0])
+            return best
+
+        rooms = _free_rooms(grown, inner, top_only=True)
+        if not rooms or max(fit(r) for r in rooms)[0] < 0.6:  # too cramped up there
+            rooms += _free_rooms(grown, inner, top_only=False)
+        room = max(rooms, key=fit) if rooms else inner  # (none: artists cover every pixel)
+        scale, _, x = fit(room)
+        for _ in range(4):  # glyphs are hinted to whole pixels: text does not scale exactly
+            scale = max(scale, 0.05)
+            width, height = block(scale)
+            room_w, room_h = room.x1 - pad * scale - x, room.height - 2 * pad * scale
+            if width <= room_w and height <= room_h:
+                break
+            scale *= 0.99 * min(room_w / width, room_h / height)
+        pad *= scale
+        # the band is as wide as its text, and as tall, or as the heading it covers in its
+        # room, whichever is more (the heading never peeks out beside or below it)
+        covered = [b for b in heads if room.overlaps(b)]
+        y1, y0 = room.y1, room.y1 - (height + 2 * pad)
+        right = max([x + width, *(b.x1 for b in covered)])
+        if covered:
+            y0 = min(y0, min(b.y0 for b in covered) - 0.5 * pad)
+        x0, x1, y0 = max(room.x0, x - pad), min(room.x1, right + pad), max(y0, room.y0)
+        middle = (y0 + y1) / 2
+        label.set_position((x, middle + height / 2))
+        title.set_position((x, middle - height / 2))
         box = FancyBboxPatch(
-            (0, 0), 1, 1, boxstyle="round,pad=0,rounding_size=12", transform=IdentityTransform(),
-            facecolor="white", edgecolor="#9a9a9a", alpha=0.95, linewidth=1.0,
+            (x0, y0), x1 - x0, y1 - y0,
+            boxstyle=f"round,pad=0,rounding_size={0.3 * em * scale:.2f}",
+            transform=IdentityTransform(), facecolor="#eef3fb", edgecolor="#6b8fc4",
+            linewidth=1.2, animated=True,
         )  # fmt: skip
         fig.add_artist(box)
-        for artist in (box, title, label):
-            artist.set_animated(True)
-        return box, title, label
+        return _TitleCard(box=box, title=title, label=label, texts=texts)
 
     def _draw_card(self, i: int) -> None:
         k = int(self.card_[i])
         if self._card is None or k < 0:
             return
-        from matplotlib.transforms import Bbox
-
-        box, title, label = self._card
-        step, text = self.chapters_[k]
-        fig = self._fig
-        renderer = fig.canvas.get_renderer()
-        title.set_text(text)
-        label.set_text(f"CHAPTER {k + 1} OF {len(self.chapters_)}  ·  STEP {step:,d}")
-        em = title.get_fontsize() * fig.dpi / 72  # the title's size in pixels
-        top = title.get_window_extent(renderer).y1
-        label.set_y(fig.transFigure.inverted().transform((0, top + 0.45 * em))[1])
-        ink = Bbox.union([title.get_window_extent(renderer), label.get_window_extent(renderer)])
-        pad = 0.55 * em
-        box.set_bounds(ink.x0 - pad, ink.y0 - pad, ink.width + 2 * pad, ink.height + 2 * pad)
-        for artist in (box, label, title):
-            fig.draw_artist(artist)
+        card = self._card
+        card.label.set_text(card.texts[k][0])
+        card.title.set_text(card.texts[k][1])
+        for artist in (card.box, card.label, card.title):
+            self._fig.draw_artist(artist)
 
     def _render_frame(self, i: int) -> np.ndarray:
         key = (float(self.frame_steps_[i]), int(self.frames_[i]), int(self.card_[i]))
@@ -711,12 +847,15 @@ class Scene:
             writer.write(self.frame(i))
         return writer.path
 
-    def handout(self, path: str | os.PathLike, *, count: int | None = None) -> Path:
-        """Write the movie's keyframes (its chapters, or ``count`` evenly spaced frames) as
-        a grid on one page, a vector PDF or a PNG (:mod:`scenes.handout`). Returns the path."""
+    def handout(
+        self, path: str | os.PathLike, *, count: int | None = None, paper: str = "a4"
+    ) -> Path:
+        """Write the movie's keyframes (its chapters, or ``count`` evenly spaced frames) on
+        one landscape page of ``paper`` (``a4`` or ``letter``), a vector PDF or a PNG
+        (:mod:`scenes.handout`). Returns the path."""
         from .handout import write_handout
 
-        return write_handout(self, path, count=count)
+        return write_handout(self, path, count=count, paper=paper)
 
     def write_figures(self, stem: Path) -> list[Path]:
         """Write the scene's static companion figures (PNG) named ``<stem>_<what>.png``.
@@ -735,8 +874,8 @@ class Scene:
         """Render into memory and return HTML that plays inline: ``"player"`` (the
         interactive player, :mod:`scenes.player`), ``"mp4"`` (a ``<video>``) or ``"gif"``
         (an ``<img>``), each at most the movie's width and shrinking to fit the cell.
-        ``quality`` ("draft", "final") renders at that preset's size and encoder settings
-        instead of the scene's own options."""
+        ``quality`` ("draft", "final", "notebook") renders at that preset's size and
+        encoder settings instead of the scene's own options."""
         if fmt not in ("player", "mp4", "gif"):
             raise ValueError(f"fmt must be player, mp4 or gif, got {fmt!r}")
         scene = self
@@ -771,12 +910,16 @@ class Scene:
             f"{steps[0]:,d} to {steps[-1]:,d}"
         )
 
-    def show(self, quality: str | None = "draft", fmt: str = "player"):
+    def show(self, quality: str | None = "notebook", fmt: str = "player"):
         """Display the movie in a notebook: the interactive player by default, rendered at
-        the small ``draft`` preset (640x360: a 500-frame movie is about 0.4 MB in the saved
-        notebook); ``quality="final"`` for 1280x720, None for the scene's own options,
-        ``fmt="mp4"`` or ``"gif"`` for a plain movie. Returns an object that Jupyter shows
-        (``IPython.display.HTML`` when IPython is there)."""
+        the ``notebook`` preset (1920x1080 at dpi 150: the lecture layout with every text at
+        least 9 px high, native on a 1080p projector; a 500-frame movie of a moving decision
+        field is about 1.5 MB in the saved notebook, a moving scatter 0.6 MB).
+        ``quality="draft"`` (640x360, glyphs 4 px high: not legible when projected) renders
+        4x faster, ``"final"`` gives 1280x720, None the scene's own options; ``fmt="mp4"`` or
+        ``"gif"`` a plain movie (a GIF has no encoder presets: take ``"draft"`` for one).
+        Returns an object that Jupyter shows (``IPython.display.HTML`` when IPython is
+        there)."""
         markup = self.to_html(fmt, quality=quality)
         try:
             from IPython.display import HTML
@@ -785,8 +928,9 @@ class Scene:
         return HTML(markup)
 
     def _repr_html_(self) -> str:
-        """Jupyter shows a scene as the interactive player at the draft preset."""
-        return self.to_html("player", quality="draft")
+        """Jupyter shows a scene as the interactive player at the notebook preset
+        (:meth:`show`)."""
+        return self.to_html("player", quality="notebook")
 
     def with_options(self, **changes: Any) -> "Scene":
         """The same scene with some render options changed."""
@@ -875,6 +1019,36 @@ class PanelScene(Scene):
         """What every cell of a sweep shares (axes limits, colour scales); default nothing."""
         return {}
 
+    # -- handouts (scenes.handout) ---------------------------------------------------------
+    def handout_panels(self, sheet: Any, cell: Cell, shared: dict) -> Sequence[Any]:
+        """One keyframe of the handout drawn on ``sheet`` (its cell of the page below the
+        cell's header line; a figure of its own fractions, with its printed size in
+        ``get_size_inches``); returns the panels, which the handout draws at the keyframe's
+        step. ``cell``: where it sits among the keyframes; ``shared``: :meth:`sweep_scales`
+        of the recording. Default: a scene with small panels draws its :meth:`small_panel`
+        beside the curve of its first scalar readout field, a cursor at the step
+        (:func:`scenes.handout.main_and_curves`); any other its movie's layout (:meth:`build`)."""
+        from .handout import curves_panel, main_and_curves
+
+        rec, config = self.recording, self.config
+        if not self.small_multiples:
+            return self.build(sheet)
+        names = [f.series for f in self.readout_fields() if f.series in rec]
+        names = [n for n in names if rec[n].shape == ()][:1]
+        return main_and_curves(
+            sheet,
+            lambda ax: self.small_panel(ax, rec, config, shared, cell),
+            (lambda ax: curves_panel(ax, rec, names, ylabel=names[0])) if names else None,
+            aspect=self.small_panel_aspect,
+        )
+
+    def handout_aspect(self) -> float:
+        """Width / height of one keyframe's drawing on a handout (to choose the page's grid):
+        a small panel and its curve side by side, or the movie's frame."""
+        if self.small_multiples:
+            return 2.2
+        return self.options.width / self.options.height
+
     @classmethod
     def sweep_figures(
         cls,
@@ -900,10 +1074,15 @@ class PanelScene(Scene):
         from .plotting import Readout
 
         left = self.header_left
-        fig.text(left, 0.955, self.heading(), fontsize="x-large", weight="bold", va="center")
+        heading = fig.text(
+            left, 0.955, self.heading(), fontsize="x-large", weight="bold", va="center"
+        )
+        self.cover_with_card(heading)  # a chapter's title takes the heading's place
         subtitle = self.subtitle()
         if subtitle:
-            fig.text(left, 0.905, subtitle, fontsize="medium", color="#444444", va="center")
+            self.cover_with_card(
+                fig.text(left, 0.905, subtitle, fontsize="medium", color="#444444", va="center")
+            )
         self._readout_series = [
             (f, self.recording[f.series])
             for f in self.readout_fields()

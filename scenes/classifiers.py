@@ -83,6 +83,48 @@ class ClassifiersScene(PanelScene):
         field, 0.5 boundary and training points, with the final test accuracy."""
         return DecisionFieldPanel.small(ax, recording, config)
 
+    def handout_panels(self, sheet, cell: Cell, shared: dict):
+        """A keyframe of the handout: the probability field, its boundary and the training
+        points on labelled axes with the colour scale, beside the train and test loss with
+        a cursor at the step."""
+        from .handout import curves_panel, main_and_curves
+
+        cfg, rec = self.config, self.recording
+
+        def main(ax):
+            panel = DecisionFieldPanel.from_recording(
+                ax,
+                rec,
+                markers=cfg.markers,
+                cmap=cfg.cmap,
+                marker_size=max(3, cfg.marker_size / 2),
+                class_labels=("class 0 (train)", "class 1 (train)"),
+                legend=False,  # the page's legend names the classes once
+            )
+            ax.set_xlabel("$x_1$")
+            ax.set_ylabel("$x_2$")
+            return panel
+
+        names = [n for n in ("train_loss", "test_loss") if n in rec]
+        return main_and_curves(
+            sheet,
+            main,
+            (
+                lambda ax: curves_panel(
+                    ax,
+                    rec,
+                    names,
+                    labels=[n.replace("_", " ") for n in names],
+                    ylabel="loss",
+                    xlabel="iteration",
+                    colors=SPLIT_COLORS,
+                )
+            )
+            if names
+            else None,
+            colorbar=True,
+        )
+
     def build(self, fig: Figure):
         cfg, rec = self.config, self.recording
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))

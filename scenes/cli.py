@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from dynamics.limits import describe
 
 from .base import QUALITY_PRESETS, RenderOptions, Scene
-from .handout import MAX_KEYFRAMES, check_handout_path
+from .handout import MAX_KEYFRAMES, PAPERS, check_handout_path, check_paper
 from .registry import SceneEntry, get
 from .writers import Mp4Options, Mp4Writer, check_output_path, open_writer, output_path
 
@@ -200,7 +200,15 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="the handout shows N evenly spaced frames instead of the chapters (1 to 12; "
-        "default: the chapters, or 6 when there are none)",
+        "default: the chapters, or when there are none 6, or 4 for a scene drawn whole in each "
+        "cell: curves, render, layers, a sweep's grid)",
+    )
+    io.add_argument(
+        "--paper",
+        default="a4",
+        metavar="SIZE",
+        help="page of the handout, landscape: a4 (297 x 210 mm) or letter (US Letter, 11 x 8.5 "
+        "in) (default: a4)",
     )
     io.add_argument("--quiet", action="store_true", help="no progress bars")
     io.add_argument(
@@ -255,7 +263,9 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         "--quality",
         choices=list(QUALITY_PRESETS),
         default="final",
-        help="named preset: draft = 640x360 and a fast encoder, final = 1280x720 (default: final)",
+        help="named preset: draft = 640x360 and a fast encoder (4 px text: tests, quick "
+        "looks), final = 1280x720, notebook = 1920x1080 (what Scene.show uses: the same "
+        "layout, text at least 9 px high) (default: final)",
     )
     render.add_argument(
         "--size",
@@ -499,6 +509,10 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
         check_output_path(args.still)
     if args.handout:
         check_handout_path(args.handout)
+    try:
+        args.paper = check_paper(args.paper)
+    except ValueError:
+        raise ValueError(f"--paper must be {' or '.join(PAPERS)}, got {args.paper!r}") from None
     if args.handout_frames is not None and not 1 <= args.handout_frames <= MAX_KEYFRAMES:
         raise ValueError(
             f"--handout-frames must be between 1 and {MAX_KEYFRAMES}, got {args.handout_frames}"
@@ -627,7 +641,7 @@ def _render_outputs(scene: Scene, writer, args: argparse.Namespace) -> Path:
     if args.still:
         print(scene.still(args.still))
     if args.handout:
-        print(scene.handout(args.handout, count=args.handout_frames))
+        print(scene.handout(args.handout, count=args.handout_frames, paper=args.paper))
     if args.figures:
         for figure in scene.write_figures(path.with_suffix("")):
             print(figure)

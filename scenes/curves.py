@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording, Series
 
 from .base import Field, PanelScene, grid_axes, split_names
-from .plotting import CurvesPanel
+from .plotting import CurvesPanel, thin_step_ticks
 from .registry import register
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "spans_decades",
 ]
 
-#: Panels in one frame (a 3 x 3 grid stays legible at the draft size, 640 x 360).
+#: Panels in one frame (a 3 x 3 grid keeps its texts apart, 12.7 px high at notebook size).
 MAX_PANELS = 9
 #: Lines in a norm panel, and entries in their shared legend: beyond this many tensors
 #: they are grouped by module (16 entries in two colours each of tab20 stay apart, and
@@ -411,6 +411,7 @@ class CurvesScene(PanelScene):
                 legend=not c.shared,
                 legend_loc="best",
             )
+            thin_step_ticks(ax)  # a run from step 10 to 110 would label "100110"
             if c.shared:
                 handles.update(zip(c.labels, panel.handles()))
             panels.append(panel)
@@ -430,6 +431,37 @@ class CurvesScene(PanelScene):
                 handlelength=1.5,
                 borderaxespad=0.0,
             )
+        return panels
+
+    def handout_panels(self, sheet, cell, shared: dict):
+        """A keyframe of the handout: the movie's curves grown to the step, each fitted with
+        its title and labels into its own part of the cell (the norms' tensors named once,
+        in the page's legend)."""
+        from .plotting import axes_in, fit_into, packed_cells
+
+        n = len(self.curves_)
+        cols = n if n <= 3 else 2 if n == 4 else 3
+        rows = [[1] * min(cols, n - r) for r in range(0, n, cols)]
+        boxes = packed_cells(rows, left=0.0, right=1.0, bottom=0.0, top=1.0)
+        keys = list(dict.fromkeys(label for c in self.curves_ if c.shared for label in c.labels))
+        colors = dict(zip(keys, _palette(len(keys))))
+        panels = []
+        for box, c in zip(boxes, self.curves_):
+            ax = axes_in(sheet, box)
+            ax.set_title(c.title, loc="left")
+            panels.append(
+                CurvesPanel(
+                    ax,
+                    c.steps,
+                    c.values,
+                    labels=c.labels,
+                    log=spans_decades(c.values),
+                    colors=[colors[label] for label in c.labels] if c.shared else None,
+                    legend=not c.shared,
+                )
+            )
+            fit_into(ax, box)
+            thin_step_ticks(ax)
         return panels
 
     @classmethod

@@ -224,6 +224,28 @@ class DistributionsScene(PanelScene):
             ax.set_title("mean, std, min, max", fontsize="medium", loc="left")
         return panels
 
+    def handout_panels(self, sheet, cell: Cell, shared: dict):
+        """A keyframe of the handout: the first tensor's percentile bands over steps with a
+        cursor at the step, beside its histogram at the step."""
+        from .handout import main_and_curves
+
+        rec = self.recording
+        summary = self.summaries_[0]
+        steps, counts, edges = summary.read(rec)
+        color, label = ROLE_COLORS[_role(rec, summary)], _label(rec, summary)
+
+        def bands(ax):
+            ax.set_title(f"{label}: percentiles", loc="left", color=color)
+            return DistributionPanel(
+                ax, steps, counts, edges, color=color, ylim=shared.get("ylim"), ylabel=label
+            )
+
+        def histogram(ax):
+            ax.set_title("histogram at this step", loc="left")
+            return HistogramPanel(ax, steps, counts, edges, color=color, xlabel=label)
+
+        return main_and_curves(sheet, bands, histogram, aspect=None, share=0.55)
+
     # -- small multiples (the default comparison) -------------------------------------------
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:

@@ -277,6 +277,60 @@ class MassShuffleScene(PanelScene):
         ax.tick_params(labelsize="x-small")
         return panel
 
+    # -- handouts --------------------------------------------------------------------------
+    def handout_panels(self, sheet, cell: Cell, shared: dict):
+        """A keyframe of the handout: the weight vector as a row of cells on the run's colour
+        scale, above W[0], W[1] and the mean of the noise weights over steps (every weight
+        faintly behind) with a cursor at the step."""
+        from .handout import main_and_curves
+
+        cfg, rec = self.config, self.recording
+        weight = rec["weight"]
+        w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
+        k = w.shape[1]
+        kinds = _inputs(rec.metadata, k)
+        col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
+        groups = {"W[0]": kinds["label"], "W[1]": kinds["signal"], "mean of W[2:]": kinds["noise"]}
+        groups = {name: cols for name, cols in groups.items() if cols}
+        colors = [KIND_COLORS[kind] for kind, cols in kinds.items() if cols]
+
+        def row(ax):
+            panel = HeatmapPanel(
+                ax,
+                weight.steps,
+                w,
+                cmap=cfg.cmap,
+                vmin=shared.get("vmin"),
+                vmax=shared.get("vmax"),
+                row_labels=["W"],
+                col_labels=[str(c) for c in range(k)],
+                col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(k)],
+                colorbar="weight",
+                square=True,
+            )
+            ax.set_xlabel("input coordinate $i$")  # coloured by kind, as in the legend
+            ax.set_anchor("S")  # on the curves below
+            return panel
+
+        def curves(ax):
+            return CurvesPanel(
+                ax,
+                weight.steps,
+                w,
+                groups=groups,
+                members=cfg.members,
+                reveal="cursor",
+                colors=colors,
+                ylabel="weight",
+                xlabel="training step",
+                legend=False,  # the page's legend names them once
+            )
+
+        return main_and_curves(sheet, row, curves, colorbar=True, stacked=True, share=0.3)
+
+    def handout_aspect(self) -> float:
+        return 1.5  # a row of cells above the curves
+
     # -- static figure -------------------------------------------------------------------
     def write_figures(self, stem: Path) -> list[Path]:
         """The 3-D scatter of the first three input coordinates, coloured by class, twice:

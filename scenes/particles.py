@@ -306,7 +306,7 @@ class ParticlesScene(PanelScene):
         """One run of a sweep: its particles, paths and references, on the shared limits."""
         name = cls.series_name(recording, config)
         positions = recording[name]
-        refs, _ = cls.shown_references(recording, config, name)
+        refs, ref_label = cls.shown_references(recording, config, name)
         panel = ParticlePanel(
             ax,
             positions.steps,
@@ -316,6 +316,7 @@ class ParticlesScene(PanelScene):
             trail=config.trail,
             particle_size=max(12, 70 * cell.scale),
             path_size=max(1, 3 * cell.scale),
+            labels=(cls.labels[0], ref_label),  # for a legend outside the cell
             legend=False,
             rays=config.rays,
             view=config.view,
@@ -326,6 +327,37 @@ class ParticlesScene(PanelScene):
         )
         ax.tick_params(labelsize="x-small")
         return panel
+
+    def handout_panels(self, sheet, cell: Cell, shared: dict):
+        """A keyframe of the handout: the particles, their paths and the references on
+        labelled axes, beside the curve (``curve``) with a cursor at the step."""
+        from .handout import curves_panel, main_and_curves
+
+        rec, cfg = self.recording, self.config
+
+        def main(ax):
+            panel = self.small_panel(ax, rec, cfg, shared, cell)
+            ax.set_xlabel("first coordinate")  # of the particles the page's legend names
+            ax.set_ylabel("second coordinate")
+            return panel
+
+        curve = split_names(cfg.curve)[:1] if self._curve() is not None else []
+        return main_and_curves(
+            sheet,
+            main,
+            (
+                lambda ax: curves_panel(
+                    ax,
+                    rec,
+                    curve,
+                    ylabel=self.curve_labels.get(curve[0], curve[0]),
+                    xlabel=self.step_label,
+                )
+            )
+            if curve
+            else None,
+            aspect=self.small_panel_aspect,
+        )
 
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:

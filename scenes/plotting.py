@@ -1928,6 +1928,8 @@ def fit_into(ax: Axes, cell, *, pad_px: float = 4.0, rounds: int = 8) -> None:
     (a right-hand title fits between it and the axes' right edge, or is dropped). Axes with
     a fixed aspect shrink keeping it. Measured with the figure's renderer, once, at build
     time: the frame size never changes."""
+    if _settled(ax):
+        return
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     (cx0, cy0), (cx1, cy1) = fig.transFigure.transform(cell.get_points())
@@ -1948,10 +1950,18 @@ def fit_into(ax: Axes, cell, *, pad_px: float = 4.0, rounds: int = 8) -> None:
         ax.set_position((fx0, fy0, fx1 - fx0, fy1 - fy0))
 
 
+def _settled(ax: Axes) -> bool:
+    """True where ``ax``'s figure already knows its layout, so measuring is skipped: the
+    later keyframes of a handout take the first one's (:class:`scenes.handout.Sheet`)."""
+    return getattr(ax.figure, "template", None) is not None
+
+
 def thin_step_ticks(ax: Axes, gap_px: float = 10.0) -> None:
     """Fewer integer ticks on ``ax``'s x axis (a step axis) until its labels stand at least
     ``gap_px`` apart: a narrow panel of a long run gets 0, 3000, 6000, not ten labels run
     together."""
+    if _settled(ax):
+        return
     renderer = ax.figure.canvas.get_renderer()
     lo, hi = sorted(ax.get_xlim())
     for bins in (8, 6, 5, 4, 3, 2, 1):

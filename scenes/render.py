@@ -301,10 +301,11 @@ class DashboardScene(PanelScene):
                         particle_size=20.0 if small else 40.0,
                         legend=False,
                         labels=("particle", "reference"),
+                        raster=self.raster,
                     )
                 )
-                ax.set_xlabel(f"{v.name}, coordinate 0")
-                ax.set_ylabel(f"{v.name}, coordinate 1")
+                ax.set_xlabel("coordinate 0")  # of the series its title names
+                ax.set_ylabel("coordinate 1")
             fit_into(ax, cell)
             if v.how != "particles":
                 thin_step_ticks(ax)

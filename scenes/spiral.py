@@ -92,6 +92,51 @@ class SpiralScene(PanelScene):
         field, boundary and points, with the final training accuracy."""
         return DecisionFieldPanel.small(ax, recording, config)
 
+    def handout_panels(self, sheet, cell: Cell, shared: dict):
+        """A keyframe of the handout: the probability field, its boundary and the data on
+        labelled axes with the colour scale, beside the loss with a cursor at the step."""
+        from .handout import curves_panel, main_and_curves
+
+        cfg, rec = self.config, self.recording
+
+        def main(ax):
+            x, y = self._data()
+            field = rec["field"]
+            panel = DecisionFieldPanel(
+                ax,
+                field.steps,
+                field.values,
+                self._extent(),
+                x=x if cfg.markers else None,
+                y=y,
+                cmap=cfg.cmap,
+                marker_size=max(3, cfg.marker_size / 2),
+                legend=False,  # the page's legend names the classes once
+            )
+            ax.set_xlabel("$x_1$")
+            ax.set_ylabel("$x_2$")
+            return panel
+
+        names = [n for n in ("loss", "bce") if n in rec]
+        labels = {"loss": "objective (cross-entropy + L2)", "bce": "cross-entropy"}
+        return main_and_curves(
+            sheet,
+            main,
+            (
+                lambda ax: curves_panel(
+                    ax,
+                    rec,
+                    names,
+                    labels=[labels[n] for n in names],
+                    ylabel="minibatch loss",
+                    xlabel="Adam step",
+                )
+            )
+            if names
+            else None,
+            colorbar=True,
+        )
+
     def build(self, fig: Figure):
         cfg, rec = self.config, self.recording
         field = rec["field"]

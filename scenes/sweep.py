@@ -185,6 +185,11 @@ class SweepScene(PanelScene):
             ax.tick_params(labelleft=c == 0, labelbottom=r == rows - 1)
         return panels
 
+    def handout_aspect(self) -> float:
+        """A handout's keyframe is the whole grid: its columns of small panels side by side."""
+        rows, cols = self.shape_
+        return cols / rows * (self.scene_cls.small_panel_aspect or 16 / 9)
+
     def labels(self) -> list[str]:
         """``"radius=0.1, width=20"`` for each configuration, in grid order."""
         keys = list(self.grid)

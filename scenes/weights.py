@@ -325,6 +325,29 @@ class WeightsScene(PanelScene):
         ax.tick_params(labelsize="x-small")
         return panel
 
+    def handout_panels(self, sheet, cell: Cell, shared: dict):
+        """A keyframe of the handout: the first matrix with its colour scale, beside the
+        loss with a cursor at the step (where the recording has one)."""
+        from .handout import curves_panel, main_and_curves
+
+        rec, name = self.recording, self.shown_[0]
+
+        def main(ax):
+            ax.set_title(self.describe(rec, name, self.config), loc="left")
+            panel = self._panel(ax, rec, name, self.config, colorbar=True, **shared)
+            for bar in ax.child_axes:  # "weight, scale fixed over run" in two lines: the
+                label = bar.yaxis.label  # panel is shorter than the movie's
+                label.set_text(label.get_text().replace(", ", ",\n", 1))
+            return panel
+
+        return main_and_curves(
+            sheet,
+            main,
+            (lambda ax: curves_panel(ax, rec, ["loss"], ylabel="loss")) if "loss" in rec else None,
+            aspect=None,
+            colorbar=True,
+        )
+
     @classmethod
     def example(cls, frames: int = 12, seed: int = 0) -> Recording:
         """A 24 x 16 and a 4 x 24 weight matrix drifting from a random start, and a loss."""

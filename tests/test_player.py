@@ -326,13 +326,13 @@ def test_with_scripts_stripped_the_video_keeps_its_own_controls(lecture_page, ch
         page.context.close()
 
 
-def test_a_notebook_shows_the_player_at_the_draft_size_fitting_the_cell():
+def test_a_notebook_shows_the_player_at_the_notebook_size_fitting_the_cell():
     scene = ParticlesScene(
         ParticlesScene.example(), options=RenderOptions(progress=False, workers=1)
     )
     html = scene._repr_html_()
-    assert 'class="nnd-player"' in html and "max-width:640px" in html  # draft preset
-    assert 'width="640" height="360"' in html
+    assert 'class="nnd-player"' in html and "max-width:1920px" in html  # notebook preset
+    assert 'width="1920" height="1080"' in html
     mp4 = scene.to_html("mp4", quality="final")
     assert mp4.startswith("<video") and "max-width:1280px" in mp4 and "width:100%" in mp4
     with pytest.raises(ValueError, match="fmt must be player, mp4 or gif"):

@@ -101,7 +101,7 @@ def test_still_and_notebook_html(tmp_path):
     np.testing.assert_array_equal(iio.imread(png)[..., :3], scene.frame(3))
     html = scene.with_options(stride=4)._repr_html_()
     assert 'class="nnd-player"' in html and "data:video/mp4;base64," in html
-    assert "max-width:640px" in html  # the inline draft preset, fitting the cell
+    assert "max-width:1920px" in html  # the inline notebook preset, fitting the cell
 
 
 def test_missing_series_is_named():
