@@ -36,7 +36,7 @@ _LAZY = {"Recorder", "Schedule", "every", "log_spaced", "at_steps", "mean_over_r
 
 def __getattr__(name):
     if name in _LAZY:
-        from . import recorder
+        from . import capture
 
-        return getattr(recorder, name)
+        return getattr(capture, name)
     raise AttributeError(f"module 'dynamics' has no attribute {name!r}")

@@ -50,10 +50,13 @@ MAX_LABEL = 36
 
 
 def scalar_series(recording: Recording) -> list[str]:
-    """Series of one number per snapshot: logged scalars (or series that say nothing of
-    themselves and are scalars by shape), with at least one snapshot."""
+    """Series of one number per snapshot: logged scalars, derived ones (a function of the
+    model, a recorder quantity's number) and series that say nothing of themselves and are
+    scalars by shape, with at least one snapshot."""
     return [
-        n for n, s in recording.items() if s.shape == () and s.kind in ("scalar", "") and len(s)
+        n
+        for n, s in recording.items()
+        if s.shape == () and s.kind in ("scalar", "derived", "") and len(s)
     ]
 
 

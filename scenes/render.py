@@ -117,9 +117,15 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
         )
         if how is None:
             s = recording[name]
+            why = (
+                "it needs at least two snapshots"
+                if len(s) < 2
+                else "a dashboard draws logged and derived scalars as curves, vectors and "
+                "matrices as heatmaps, (n, 2) series as particles"
+            )
             raise ValueError(
                 f"series {name!r} ({s.kind or 'kind not said'}, {len(s)} snapshots of shape "
-                f"{s.shape}) is not drawable: it needs at least two snapshots"
+                f"{s.shape}) is not drawable: {why}"
             )
         return View(how, name, np.asarray(recording[name].steps))
 

@@ -14,6 +14,19 @@ ROOT = Path(__file__).parent.parent
 PACKAGES = ("dynamics", "scenes")
 #: dynamics.recording's layers, lowest first: each imports only those before it.
 RECORDING_LAYERS = ("model", "format", "reader", "sink", "memory", "files", "locks", "disk")
+#: dynamics.capture's layers, lowest first (the modules of ``quantities`` may import each
+#: other: a quantity built on another, gradients on parameters).
+CAPTURE_LAYERS = (
+    "errors",
+    "schedules",
+    "torch_compat",
+    "blocks",
+    "quantities",
+    "metadata",
+    "output",
+    "resume",
+    "recorder",
+)
 
 
 def module_name(path: Path) -> str:
@@ -63,7 +76,8 @@ GRAPH = {m: imports(p, anywhere=False) for m, p in FILES.items()}
 
 def test_the_graph_is_read_from_real_imports():
     assert "dynamics.recording.model" in GRAPH["dynamics.recording.disk"]
-    assert "dynamics.recording" in GRAPH["dynamics.recorder"]
+    assert "dynamics.recording" in GRAPH["dynamics.capture.recorder"]
+    assert "dynamics.capture.quantities.base" in GRAPH["dynamics.capture.quantities.gradients"]
     assert "dynamics.recording.reader" not in GRAPH["dynamics.recording.model"]  # lazy only
     assert "dynamics.recording.reader" in imports(FILES["dynamics.recording.model"], anywhere=True)
 
@@ -110,3 +124,34 @@ def test_recording_layers_import_downward_only():
         assert not outside, f"{m} imports {outside}: the recording package stands alone"
         lazy = imports(FILES[m], anywhere=True)
         assert not [n for n in lazy if n.startswith(("dynamics.recorder", "dynamics.capture"))]
+
+
+def test_capture_layers_import_downward_only():
+    def layer(m: str) -> int:
+        return CAPTURE_LAYERS.index(m.split(".")[2])
+
+    inside = [m for m in MODULES if m.startswith("dynamics.capture.")]
+    assert {m.split(".")[2] for m in inside} == set(CAPTURE_LAYERS), (
+        "a new module of dynamics.capture needs its place in CAPTURE_LAYERS"
+    )
+    for m in inside:
+        for n in GRAPH[m]:
+            if n.startswith("dynamics.capture.") and not (
+                layer(n) < layer(m) or (layer(n) == layer(m) == CAPTURE_LAYERS.index("quantities"))
+            ):
+                pytest.fail(f"{m} imports {n}: a layer above it")
+            if n == "dynamics.capture" or n.startswith("dynamics.integrations"):
+                pytest.fail(f"{m} imports {n}: the capture package's face or its users")
+
+
+def test_every_relative_import_names_a_module_that_exists():
+    """An import inside a function fails only when it runs: check them all here (moving a
+    module into a package turns ``from .x`` into a module that is not there)."""
+    missing = []
+    for m, path in FILES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                target = resolve(m, path.name == "__init__.py", node)[0]
+                if target not in MODULES:
+                    missing.append(f"{m}: from {'.' * node.level}{node.module or ''} ({target})")
+    assert missing == []

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import math
 import os
 from dataclasses import dataclass
@@ -203,14 +202,6 @@ class Recording:
 
     def items(self):
         return self._series.items()
-
-    def select(self, *patterns: str) -> dict[str, Series]:
-        """Series whose names match any of the shell-style ``patterns`` (``"grad/*"``)."""
-        return {
-            k: s
-            for k, s in self._series.items()
-            if any(fnmatch.fnmatchcase(k, p) for p in patterns)
-        }
 
     def of_kind(self, *kinds: str) -> dict[str, Series]:
         """Series whose kind is one of ``kinds`` (``of_kind("scalar")``), in recording order."""
