@@ -212,12 +212,12 @@ class Sheet(SubFigure):
         they need fitting), with the same step ticks."""
         if self.template is None or len(self.template) != len(self.axes):
             return False
-        from .plotting import _titles
+        from .plotting import axes_titles
 
         for ax, (box, locator, titles) in zip(self.axes, self.template):
             ax.set_position(box)
             ax.xaxis.set_major_locator(copy.copy(locator))
-            for loc, title in _titles(ax).items():  # as fitted: smaller, shorter or dropped
+            for loc, title in axes_titles(ax).items():  # as fitted: smaller, shorter or dropped
                 text, size = titles.get(loc, ("", None))
                 title.set_text(text)
                 if size:
@@ -227,13 +227,13 @@ class Sheet(SubFigure):
     def layout(self) -> list[tuple[Any, Any, dict]]:
         """What :meth:`follow` copies to the next keyframes: each axes' position, x ticks and
         titles as fitted (a smaller font, shortened or dropped)."""
-        from .plotting import _titles
+        from .plotting import axes_titles
 
         return [
             (
                 ax.get_position(),
                 ax.xaxis.get_major_locator(),
-                {loc: (t.get_text(), t.get_fontsize()) for loc, t in _titles(ax).items()},
+                {loc: (t.get_text(), t.get_fontsize()) for loc, t in axes_titles(ax).items()},
             )
             for ax in self.axes
         ]

@@ -113,7 +113,6 @@ class MassShuffleScene(PanelScene):
         w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
         k = w.shape[1]
         kinds = _inputs(meta, k)
-        self.kinds_ = kinds
         groups = {"W[0]": kinds["label"], "W[1]": kinds["signal"], "mean of W[2:]": kinds["noise"]}
         groups = {name: cols for name, cols in groups.items() if cols}
         colors = [KIND_COLORS[kind] for kind, cols in kinds.items() if cols]

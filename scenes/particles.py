@@ -253,7 +253,7 @@ class ParticlesScene(PanelScene):
 
     # -- layout ------------------------------------------------------------------------------
     @classmethod
-    def _limit(cls, config, positions: np.ndarray, refs: np.ndarray | None):
+    def view_limit(cls, config, positions: np.ndarray, refs: np.ndarray | None):
         if config.limit:
             return config.limit
         pts = np.asarray(positions).reshape(-1, 2)
@@ -275,7 +275,7 @@ class ParticlesScene(PanelScene):
                 positions.steps,
                 positions.values,
                 refs,
-                limit=self._limit(cfg, positions.values, refs),
+                limit=self.view_limit(cfg, positions.values, refs),
                 trail=cfg.trail,
                 labels=(self.labels[0], ref_label),
                 rays=cfg.rays,
@@ -312,7 +312,7 @@ class ParticlesScene(PanelScene):
             positions.steps,
             positions.values,
             refs,
-            limit=shared.get("limit") or cls._limit(config, positions.values, refs),
+            limit=shared.get("limit") or cls.view_limit(config, positions.values, refs),
             trail=config.trail,
             particle_size=max(12, 70 * cell.scale),
             path_size=max(1, 3 * cell.scale),
@@ -365,7 +365,7 @@ class ParticlesScene(PanelScene):
         if config.limit:
             return {}
         boxes = [
-            cls._limit(
+            cls.view_limit(
                 config,
                 r[cls.series_name(r, config)].values,
                 cls.shown_references(r, config, cls.series_name(r, config))[0],

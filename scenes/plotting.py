@@ -68,7 +68,7 @@ CLASS_MARKERS = (
 )
 
 
-def _finite_range(values: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[float, float]:
+def finite_range(values: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[float, float]:
     """Minimum and maximum of the finite entries of ``values`` (read ``chunk_bytes`` at a time,
     so a memmap larger than memory works); NaN, NaN if there are none."""
     lo, hi = np.inf, -np.inf
@@ -761,7 +761,7 @@ class HeatmapPanel(Panel):
                 f"heatmap values must be (T, rows, cols) or (T, cols), got shape {values.shape}"
             )
         self.values = values
-        lo, hi = _finite_range(values)
+        lo, hi = finite_range(values)
         if center is not None:
             reach = max(abs(lo - center), abs(hi - center)) if np.isfinite([lo, hi]).all() else 1.0
             lo, hi = center - (reach or 1.0), center + (reach or 1.0)
@@ -1861,7 +1861,7 @@ def axes_in(fig, cell, *, colorbar: bool = False) -> Axes:
     )
 
 
-def _titles(ax: Axes) -> dict[str, Any]:
+def axes_titles(ax: Axes) -> dict[str, Any]:
     """``ax``'s non-empty titles by ``loc`` (``left``, ``center``, ``right``)."""
     from matplotlib.text import Text
 
@@ -1895,7 +1895,7 @@ def _fit_text(title, room_px: float, renderer, *, drop: bool = False) -> None:
 def _fit_titles(ax: Axes, right_px: float, renderer) -> None:
     """Fit ``ax``'s titles left of ``right_px``: the left (or centre) one, then the right one
     in the room between it and the axes' right edge (dropped if there is none)."""
-    titles = _titles(ax)
+    titles = axes_titles(ax)
     main = titles.get("left") or titles.get("center")
     if main is not None:
         _fit_text(main, right_px - ax.get_window_extent(renderer).x0, renderer)

@@ -269,7 +269,7 @@ class DashboardScene(PanelScene):
                 config = WeightsSceneConfig()
                 note = WeightsScene.describe(rec, v.name, config)[len(v.name) :].strip(" ()")
                 ax.set_title(note, fontsize="small", loc="right", color="#444444")
-                panels.append(WeightsScene._panel(ax, rec, v.name, config, colorbar=True))
+                panels.append(WeightsScene.heatmap_panel(ax, rec, v.name, config, colorbar=True))
             elif v.how == "layers":  # as scenes.layers draws it
                 tmap = tensor_map(rec, "update")
                 ax.set_title(
@@ -296,7 +296,7 @@ class DashboardScene(PanelScene):
             else:
                 s = rec[v.name]  # references and limits as scenes.particles finds them
                 refs, _ = ParticlesScene.references(rec, v.name)
-                box = ParticlesScene._limit(ParticlesSceneConfig(), s.values, refs)
+                box = ParticlesScene.view_limit(ParticlesSceneConfig(), s.values, refs)
                 panels.append(
                     ParticlePanel(
                         ax,

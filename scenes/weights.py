@@ -253,7 +253,7 @@ class WeightsScene(PanelScene):
         return f"{name}  ({rows} x {cols}{note})"
 
     @classmethod
-    def _panel(
+    def heatmap_panel(
         cls, ax, recording: Recording, name: str, config, colorbar: bool, **limits
     ) -> ScaledHeatmapPanel:
         """The heatmap of series ``name`` on ``ax``, its axes labelled (``limits``: colour
@@ -295,19 +295,19 @@ class WeightsScene(PanelScene):
             ax.set_title(
                 self.describe(self.recording, name, self.config), fontsize="medium", loc="left"
             )
-            panels.append(self._panel(ax, self.recording, name, self.config, colorbar=True))
+            panels.append(self.heatmap_panel(ax, self.recording, name, self.config, colorbar=True))
             fit_into(ax, cell)
         return panels
 
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:
         """One colour scale for every run: the first matrix's range over all of them."""
-        from .plotting import _finite_range
+        from .plotting import finite_range
 
         firsts = [r[cls.shown(r, config)[0]] for r in recordings]
         if any(config.scale_for(s) != "run" for s in firsts):
             return {}  # each cell on its own scale (per frame, or symlog)
-        ranges = [_finite_range(heatmap_values(s, config)) for s in firsts]
+        ranges = [finite_range(heatmap_values(s, config)) for s in firsts]
         lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
         if not np.isfinite([lo, hi]).all():
             return {}
@@ -319,7 +319,7 @@ class WeightsScene(PanelScene):
     @classmethod
     def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
         """One run of a sweep: its first matrix, on the shared colour scale."""
-        panel = cls._panel(
+        panel = cls.heatmap_panel(
             ax, recording, cls.shown(recording, config)[0], config, colorbar=cell.last_col, **shared
         )
         ax.tick_params(labelsize="x-small")
@@ -334,7 +334,7 @@ class WeightsScene(PanelScene):
 
         def main(ax):
             ax.set_title(self.describe(rec, name, self.config), loc="left")
-            panel = self._panel(ax, rec, name, self.config, colorbar=True, **shared)
+            panel = self.heatmap_panel(ax, rec, name, self.config, colorbar=True, **shared)
             for bar in ax.child_axes:  # "weight, scale fixed over run" in two lines: the
                 label = bar.yaxis.label  # panel is shorter than the movie's
                 label.set_text(label.get_text().replace(", ", ",\n", 1))

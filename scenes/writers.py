@@ -91,7 +91,8 @@ class Writer:
         Frames per second (ignored by still formats).
     """
 
-    extension = ""
+    #: The file extension of this format: :data:`WRITERS` maps each to its writer.
+    extension: ClassVar[str] = ""
     #: False for a still format: a render hands it its last frame only.
     animated: ClassVar[bool] = True
     #: Dataclass of this format's encoder settings (None: it has none).
@@ -565,10 +566,7 @@ class PngWriter(Writer):
 
 
 WRITERS: dict[str, Callable[..., Writer]] = {
-    ".mp4": Mp4Writer,
-    ".gif": GifWriter,
-    ".png": PngWriter,
-    ".html": HtmlWriter,
+    w.extension: w for w in (Mp4Writer, GifWriter, PngWriter, HtmlWriter)
 }
 
 

@@ -155,3 +155,44 @@ def test_every_relative_import_names_a_module_that_exists():
                 if target not in MODULES:
                     missing.append(f"{m}: from {'.' * node.level}{node.module or ''} ({target})")
     assert missing == []
+
+
+def test_no_private_name_crosses_modules_outside_a_subpackage():
+    """A module uses another's private names (``_x``) only inside one subpackage built as one
+    design (``dynamics.recording``'s layers, ``dynamics.capture``'s); elsewhere what is
+    shared is public (``scenes.render`` used ``WeightsScene._panel`` and
+    ``ParticlesScene._limit``, ``scenes.weights`` ``plotting._finite_range``)."""
+
+    def package(m: str) -> str:
+        parts = m.split(".")
+        return ".".join(parts[:2]) if len(parts) > 2 else parts[0] + ".<flat>"
+
+    crossing = []
+    for m, path in FILES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                target = resolve(m, path.name == "__init__.py", node)[0]
+                private = [
+                    a.name
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                    and f"{target}.{a.name}" not in MODULES  # a private module is fine
+                ]  # fmt: skip
+                if private and target in MODULES and package(target) != package(m):
+                    crossing.append(f"{m}: from {target} import {', '.join(private)}")
+                elif private and target in MODULES and package(m).endswith("<flat>"):
+                    crossing.append(f"{m}: from {target} import {', '.join(private)}")
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                owner = node.value
+                if (
+                    isinstance(owner, ast.Name)
+                    and owner.id[:1].isupper()
+                    and not node.attr.startswith("__")
+                ):
+                    defined_here = any(
+                        isinstance(n, ast.ClassDef) and n.name == owner.id for n in ast.walk(tree)
+                    )
+                    if not defined_here:
+                        crossing.append(f"{m}: {owner.id}.{node.attr}")
+    assert crossing == []
