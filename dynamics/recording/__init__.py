@@ -6,7 +6,7 @@ checks it)::
     model    Series, Recording, Summary: the data model every scene reads (numpy only)
     format   the on-disk format, its specification, and the checks on every byte read
     reader   memory-mapped series, load(), verify()
-    sink     the protocol between the recorder and a recording sink (Block, SinkBase)
+    sink     the protocol between the recorder and a recording sink (Sink, Block)
     memory   MemoryWriter: a sink that keeps every series in memory
     files    the disk sink's series files, buffers, checksums and thread
     locks    one writer per recording: the lock file, atomic replacement
@@ -32,6 +32,7 @@ from .model import (
     to_jsonable,
 )
 from .reader import load, verified, verify
+from .sink import Block, Sink
 
 __all__ = [
     "KINDS",
@@ -46,6 +47,8 @@ __all__ = [
     "RecordingExists",
     "RecordingWriter",
     "MemoryWriter",
+    "Sink",
+    "Block",
     "Series",
     "Summary",
     "hold_existing",

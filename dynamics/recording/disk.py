@@ -37,7 +37,7 @@ from .format import (
 from .locks import _lock, _replace, hold_existing
 from .model import Recording, RecordingError, RecordingExists
 from .reader import load
-from .sink import Block, _SeriesState, _SinkBase
+from .sink import Block, Sink, _SeriesState
 
 _DIRECT_BYTES = 64 << 10  # a series' rows of a block written from it as they are, not staged
 
@@ -57,9 +57,7 @@ class _Committer:
     manifest there verifies, and a flip in it never does (closed or not).
     """
 
-    def __init__(
-        self, path: Path, files: dict[str, _Files], stems: dict[str, str], sink: "_SinkBase"
-    ):
+    def __init__(self, path: Path, files: dict[str, _Files], stems: dict[str, str], sink: Sink):
         self.path, self.files, self.stems = path, files, stems
         self.series, self.metadata = sink._series, sink.metadata  # shared, not copied
         self.manifest_crc32 = 0
@@ -160,7 +158,7 @@ def _finish_at_exit(
 _NO_STEP = -(1 << 63)  # "no step yet" for the commit bookkeeping (steps are int64)
 
 
-class RecordingWriter(_SinkBase):
+class RecordingWriter(Sink):
     """Streams snapshots into a recording directory with bounded memory.
 
     Parameters
@@ -369,7 +367,7 @@ class RecordingWriter(_SinkBase):
         )
         state.n = 0
 
-    def new_block(self, rows: int, width: int, dtype) -> "Block":
+    def _new_block(self, rows: int, width: int, dtype) -> Block:
         """A block of the kind asked for that the writer thread has finished writing, or a
         new one while fewer than ``_MAX_BLOCKS`` of that kind exist (else wait for one:
         memory stays bounded)."""
@@ -379,7 +377,7 @@ class RecordingWriter(_SinkBase):
             self._thread.check,
         )
 
-    def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
+    def _take_block(self, columns: list, block: Block, start: int, stop: int, done: bool):
         """Series with at least ``_DIRECT_BYTES`` in these rows are written from the block as
         they are (by the writer thread); smaller ones are copied into their staging blocks,
         so that a bias of a few values is not written (a thread hand-over, three writes) for
@@ -400,10 +398,10 @@ class RecordingWriter(_SinkBase):
             free = self._returner(block) if done else None
             self._thread.submit_columns(direct, block.steps, block.values, start, stop, free)
 
-    def _block_done(self, block: "Block") -> None:
+    def _block_done(self, block: Block) -> None:
         self._thread.submit_columns([], block.steps, block.values, 0, 0, self._returner(block))
 
-    def _returner(self, block: "Block") -> Callable[[], None]:
+    def _returner(self, block: Block) -> Callable[[], None]:
         """What gives ``block`` back to its pool (called by the writer thread)."""
         pool = self._pools[(len(block.steps), block.values.shape[1], block.values.dtype)]
         return partial(pool.put, block)
@@ -442,16 +440,14 @@ class RecordingWriter(_SinkBase):
         recorder at the start of a new training step)."""
         self._flush(min(int(step), self._high), wait=False)
 
-    def close(self, complete: bool = True) -> None:
-        """Flush, close the files, commit and mark the recording complete (idempotent).
+    def _close(self, complete: bool) -> None:
+        """Flush, close the files, commit and mark the recording complete (:meth:`close`).
 
         ``complete=False`` closes a recording of a run that was cut short (an error, an
         interrupt): everything written is kept and loads, but ``complete`` stays False,
         so a sweep knows to run it again. If writing fails (disk full) the recording stays
         as of its last commit.
         """
-        if self.closed:
-            return
         try:
             self._write_out()
         except BaseException:
@@ -460,7 +456,7 @@ class RecordingWriter(_SinkBase):
             raise
         self._shut()
         try:
-            self.complete = bool(complete)
+            self.complete = complete
             if self._committer.dirty:  # the commit below counts every series: list them first
                 self._committer.write_manifest()
             # commit first: killed before the closed manifest is in, the recording loads

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .model import Recording, Series
-from .sink import Block, _SeriesState, _SinkBase
+from .sink import Block, Sink, _SeriesState
 
 _PREFAULTER: list = []  # the helper thread that prepares MemoryWriter blocks (made when needed)
 if hasattr(os, "register_at_fork"):  # a forked child has no such thread: it makes its own
@@ -46,7 +46,7 @@ def _collect(future: concurrent.futures.Future | None, rows: int, shape: tuple, 
     return np.empty(rows, "<i8"), np.empty((rows, *shape), dtype)
 
 
-class MemoryWriter(_SinkBase):
+class MemoryWriter(Sink):
     """Keeps every snapshot in memory. For small runs and tests.
 
     Full staging blocks are kept as they are and a new, twice larger block is started (up
@@ -93,7 +93,7 @@ class MemoryWriter(_SinkBase):
             self._grown(state, len(steps)), state.shape, state.dtype
         )
 
-    def new_block(self, rows: int, width: int, dtype) -> "Block":
+    def _new_block(self, rows: int, width: int, dtype) -> Block:
         """A fresh block (a kept block is never reused), allocated and touched on a helper
         thread while the previous one of its kind filled."""
         key = (rows, width, np.dtype(dtype))
@@ -101,7 +101,7 @@ class MemoryWriter(_SinkBase):
         self._next_blocks[key] = _prefaulted(rows, (width,), dtype)
         return Block(steps, values)
 
-    def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
+    def _take_block(self, columns: list, block: Block, start: int, stop: int, done: bool):
         steps = block.steps[start:stop]
         last = int(steps[-1])
         for name, lo, hi, shape in columns:
@@ -109,9 +109,8 @@ class MemoryWriter(_SinkBase):
             values = block.values[start:stop, lo:hi].reshape((stop - start, *shape))
             self._full[name].append((steps, values))
 
-    def close(self, complete: bool = True) -> None:
-        """Stop accepting snapshots; ``complete=False`` marks a run that was cut short."""
-        self.closed, self.complete = True, bool(complete)
+    def _close(self, complete: bool) -> None:
+        self.closed, self.complete = True, complete
 
     def recording(self) -> Recording:
         series = {}

@@ -1,7 +1,15 @@
-"""The sink protocol: what a recording sink (memory or disk) takes from the recorder."""
+"""The sink protocol: what a recording sink (memory or disk) takes from the recorder.
+
+:class:`Sink` is the abstract base of every sink (:class:`~dynamics.recording.MemoryWriter`,
+:class:`~dynamics.recording.RecordingWriter`) and its docstring is the protocol, written down
+once; :class:`Block` is the half of the zero-copy block path a sink hands out (the other
+half is ``_Block`` in :mod:`dynamics.recorder`). ``tests/test_sinks.py`` holds every sink to
+it.
+"""
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, Mapping
 
@@ -9,6 +17,13 @@ import numpy as np
 
 from .format import DTYPES
 from .model import Recording, RecordingError, Series, to_jsonable
+
+_NO_STEP = -(1 << 63)  # the last step of a series with no snapshot yet: any int64 step may follow
+
+
+def _stored(dtype: np.dtype) -> np.dtype:
+    """``dtype`` as a series stores it (little endian)."""
+    return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
 
 
 class _SeriesState:
@@ -27,7 +42,7 @@ class _SeriesState:
     ):
         self.name, self.index, self.dtype, self.shape, self.info = name, index, dtype, shape, info
         self.count = 0  # snapshots appended so far
-        self.last = -1  # last step appended (steps never decrease)
+        self.last = _NO_STEP  # last step appended (steps never decrease)
         self.steps = np.empty(capacity, "<i8")
         self.values = np.empty((capacity, *shape), dtype)
         self.n = 0  # snapshots in the staging block
@@ -38,10 +53,15 @@ class _SeriesState:
 
 
 class Block:
-    """Rows of snapshots of several series side by side, from a sink's ``new_block``:
-    ``steps`` (rows,) int64 and ``values`` (rows, width). ``views`` is the producer's to
-    keep its tensor views of the values in (the recorder: the whole table and its rows; it
-    stays with the block when the sink hands it out again)."""
+    """Rows of snapshots of several series side by side, handed out by :meth:`Sink.new_block`.
+
+    ``steps`` (rows,) int64 and ``values`` (rows, width) of one dtype; row ``i`` holds the
+    snapshots taken at step ``steps[i]``, series ``name`` in columns ``[lo:hi)`` (see
+    :meth:`Sink.extend_block`). A new block's contents are undefined (a sink may hand out a
+    block it used before). ``views`` is the producer's, to keep its views of the values in
+    (the recorder: the whole table as a tensor and its rows); it stays with the block when
+    the sink hands it out again.
+    """
 
     __slots__ = ("steps", "values", "views")
 
@@ -49,12 +69,77 @@ class Block:
         self.steps, self.values, self.views = steps, values, None
 
 
-class _SinkBase:
+class Sink(abc.ABC):
     """What a recorder writes into: declare series, append snapshots, close to a Recording.
 
-    Every series has a preallocated staging block; ``append`` copies one snapshot into it
-    (the only copy made) and a subclass decides what happens when the block is full
-    (:meth:`_spill`): the disk writer writes it out, the memory writer grows it.
+    **Series.** A series has one dtype (one of :data:`~dynamics.recording.DTYPES`; a big-endian
+    dtype is stored little endian) and one per-snapshot shape (zero-size allowed), fixed by
+    :meth:`declare` or by its first snapshot. What it holds (``kind``, ``source``, ``of``) is
+    fixed by the first declaration; a later ``declare`` of the same series must agree on
+    dtype and shape (the rest is ignored). The sink never casts: a snapshot of another dtype
+    or shape is refused.
+
+    **Steps.** Per series, steps never decrease (equal steps are allowed: several
+    snapshots at one step); any int64 may come first. Nothing is asked across series, but
+    the disk sink commits on the assumption that steps advance together (a snapshot of a
+    step later than ``S`` in any series means ``S`` is finished in all of them) unless told
+    otherwise by :meth:`hold_from`.
+
+    **Snapshots in.** :meth:`append` (one) and :meth:`extend` (several) copy the values into
+    the series' staging block before they return (the only copy): the caller may reuse its
+    array at once. What happens to a full staging block is the subclass's (:meth:`_spill`):
+    the memory sink keeps it and starts a larger one, the disk sink hands it to its writer
+    thread. :attr:`buffered_bytes` counts what is staged.
+
+    **The block path** (zero copy; the recorder's ``_Block`` is the producer):
+
+    1. ``block = sink.new_block(rows, width, dtype)``: the producer owns the block.
+    2. It fills rows in order, ``block.steps[i]`` and ``block.values[i]``.
+    3. ``sink.extend_block(columns, block, start, stop, done)`` hands rows
+       ``[start:stop)`` to the sink, each series in ``columns`` (declared before, with the
+       block's dtype) being ``block.values[:, lo:hi]``. From then on those rows belong to
+       the sink, which keeps views of them (memory) or writes them later from another thread
+       (disk): the producer never writes them again, and may go on filling the rows after
+       ``stop``. ``done=True`` hands the whole block back: the producer writes none of its rows
+       again and the sink may hand it out again from ``new_block`` (the disk sink does, once
+       written). ``start == stop`` with ``done=True`` hands back a block with no new rows.
+
+    Every block must be handed back (``done=True``) in the end: the disk sink keeps at most
+    three blocks of one ``(rows, width, dtype)`` and ``new_block`` waits for one to be handed
+    back and written (memory stays bounded), so a producer that holds more waits forever.
+    A block refused by ``extend_block`` (an error below) is still the producer's.
+
+    **Metadata.** :attr:`metadata` is JSON: :meth:`update_metadata` merges JSON-able items
+    (numpy scalars and arrays, tuples and paths converted; anything else refused, the
+    metadata left as it was).
+
+    **Closing.** :meth:`close` (``complete=True``: the producer finished; ``False``: it was
+    cut short) is idempotent, the first call deciding ``complete``; afterwards every write
+    (``declare``, ``append``, ``extend``, ``new_block``, ``extend_block``,
+    ``update_metadata``) raises ValueError. ``with sink:`` closes on leaving the block,
+    ``complete`` unless an exception left it. :attr:`closed` and :attr:`complete` say where
+    it stands. :meth:`recording` returns what was recorded (so far, if still open:
+    ``complete`` is then False), bit for bit as appended.
+
+    **Errors.** ValueError: a write after close, a snapshot or declaration whose shape differs
+    from the series', a negative dimension, an unknown ``kind`` or ``of`` (see
+    :data:`~dynamics.recording.KINDS`), a step before the series' last one, ``extend``
+    with as many steps as snapshots not given, a block whose columns disagree with their
+    series (shape, dtype, width). TypeError: a dtype that cannot be recorded (object, string,
+    datetime ...), a snapshot or declaration of another dtype than the series', metadata
+    that is not JSON-able. KeyError: ``extend_block`` naming a series never declared. The
+    disk sink adds RecordingError (the lock, a manifest too large), RecordingExists and
+    OSError (a failed write, raised at a later call). A call refused with ValueError,
+    TypeError or KeyError changes nothing.
+
+    **Beyond the protocol**, the disk sink has :meth:`~RecordingWriter.flush`,
+    :meth:`~RecordingWriter.commit_through` and :meth:`~RecordingWriter.moved` (a resume), which
+    the recorder calls on it alone.
+
+    **Subclasses** implement :meth:`_spill`, :meth:`_new_block`, :meth:`_take_block`,
+    :meth:`_close` and :meth:`recording`, and may override the hooks :meth:`_initial_capacity`,
+    :meth:`_on_new_series`, :meth:`_appended`, :meth:`_on_metadata`, :meth:`_block_done` and
+    :meth:`hold_from` (no-ops here, but ``_initial_capacity``: 16 snapshots).
     """
 
     def __init__(self, metadata: Mapping[str, Any] | None = None):
@@ -62,6 +147,10 @@ class _SinkBase:
         self._series: dict[str, _SeriesState] = {}
         self.closed = False
         self.complete = False  # closed after the producer finished (not cut short by an error)
+
+    def _check_open(self, what: str) -> None:
+        if self.closed:
+            raise ValueError(f"{what}: cannot write, the recording is closed")
 
     def declare(
         self,
@@ -75,6 +164,7 @@ class _SinkBase:
     ) -> None:
         """Fix a series' dtype, per-snapshot shape and what it holds (``kind``, ``source``,
         ``of``: see :class:`Series`) before its first append (optional)."""
+        self._check_open(f"series {name!r}")
         info = Series(np.empty(0, np.int64), np.empty(0), kind, source, of).info  # validates
         dtype = np.dtype(dtype)
         if dtype.hasobject:
@@ -84,7 +174,7 @@ class _SinkBase:
             raise ValueError(f"series {name!r}: negative dimension in shape {shape}")
         state = self._series.get(name)
         if state is None:
-            dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+            dtype = _stored(dtype)
             if dtype.str not in DTYPES:
                 raise TypeError(
                     f"series {name!r}: dtype {dtype} cannot be recorded (numeric or bool only)"
@@ -92,10 +182,13 @@ class _SinkBase:
             capacity = self._initial_capacity(dtype.itemsize * math.prod(shape))
             self._series[name] = _SeriesState(name, len(self._series), dtype, shape, capacity, info)
             self._on_new_series(self._series[name])
-        elif state.shape != shape:
+            return
+        if state.shape != shape:
             raise ValueError(
                 f"series {name!r}: snapshot shape {shape} differs from earlier {state.shape}"
             )
+        if _stored(dtype) != state.dtype:
+            raise TypeError(f"series {name!r}: dtype {dtype} differs from earlier {state.dtype}")
 
     def append(self, name: str, step: int, value) -> None:
         """Append one snapshot of series ``name`` taken at training ``step`` (copied now)."""
@@ -110,6 +203,11 @@ class _SinkBase:
         elif value.shape != state.shape:
             raise ValueError(
                 f"series {name!r}: snapshot shape {value.shape} differs from earlier {state.shape}"
+            )
+        elif value.dtype != state.dtype and _stored(value.dtype) != state.dtype:
+            raise TypeError(
+                f"series {name!r}: snapshot of {value.dtype} for a series of {state.dtype} "
+                "(a sink never casts)"
             )
         step = int(step)
         if step < state.last:
@@ -134,10 +232,10 @@ class _SinkBase:
             raise ValueError(f"series {name!r}: cannot append, the recording is closed")
         steps = np.asarray(steps, dtype=np.int64)
         values = np.asarray(values)
-        if values.ndim == 0 or len(steps) != len(values):
+        if values.ndim == 0 or steps.ndim != 1 or len(steps) != len(values):
             raise ValueError(
-                f"series {name!r}: extend needs as many steps as snapshots, got {len(steps)} steps "
-                f"and values of shape {values.shape}"
+                f"series {name!r}: extend needs as many steps as snapshots, got {steps.shape} "
+                f"steps and values of shape {values.shape}"
             )
         if np.any(np.diff(steps) < 0):
             raise ValueError(f"series {name!r}: steps must not decrease within one extend()")
@@ -151,6 +249,11 @@ class _SinkBase:
             raise ValueError(
                 f"series {name!r}: snapshot shape {values.shape[1:]} differs from earlier "
                 f"{state.shape}"
+            )
+        elif values.dtype != state.dtype and _stored(values.dtype) != state.dtype:
+            raise TypeError(
+                f"series {name!r}: snapshots of {values.dtype} for a series of {state.dtype} "
+                "(a sink never casts)"
             )
         if int(steps[0]) < state.last:
             raise ValueError(
@@ -181,16 +284,15 @@ class _SinkBase:
         state.count += k
         state.last = last
 
-    # -- the block interface: a producer (the Recorder) copies snapshots of several series
+    # -- the block path: a producer (the Recorder) copies snapshots of several series
     #    straight into a block the sink gave it, so each value is copied once
-    def new_block(self, rows: int, width: int, dtype) -> "Block":
+    def new_block(self, rows: int, width: int, dtype) -> Block:
         """An empty :class:`Block` of ``rows`` snapshots of ``width`` values of ``dtype``, for
-        :meth:`extend_block`. The sink may hand out a block it used before."""
-        raise NotImplementedError
+        :meth:`extend_block`; the sink may hand out a block it used before (see the class)."""
+        self._check_open("new_block")
+        return self._new_block(rows, width, dtype)
 
-    def extend_block(
-        self, columns: list, block: "Block", start: int, stop: int, done: bool
-    ) -> None:
+    def extend_block(self, columns: list, block: Block, start: int, stop: int, done: bool) -> None:
         """Append rows ``[start:stop)`` of ``block`` (from :meth:`new_block`): snapshots at
         steps ``block.steps[start:stop]`` of the declared series in ``columns``,
         ``(name, lo, hi, shape)`` each, series ``name`` being ``block.values[:, lo:hi]``.
@@ -208,12 +310,16 @@ class _SinkBase:
         first, last = int(steps[0]), int(steps[-1])
         if k > 1 and np.any(steps[1:] < steps[:-1]):
             raise ValueError(f"series {columns[0][0]!r}: steps must not decrease within a block")
-        for name, _, _, shape in columns:
+        for name, lo, hi, shape in columns:
             state = self._series[name]
-            if state.shape != shape or state.dtype != block.values.dtype:
+            if (
+                state.shape != shape
+                or state.dtype != block.values.dtype
+                or hi - lo != math.prod(shape)
+            ):
                 raise ValueError(
                     f"series {name!r}: block of {block.values.dtype} snapshots of shape {shape} "
-                    f"for a series of {state.dtype} {state.shape}"
+                    f"in columns [{lo}:{hi}) for a series of {state.dtype} {state.shape}"
                 )
             if first < state.last:
                 raise ValueError(
@@ -222,13 +328,9 @@ class _SinkBase:
         self._take_block(columns, block, start, stop, done)
         self._appended(last)
 
-    def _take_block(self, columns: list, block: "Block", start: int, stop: int, done: bool):
-        raise NotImplementedError
-
-    def _block_done(self, block: "Block") -> None: ...
-
     def update_metadata(self, **items: Any) -> None:
         """Merge JSON-able ``items`` into the metadata (left as it was if they are refused)."""
+        self._check_open("update_metadata")
         before = dict(self.metadata)
         self.metadata.update(to_jsonable(items))
         try:
@@ -240,8 +342,19 @@ class _SinkBase:
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes of snapshots staged in memory and not yet handed on."""
+        """Bytes of snapshots staged in memory and not yet handed on (blocks from
+        :meth:`new_block` are not counted)."""
         return sum(s.n * s.snapshot_bytes for s in self._series.values())
+
+    def close(self, complete: bool = True) -> None:
+        """Stop accepting snapshots and finish the recording (idempotent: the first call
+        decides). ``complete=False`` marks a run that was cut short."""
+        if not self.closed:
+            self._close(bool(complete))
+
+    @abc.abstractmethod
+    def recording(self) -> Recording:
+        """What was recorded, as a :class:`Recording` (so far, if the sink is still open)."""
 
     def __enter__(self):
         return self
@@ -249,17 +362,44 @@ class _SinkBase:
     def __exit__(self, exc_type, *exc) -> None:
         self.close(complete=exc_type is None)
 
-    # hooks for subclasses
-    def _initial_capacity(self, snapshot_bytes: int) -> int:
-        return 16
-
+    # -- what a subclass must implement
+    @abc.abstractmethod
     def _spill(self, state: _SeriesState) -> None:
         """The staging block of ``state`` is full: make room for at least one snapshot."""
-        raise NotImplementedError
 
-    def _appended(self, step: int) -> None: ...
-    def hold_from(self, step: int | None) -> None: ...
-    def _on_new_series(self, state: _SeriesState) -> None: ...
-    def _on_metadata(self) -> None: ...
-    def close(self, complete: bool = True) -> None: ...
-    def recording(self) -> Recording: ...
+    @abc.abstractmethod
+    def _new_block(self, rows: int, width: int, dtype) -> Block:
+        """What :meth:`new_block` returns (the sink is open)."""
+
+    @abc.abstractmethod
+    def _take_block(self, columns: list, block: Block, start: int, stop: int, done: bool):
+        """Take rows ``[start:stop)`` (at least one, checked) of ``block`` for ``columns``; each
+        series' count and last step are the subclass's to advance (:meth:`_stage`,
+        :meth:`_took`)."""
+
+    @abc.abstractmethod
+    def _close(self, complete: bool) -> None:
+        """Finish the recording; set :attr:`closed` (and :attr:`complete` to ``complete``)
+        even when finishing fails. Called once."""
+
+    # -- optional hooks: no-ops here, on purpose (not abstract)
+    def _initial_capacity(self, snapshot_bytes: int) -> int:
+        """Snapshots in a new series' first staging block."""
+        return 16
+
+    def _on_new_series(self, state: _SeriesState) -> None:  # noqa: B027 (optional)
+        """A series was declared (its state is in ``self._series``)."""
+
+    def _appended(self, step: int) -> None:  # noqa: B027 (optional)
+        """Snapshots up to ``step`` were appended (after every append, extend, extend_block)."""
+
+    def _on_metadata(self) -> None:  # noqa: B027 (optional)
+        """The metadata changed; raise RecordingError to refuse it (it is then restored)."""
+
+    def _block_done(self, block: Block) -> None:  # noqa: B027 (optional)
+        """``block`` was handed back with no new rows (``extend_block(..., k, k, True)``)."""
+
+    def hold_from(self, step: int | None) -> None:  # noqa: B027 (optional)
+        """Snapshots at ``step`` or later may still be appended (a recorder's copies from an
+        accelerator in flight): a sink that commits commits nothing from ``step`` on until
+        ``hold_from(None)``. A no-op for a sink that does not commit."""
