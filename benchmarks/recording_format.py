@@ -23,7 +23,7 @@ import numpy as np
 
 import dynamics.recording as recording
 import dynamics.recording.files as recording_files
-from dynamics.recording import RecordingWriter, load
+from dynamics.recording import DiskSink, load
 
 
 def _no_checksum(data, crc=0) -> int:
@@ -33,7 +33,7 @@ def _no_checksum(data, crc=0) -> int:
 
 def stream(path, snap, snapshots):
     t = time.perf_counter()
-    with RecordingWriter(path, overwrite=True) as w:
+    with DiskSink(path, overwrite=True) as w:
         for step in range(snapshots):
             snap[step % len(snap)] += 1.0
             w.append("params", step, snap)

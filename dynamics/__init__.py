@@ -5,6 +5,8 @@ the torch-based names (``Recorder`` and the schedules) are imported on first use
 """
 
 from .recording import (
+    DiskSink,
+    MemorySink,
     MemoryWriter,
     Recording,
     RecordingError,
@@ -23,6 +25,8 @@ __all__ = [
     "mean_over_ranks",
     "Recording",
     "RecordingError",
+    "DiskSink",
+    "MemorySink",
     "RecordingWriter",
     "MemoryWriter",
     "Series",

@@ -20,11 +20,11 @@ import pytest
 from dynamics.recording import (
     DTYPES,
     Block,
-    MemoryWriter,
+    DiskSink,
+    MemorySink,
     Recording,
     RecordingError,
     RecordingExists,
-    RecordingWriter,
     Sink,
     hold_existing,
     load,
@@ -534,7 +534,7 @@ class TestMemorySink(SinkTests):
     REUSES_BLOCKS = False  # a block's rows become the series' values as they are
 
     def make_sink(self, tmp_path, metadata=None, **options):
-        return MemoryWriter(metadata, **options)
+        return MemorySink(metadata, **options)
 
     def recording_of(self, sink):
         return sink.recording()
@@ -548,7 +548,7 @@ class TestDiskSink(SinkTests):
 
     def make_sink(self, tmp_path, metadata=None, **options):
         options = {"flush_bytes": self.FLUSH_BYTES, "flush_seconds": 1000.0, **options}
-        return RecordingWriter(tmp_path.with_suffix(".rec"), metadata, **options)
+        return DiskSink(tmp_path.with_suffix(".rec"), metadata, **options)
 
     def recording_of(self, sink):
         return load(sink.path)
@@ -629,19 +629,19 @@ class TestDiskSink(SinkTests):
         sink.append("x", 0, 1.0)
         for overwrite in (False, True):
             with pytest.raises(RecordingError, match="another writer"):
-                RecordingWriter(sink.path, overwrite=overwrite)
+                DiskSink(sink.path, overwrite=overwrite)
         with pytest.raises(RecordingError, match="another writer"):
             hold_existing(sink.path)
         self.closed_recording(sink)
         with pytest.raises(RecordingExists):
-            RecordingWriter(sink.path)
+            DiskSink(sink.path)
         held = hold_existing(sink.path)  # closed: the lock is free
         try:
             with pytest.raises(RecordingError, match="another writer"):
-                RecordingWriter(sink.path, overwrite=True)
+                DiskSink(sink.path, overwrite=True)
         finally:
             os.close(held)
-        with RecordingWriter(sink.path, overwrite=True) as again:
+        with DiskSink(sink.path, overwrite=True) as again:
             again.append("y", 0, 2.0)
         assert list(load(sink.path)) == ["y"]
 
@@ -650,14 +650,14 @@ class TestDiskSink(SinkTests):
         # checkpoint written into a new one beside it, swapped in, and the writer moved()
         path = self.tmp_path / "run.rec"
         values = random_values(self.rng, "<f4", (20, 2, 3))
-        with RecordingWriter(path, {"run": 1}) as old:
+        with DiskSink(path, {"run": 1}) as old:
             old.extend("w", np.arange(20), values)  # steps 0..19; the checkpoint is at 9
             old.extend("loss", np.arange(0, 20, 5), np.arange(4.0))
         held = hold_existing(path)
         try:
             before = load(path)
             tmp = self.tmp_path / ".run.rec.resuming"
-            sink = RecordingWriter(tmp, before.metadata, flush_bytes=self.FLUSH_BYTES)
+            sink = DiskSink(tmp, before.metadata, flush_bytes=self.FLUSH_BYTES)
             self.made.append(sink)
             for name, s in before.items():
                 keep = int(np.searchsorted(s.steps, 9, side="right"))
@@ -685,3 +685,11 @@ class TestDiskSink(SinkTests):
         np.testing.assert_array_equal(rec["loss"].steps, [0, 5])
         assert rec.path == path
         assert sorted(p.name for p in self.tmp_path.iterdir()) == ["run.rec"]
+
+
+def test_the_sinks_former_names_are_the_same_classes():
+    import dynamics
+    from dynamics.recording import MemoryWriter, RecordingWriter
+
+    assert RecordingWriter is DiskSink and MemoryWriter is MemorySink
+    assert dynamics.RecordingWriter is DiskSink and dynamics.DiskSink is DiskSink

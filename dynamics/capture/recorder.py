@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..recording import MemoryWriter, Recording, RecordingWriter
+from ..recording import DiskSink, MemorySink, Recording
 from ..summaries import Summarizer
 from .blocks import TensorSet
 from .errors import RecorderError, RecorderWarning
@@ -104,7 +104,7 @@ class Recorder:
         Replace an existing recording at ``path``.
     flush_seconds : float
         With ``path``: how much wall time of training a kill may lose (every series is
-        written and committed at least this often; see :class:`RecordingWriter`).
+        written and committed at least this often; see :class:`DiskSink`).
     resume : bool or mapping
         Continue the recording at ``path`` of a run restarted from a checkpoint: pass the
         :meth:`state_dict` saved in that checkpoint (or ``True`` with ``step=`` the
@@ -235,7 +235,7 @@ class Recorder:
         self._out.sink = self._open_sink(
             path, meta, overwrite, flush_seconds, resume, allow_gap, step
         )
-        self._disk = isinstance(self._out.sink, RecordingWriter)
+        self._disk = isinstance(self._out.sink, DiskSink)
         self._next_flush = time.monotonic() + (self._out.sink.flush_seconds if self._disk else 0.0)
         self._handles: list[Any] = []
         # optimizer index -> its parameters recorded with gradients, and the gradients each
@@ -277,8 +277,8 @@ class Recorder:
                 )
             return resumed.writer
         if path is not None:
-            return RecordingWriter(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
-        return MemoryWriter(meta)
+            return DiskSink(path, meta, overwrite=overwrite, flush_seconds=flush_seconds)
+        return MemorySink(meta)
 
     # -- setup -------------------------------------------------------------------------
     def _resolve(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..recording import Recording, RecordingError, RecordingWriter, hold_existing, load, to_jsonable
+from ..recording import DiskSink, Recording, RecordingError, hold_existing, load, to_jsonable
 from .schedules import Schedule
 
 __all__ = ["Resumed", "resume_recording"]
@@ -21,7 +21,7 @@ class Resumed:
     (``declared``: name -> (dtype, shape)), each one's last kept step (``floor``) and the
     scheduled steps missing before the checkpoint (``gap``: name -> [first, last])."""
 
-    def __init__(self, writer: RecordingWriter, declared: dict, floor: dict, gap: dict):
+    def __init__(self, writer: DiskSink, declared: dict, floor: dict, gap: dict):
         self.writer, self.declared, self.floor, self.gap = writer, declared, floor, gap
 
 
@@ -77,7 +77,7 @@ def _rewrite_prefix(
     if tmp.exists():  # left by a resume that was itself interrupted
         shutil.rmtree(tmp)
     merged = {**old.metadata, **to_jsonable(meta)}
-    writer = RecordingWriter(tmp, merged)
+    writer = DiskSink(tmp, merged)
     dropped, declared, floor = {}, {}, {}
     for name, s in old.items():
         keep = int(np.searchsorted(s.steps, step, side="right"))

@@ -7,19 +7,21 @@ checks it)::
     format   the on-disk format, its specification, and the checks on every byte read
     reader   memory-mapped series, load(), verify()
     sink     the protocol between the recorder and a recording sink (Sink, Block)
-    memory   MemoryWriter: a sink that keeps every series in memory
+    memory   MemorySink: a sink that keeps every series in memory
     files    the disk sink's series files, buffers, checksums and thread
     locks    one writer per recording: the lock file, atomic replacement
-    disk     RecordingWriter: a sink that streams to disk, crash-safe, resumable
+    disk     DiskSink: a sink that streams to disk, crash-safe, resumable
 
 Everything that was importable from ``dynamics.recording`` before it became a package
-still is, from here.
+still is, from here. Recording sinks are *sinks* (``DiskSink``, ``MemorySink``); *writers*
+are the video encoders of :mod:`scenes.writers`. The sinks' former names,
+``RecordingWriter`` and ``MemoryWriter``, stay as aliases.
 """
 
-from .disk import RecordingWriter
+from .disk import DiskSink
 from .format import DTYPES, FORMAT, MANIFEST, VERSION
 from .locks import hold_existing
-from .memory import MemoryWriter
+from .memory import MemorySink
 from .model import (
     KINDS,
     SUMMARISED,
@@ -34,6 +36,10 @@ from .model import (
 from .reader import load, verified, verify
 from .sink import Block, Sink
 
+#: Former names of the sinks (kept: code written against them goes on working).
+RecordingWriter = DiskSink
+MemoryWriter = MemorySink
+
 __all__ = [
     "KINDS",
     "SUMMARISED",
@@ -45,6 +51,8 @@ __all__ = [
     "RecordingError",
     "RecordingNotFound",
     "RecordingExists",
+    "DiskSink",
+    "MemorySink",
     "RecordingWriter",
     "MemoryWriter",
     "Sink",

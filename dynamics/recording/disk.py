@@ -1,4 +1,4 @@
-"""A recording sink that streams to disk, crash-safe (:class:`RecordingWriter`)."""
+"""A recording sink that streams to disk, crash-safe (:class:`DiskSink`)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class _Committer:
             raise RecordingError(
                 f"{self.path}: the metadata would make the manifest {len(data) >> 20} MiB, over "
                 f"the {_MAX_MANIFEST_BYTES >> 20} MiB a recording may hold; keep large arrays "
-                "as series (Recorder.put / RecordingWriter.append), not in the metadata"
+                "as series (Recorder.put / DiskSink.append), not in the metadata"
             )
         crc = zlib.crc32(data)
         with self.lock:
@@ -137,7 +137,7 @@ class _Committer:
 def _finish_at_exit(
     thread: _WriterThread, series: dict, files: dict, committer: _Committer, lock: list
 ) -> None:
-    """Write and commit what an unclosed RecordingWriter staged (run by weakref.finalize at
+    """Write and commit what an unclosed DiskSink staged (run by weakref.finalize at
     exit: the process is ending, so every step appended is finished)."""
     try:
         for state in series.values():
@@ -158,7 +158,7 @@ def _finish_at_exit(
 _NO_STEP = -(1 << 63)  # "no step yet" for the commit bookkeeping (steps are int64)
 
 
-class RecordingWriter(Sink):
+class DiskSink(Sink):
     """Streams snapshots into a recording directory with bounded memory.
 
     Parameters

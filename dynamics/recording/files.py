@@ -23,7 +23,7 @@ _crc32 = _fast_crc32  # the writer's checksum (benchmarks/recording_format.py sw
 _CRC_OFFLOAD_BYTES = (
     64 << 10
 )  # larger blocks are checksummed on a second thread, during their write
-_MAX_BLOCKS = 3  # staging blocks per series in a RecordingWriter: one filling, two being written
+_MAX_BLOCKS = 3  # staging blocks per series in a DiskSink: one filling, two being written
 
 
 class _Files:
@@ -87,7 +87,7 @@ def _write_all(file, chunks: list, size: int) -> None:
 
 
 class _Pool:
-    """At most ``_MAX_BLOCKS`` buffers of one kind for a RecordingWriter: one being filled,
+    """At most ``_MAX_BLOCKS`` buffers of one kind for a DiskSink: one being filled,
     the others being written; the writer thread gives each back (:meth:`put`) once written."""
 
     __slots__ = ("_free", "_made")

@@ -1,4 +1,4 @@
-"""A recording sink that keeps every series in memory (:class:`MemoryWriter`)."""
+"""A recording sink that keeps every series in memory (:class:`MemorySink`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from .model import Recording, Series
 from .sink import Block, Sink, _SeriesState
 
-_PREFAULTER: list = []  # the helper thread that prepares MemoryWriter blocks (made when needed)
+_PREFAULTER: list = []  # the helper thread that prepares MemorySink blocks (made when needed)
 if hasattr(os, "register_at_fork"):  # a forked child has no such thread: it makes its own
     os.register_at_fork(after_in_child=_PREFAULTER.clear)
 
@@ -46,7 +46,7 @@ def _collect(future: concurrent.futures.Future | None, rows: int, shape: tuple, 
     return np.empty(rows, "<i8"), np.empty((rows, *shape), dtype)
 
 
-class MemoryWriter(Sink):
+class MemorySink(Sink):
     """Keeps every snapshot in memory. For small runs and tests.
 
     Full staging blocks are kept as they are and a new, twice larger block is started (up

@@ -263,16 +263,16 @@ class Recording:
     # -- persistence -------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike, *, verify: bool = False) -> "Recording":
-        """Open a recording directory written by :class:`RecordingWriter` (lazy, no pickle)."""
+        """Open a recording directory written by :class:`DiskSink` (lazy, no pickle)."""
         from .reader import load  # the layers above are imported when used, never at import
 
         return load(path, verify=verify)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False, chunk: int = 256) -> Path:
         """Write this recording to ``path`` (a directory), ``chunk`` snapshots at a time."""
-        from .disk import RecordingWriter
+        from .disk import DiskSink
 
-        with RecordingWriter(path, self.metadata, overwrite=overwrite) as writer:
+        with DiskSink(path, self.metadata, overwrite=overwrite) as writer:
             for name, s in self._series.items():
                 writer.declare(name, s.values.dtype, s.shape, **s.info)
                 for lo in range(0, len(s), chunk):

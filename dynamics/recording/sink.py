@@ -1,7 +1,7 @@
 """The sink protocol: what a recording sink (memory or disk) takes from the recorder.
 
-:class:`Sink` is the abstract base of every sink (:class:`~dynamics.recording.MemoryWriter`,
-:class:`~dynamics.recording.RecordingWriter`) and its docstring is the protocol, written down
+:class:`Sink` is the abstract base of every sink (:class:`~dynamics.recording.MemorySink`,
+:class:`~dynamics.recording.DiskSink`) and its docstring is the protocol, written down
 once; :class:`Block` is the half of the zero-copy block path a sink hands out (the other
 half is ``_Block`` in :mod:`dynamics.recorder`). ``tests/test_sinks.py`` holds every sink to
 it.
@@ -132,8 +132,8 @@ class Sink(abc.ABC):
     OSError (a failed write, raised at a later call). A call refused with ValueError,
     TypeError or KeyError changes nothing.
 
-    **Beyond the protocol**, the disk sink has :meth:`~RecordingWriter.flush`,
-    :meth:`~RecordingWriter.commit_through` and :meth:`~RecordingWriter.moved` (a resume), which
+    **Beyond the protocol**, the disk sink has :meth:`~DiskSink.flush`,
+    :meth:`~DiskSink.commit_through` and :meth:`~DiskSink.moved` (a resume), which
     the recorder calls on it alone.
 
     **Subclasses** implement :meth:`_spill`, :meth:`_new_block`, :meth:`_take_block`,
