@@ -78,6 +78,46 @@ def _inputs(meta: dict, k: int) -> dict:
     return {"label": label, "signal": signal, "noise": noise}
 
 
+def _weight_row(ax, recording, cmap: str, shared: dict, colorbar: bool) -> HeatmapPanel:
+    """The weight vector as a row of cells coloured by the kind of its input, on the
+    ``shared`` colour scale (``vmin``, ``vmax``; the run's own where absent): a sweep's cell
+    and a handout's keyframe."""
+    weight = recording["weight"]
+    w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
+    kinds = _inputs(recording.metadata, w.shape[1])
+    col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
+    return HeatmapPanel(
+        ax,
+        weight.steps,
+        w,
+        cmap=cmap,
+        vmin=shared.get("vmin"),
+        vmax=shared.get("vmax"),
+        row_labels=["W"],
+        col_labels=[str(c) for c in range(w.shape[1])],
+        col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
+        colorbar="weight" if colorbar else None,
+        square=True,
+    )
+
+
+def _weight_curves(ax, weight, w, groups, colors, members: bool, **legend) -> CurvesPanel:
+    """W[0], W[1] and the mean of the noise weights over steps (each weight faintly behind
+    with ``members``), revealed up to a cursor: the movie's panel and the handout's."""
+    return CurvesPanel(
+        ax,
+        weight.steps,
+        w,
+        groups=groups,
+        members=members,
+        reveal="cursor",
+        colors=colors,
+        ylabel="weight",
+        xlabel="training step",
+        **legend,
+    )
+
+
 @register(
     "mass_shuffle",
     experiment="dynamics.experiments.mass_shuffle",
@@ -171,17 +211,8 @@ class MassShuffleScene(PanelScene):
             panels.append(heat)
         if view in ("all", "curves"):
             panels.append(
-                CurvesPanel(
-                    curve_ax,
-                    weight.steps,
-                    w,
-                    groups=groups,
-                    members=cfg.members,
-                    reveal="cursor",
-                    colors=colors,
-                    ylabel="weight",
-                    xlabel="training step",
-                    legend_loc="upper left",
+                _weight_curves(
+                    curve_ax, weight, w, groups, colors, cfg.members, legend_loc="upper left"
                 )
             )
             curve_ax.set_title(
@@ -255,24 +286,8 @@ class MassShuffleScene(PanelScene):
     @classmethod
     def small_panel(cls, ax, recording, config, shared, cell: Cell):
         """One run of a sweep: its weight vector as a row of cells, on the shared scale."""
-        weight = recording["weight"]
-        w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
-        kinds = _inputs(recording.metadata, w.shape[1])
-        col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
-        panel = HeatmapPanel(
-            ax,
-            weight.steps,
-            w,
-            cmap=config.cmap,
-            vmin=shared.get("vmin"),
-            vmax=shared.get("vmax"),
-            row_labels=["W"],
-            col_labels=[str(c) for c in range(w.shape[1])],
-            col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(w.shape[1])],
-            # a shared scale needs one colorbar per row; separate scales one per run
-            colorbar="weight" if cell.last_col or not shared else None,
-            square=True,
-        )
+        # a shared scale needs one colorbar per row; separate scales one per run
+        panel = _weight_row(ax, recording, config.cmap, shared, cell.last_col or not shared)
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -286,44 +301,19 @@ class MassShuffleScene(PanelScene):
         cfg, rec = self.config, self.recording
         weight = rec["weight"]
         w = np.asarray(weight.values, dtype=float).reshape(len(weight), -1)
-        k = w.shape[1]
-        kinds = _inputs(rec.metadata, k)
-        col_kind = {c: kind for kind, cols in kinds.items() for c in cols}
+        kinds = _inputs(rec.metadata, w.shape[1])
         groups = {"W[0]": kinds["label"], "W[1]": kinds["signal"], "mean of W[2:]": kinds["noise"]}
         groups = {name: cols for name, cols in groups.items() if cols}
         colors = [KIND_COLORS[kind] for kind, cols in kinds.items() if cols]
 
         def row(ax):
-            panel = HeatmapPanel(
-                ax,
-                weight.steps,
-                w,
-                cmap=cfg.cmap,
-                vmin=shared.get("vmin"),
-                vmax=shared.get("vmax"),
-                row_labels=["W"],
-                col_labels=[str(c) for c in range(k)],
-                col_colors=[KIND_COLORS[col_kind.get(c, "noise")] for c in range(k)],
-                colorbar="weight",
-                square=True,
-            )
+            panel = _weight_row(ax, rec, cfg.cmap, shared, colorbar=True)
             ax.set_xlabel("input coordinate $i$")  # coloured by kind, as in the legend
             ax.set_anchor("S")  # on the curves below
             return panel
 
-        def curves(ax):
-            return CurvesPanel(
-                ax,
-                weight.steps,
-                w,
-                groups=groups,
-                members=cfg.members,
-                reveal="cursor",
-                colors=colors,
-                ylabel="weight",
-                xlabel="training step",
-                legend=False,  # the page's legend names them once
-            )
+        def curves(ax):  # the page's legend names the lines once
+            return _weight_curves(ax, weight, w, groups, colors, cfg.members, legend=False)
 
         return main_and_curves(sheet, row, curves, colorbar=True, stacked=True, share=0.3)
 
