@@ -144,6 +144,13 @@ def test_capture_layers_import_downward_only():
                 pytest.fail(f"{m} imports {n}: the capture package's face or its users")
 
 
+def test_curvature_stands_below_capture():
+    """``dynamics.curvature`` (sharpness) is torch alone; the Sharpness quantity builds on it."""
+    assert "dynamics.curvature" in GRAPH["dynamics.capture.quantities.sharpness"]
+    lazy = imports(FILES["dynamics.curvature"], anywhere=True)
+    assert not [n for n in lazy if n.startswith(("dynamics.capture", "dynamics.recorder"))]
+
+
 def test_every_relative_import_names_a_module_that_exists():
     """An import inside a function fails only when it runs: check them all here (moving a
     module into a package turns ``from .x`` into a module that is not there)."""

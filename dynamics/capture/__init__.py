@@ -19,6 +19,7 @@ from .quantities import (
     Gradients,
     Parameters,
     Quantity,
+    Sharpness,
     Summaries,
     TensorQuantity,
 )
@@ -43,4 +44,5 @@ __all__ = [
     "Derived",
     "Summaries",
     "Activations",
+    "Sharpness",
 ]
