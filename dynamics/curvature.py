@@ -50,7 +50,18 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch.func import functional_call
 
-__all__ = ["Eigenpairs", "sharpness", "hessian_operator", "lanczos", "optimizer_preconditioner"]
+__all__ = [
+    "Eigenpairs",
+    "sharpness",
+    "hessian_operator",
+    "lanczos",
+    "optimizer_preconditioner",
+    "stability_edge",
+    "PRECONDITIONED",
+]
+
+#: Optimizers whose preconditioner :func:`optimizer_preconditioner` reads.
+PRECONDITIONED = ("Adam", "AdamW", "RMSprop")
 
 
 class Eigenpairs(NamedTuple):
@@ -249,7 +260,7 @@ def optimizer_preconditioner(
 
     None before the optimizer's first step (no second moment yet)."""
     kind = type(optimizer).__name__
-    if kind not in ("Adam", "AdamW", "RMSprop"):
+    if kind not in PRECONDITIONED:
         raise ValueError(f"sharpness: no preconditioner known for {kind} (Adam, AdamW, RMSprop)")
     group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     parts = []
@@ -268,3 +279,28 @@ def optimizer_preconditioner(
             d = (1 - b1**t) * ((v / (1 - b2**t)).sqrt() + group["eps"])
         parts.append(d.reshape(-1))
     return torch.cat(parts)
+
+
+def stability_edge(optimizer: torch.optim.Optimizer) -> tuple[float | None, float | None]:
+    """Where an optimizer's current step size puts the edge of stability, for the sharpness
+    and for the preconditioned sharpness: ``(plain, preconditioned)``, None where no edge is
+    known. Read from the first parameter group (its ``lr`` now, so a schedule is followed).
+
+    * SGD with heavy-ball momentum ``beta`` (0: plain gradient descent), not Nesterov:
+      ``(2 + 2 beta) / lr`` for the sharpness (Cohen et al., ICLR 2021: ``2 / lr``);
+    * Adam/AdamW: ``(2 + 2 beta1) / ((1 - beta1) lr)`` for the preconditioned sharpness,
+      ``38 / lr`` at ``beta1 = 0.9`` (Cohen et al., 2022);
+    * RMSprop without momentum: ``2 / lr`` for the preconditioned sharpness.
+    """
+    group = optimizer.param_groups[0]
+    lr, kind = float(group["lr"]), type(optimizer).__name__
+    if lr <= 0:
+        return None, None
+    if kind == "SGD" and not group.get("nesterov") and not group.get("dampening"):
+        return (2 + 2 * float(group.get("momentum", 0.0))) / lr, None
+    if kind in ("Adam", "AdamW"):
+        b1 = float(group["betas"][0])
+        return None, (2 + 2 * b1) / ((1 - b1) * lr)
+    if kind == "RMSprop" and not group.get("momentum"):
+        return None, 2 / lr
+    return None, None

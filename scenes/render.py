@@ -91,7 +91,10 @@ def drawable(recording: Recording) -> tuple[list[str], dict, list[str], list[str
         (n for n in matrix_series(recording) if n not in planar),
         key=lambda n: (recording[n].kind != "parameter", len(recording[n].shape) < 2),
     )
-    return planar, recording.summaries(), matrices, scalar_series(recording)
+    # curvature (Sharpness: the top-k eigenvalues, the edge of stability) as curves, first
+    curvature = [n for n, s in recording.items() if s.kind == "curvature" and len(s)]
+    scalars = curvature + [n for n in scalar_series(recording) if n not in curvature]
+    return planar, recording.summaries(), matrices, scalars
 
 
 def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
@@ -239,7 +242,11 @@ class DashboardScene(PanelScene):
         return f"{self.title}: {name}" if name else self.title
 
     def readout_fields(self):
-        return [Field(v.name, v.name, "{:.4g}") for v in self.views_ if v.how == "curve"][:3]
+        return [
+            Field(v.name, v.name, "{:.4g}")
+            for v in self.views_
+            if v.how == "curve" and self.recording[v.name].shape == ()
+        ][:3]
 
     def build(self, fig: Figure):
         units = [2 if v.how == "layers" else 1 for v in self.views_]
@@ -255,11 +262,13 @@ class DashboardScene(PanelScene):
             ax.set_title(v.name, fontsize="medium", loc="left")
             if v.how == "curve":
                 s = rec[v.name]
+                k = int(np.prod(s.shape))  # a (k,) series: k lines (top-k eigenvalues)
                 panels.append(
                     CurvesPanel(
                         ax,
                         s.steps,
                         s.values,
+                        labels=[f"{v.name}[{i}]" for i in range(k)] if k > 1 else None,
                         log=spans_decades(s.values),
                         xlabel="step",
                         ylabel=v.name,

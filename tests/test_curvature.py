@@ -146,11 +146,52 @@ def test_the_quantity_records_sharpness_at_its_cadence_equal_to_the_function():
     s, hvps = r["sharpness"], r["sharpness/hvps"]
     np.testing.assert_array_equal(s.steps, [0, 4, 8])
     np.testing.assert_array_equal(hvps.steps, [0, 4, 8])
-    assert s.kind == "derived" and s.values.shape == (3, 2) and s.values.dtype == np.float64
+    assert s.kind == "curvature" and s.values.shape == (3, 2) and s.values.dtype == np.float64
     np.testing.assert_allclose(s.values, np.stack([expected[t] for t in (0, 4, 8)]), rtol=1e-6)
     assert hvps.values[0] > max(hvps.values[1:])  # warm-started after the first
     about = r.metadata["recorder"]["sharpness"]["sharpness"]
     assert about["loss"] == "mse_loss" and about["batch"] == 64 and about["k"] == 2
+    assert "sharpness" not in r.metadata["recorder"].get("never_captured", [])
+
+
+@pytest.mark.parametrize(
+    "make, plain, preconditioned",
+    [
+        (lambda ps: torch.optim.SGD(ps, lr=0.05), 2 / 0.05, None),
+        (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9), 3.8 / 0.05, None),
+        (lambda ps: torch.optim.Adam(ps, lr=0.01), None, 38 / 0.01),
+        (lambda ps: torch.optim.RMSprop(ps, lr=0.01), None, 2 / 0.01),
+    ],
+)
+def test_the_edge_of_stability_follows_the_optimizer_and_its_step_size(make, plain, preconditioned):
+    """2/lr for gradient descent ((2 + 2 beta)/lr with momentum), 38/lr for Adam's
+    preconditioned sharpness, 2/lr for RMSprop's, recorded beside the sharpness at each
+    capture with the step size of that moment (a schedule halves it here)."""
+    model, batch = slowly_trained()
+    opt = make(model.parameters())
+    with Recorder(
+        model, opt, params=None, quantities=[Sharpness(F.mse_loss, batch, every=2, optimizer=opt)]
+    ) as rec:
+        for step in range(4):
+            opt.zero_grad()
+            F.mse_loss(model(batch[0]), batch[1]).backward()
+            opt.step()
+            if step == 2:
+                for group in opt.param_groups:
+                    group["lr"] /= 2
+    r = rec.recording
+    for name, edge in (
+        ("sharpness/edge", plain),
+        ("sharpness/preconditioned/edge", preconditioned),
+    ):
+        if edge is None:
+            assert name not in r
+            continue
+        assert r[name].kind == "curvature"
+        first = 0 if name == "sharpness/edge" else 2  # the preconditioner needs a first step
+        np.testing.assert_array_equal(r[name].steps, range(first, 5, 2))
+        np.testing.assert_allclose(r[name].values[-1], 2 * edge)  # the halved step size
+        np.testing.assert_allclose(r[name].values[0], edge)
 
 
 def run(with_sharpness):
@@ -218,3 +259,28 @@ def test_the_readme_snippet_records_and_measures():
     rec.close()
     assert rec.recording["sharpness"].values.shape == (1, 1) and scope["values"].shape == (3,)
     assert scope["converged"] and scope["vectors"].shape == (3, 8 * 4 + 8 + 3 * 8 + 3)
+
+
+def test_the_sharpness_scene_and_the_dashboard_draw_curvature_as_curves_against_the_edge():
+    from scenes.base import RenderOptions
+    from scenes.render import plan
+    from scenes.sharpness import SharpnessScene, SharpnessSceneConfig
+
+    rec = SharpnessScene.example()
+    views = {v.name: v.how for v in plan(rec)}
+    assert views["sharpness"] == "curve" and views["sharpness/edge"] == "curve"  # no heatmap
+    options = RenderOptions.preset_for("draft", progress=False, workers=1)
+    scene = SharpnessScene(rec, options=options)
+    scene.frame(-1)
+    lines = scene.panels_[0].ax.get_lines()
+    edge = [ln for ln in lines if ln.get_linestyle() == "--"]
+    assert len(edge) == 1 and np.allclose(edge[0].get_ydata(), 20.0)
+    # the readout shows the largest eigenvalue at the frame's step
+    lead = scene.recording["sharpness/lead"]
+    np.testing.assert_array_equal(lead.values, np.asarray(rec["sharpness"].values)[:, 0])
+    given = SharpnessScene(rec, SharpnessSceneConfig(lr=0.5), options)  # 2/lr drawn: 4
+    given.frame(0)
+    dashed = [ln for ln in given.panels_[0].ax.get_lines() if ln.get_linestyle() == "--"]
+    assert np.allclose(dashed[0].get_ydata(), 4.0)
+    with pytest.raises(ValueError, match="lr must be 0"):
+        SharpnessSceneConfig(lr=-1)

@@ -26,6 +26,7 @@ KINDS = {
     "edges": "bin edges of those counts, when the bins adapt per step",
     "activation": "the output of a module (source: the module's name)",
     "data": "data recorded beside the run with Recorder.put() (a training set)",
+    "curvature": "top Hessian eigenvalues (Sharpness), and the edge of stability beside them",
 }
 #: What a summarised tensor is (the ``of`` of stats, histogram and edges series).
 SUMMARISED = ("parameter", "gradient", "activation")

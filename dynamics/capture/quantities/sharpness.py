@@ -7,7 +7,13 @@ from typing import Any, Callable
 
 import torch
 
-from ...curvature import optimizer_preconditioner, sharpness, split_batch
+from ...curvature import (
+    PRECONDITIONED,
+    optimizer_preconditioner,
+    sharpness,
+    split_batch,
+    stability_edge,
+)
 from ..schedules import Schedule
 from .base import Quantity
 
@@ -48,7 +54,7 @@ class Sharpness(Quantity):
         n = sum(p.numel() for p in model.parameters() if p.requires_grad)
         if self.k > n:
             raise ValueError(f"Sharpness: k={self.k} is more than the {n} trainable parameters")
-        if self.optimizer is not None:
+        if self._preconditioned:
             optimizer_preconditioner(self.optimizer, model)  # refuses an optimizer it can't read
 
     def info(self) -> dict[str, Any]:
@@ -59,23 +65,31 @@ class Sharpness(Quantity):
         return {"sharpness": {self.name: about}}
 
     def asked(self) -> list[str]:
-        names = [self.name] + ([f"{self.name}/preconditioned"] if self.optimizer else [])
+        names = [self.name] + ([f"{self.name}/preconditioned"] if self._preconditioned else [])
         return [s for name in names for s in (name, f"{name}/hvps")]
 
     def capture(self, rec: Any, model: torch.nn.Module, step: int) -> None:
+        edges = (None, None) if self.optimizer is None else stability_edge(self.optimizer)
         with rec.quiet():
-            self.measure(rec, model, step, self.name, None)
-            if self.optimizer is not None:
+            self.measure(rec, model, step, self.name, None, edges[0])
+            if self._preconditioned:
                 p = optimizer_preconditioner(self.optimizer, model)
                 if p is not None:
-                    self.measure(rec, model, step, f"{self.name}/preconditioned", p)
+                    name = f"{self.name}/preconditioned"
+                    self.measure(rec, model, step, name, p, edges[1])
 
-    def measure(self, rec: Any, model: torch.nn.Module, step: int, name: str, p: Any) -> None:
+    @property
+    def _preconditioned(self) -> bool:
+        return type(self.optimizer).__name__ in PRECONDITIONED
+
+    def measure(self, rec, model, step: int, name: str, p: Any, edge: float | None) -> None:
         found = sharpness(model, self.loss_fn, self.batch, self.k, init=self.previous[name],
                           preconditioner=p, tol=self.tol, max_hvps=self.max_hvps)  # fmt: skip
         self.previous[name] = found.vectors
-        rec.emit(name, step, found.values, self.kind)
+        rec.emit(name, step, found.values, "curvature")
         rec.emit(f"{name}/hvps", step, torch.tensor(found.hvps), self.kind)
+        if edge is not None:  # where the optimizer's step size puts the edge of stability
+            rec.emit(f"{name}/edge", step, torch.tensor(edge, dtype=torch.float64), "curvature")
         if not found.converged:
             message = f"Sharpness: {name} not within tol={self.tol} after {found.hvps} HVPs"
             rec.report(f"{name}/tol", message, strict_raises=False)
