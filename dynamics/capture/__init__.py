@@ -18,6 +18,7 @@ from .quantities import (
     Derived,
     Gradients,
     Parameters,
+    Probe,
     Quantity,
     Summaries,
     TensorQuantity,
@@ -43,4 +44,5 @@ __all__ = [
     "Derived",
     "Summaries",
     "Activations",
+    "Probe",
 ]

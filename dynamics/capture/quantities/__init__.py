@@ -16,6 +16,7 @@ from .buffers import Buffers
 from .derived import Derived
 from .gradients import Gradients
 from .parameters import Parameters
+from .probe import Probe
 from .summaries import Summaries
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Derived",
     "Summaries",
     "Activations",
+    "Probe",
     "from_keywords",
     "describe",
 ]
