@@ -18,6 +18,7 @@ from .quantities import (
     Derived,
     Gradients,
     Parameters,
+    Probe,
     Quantity,
     Sharpness,
     Summaries,
@@ -45,4 +46,5 @@ __all__ = [
     "Summaries",
     "Activations",
     "Sharpness",
+    "Probe",
 ]

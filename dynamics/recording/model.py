@@ -25,6 +25,7 @@ KINDS = {
     "histogram": "histogram counts of a tensor (source, of: as for stats)",
     "edges": "bin edges of those counts, when the bins adapt per step",
     "activation": "the output of a module (source: the module's name)",
+    "probe": "a module's full output for a fixed probe batch, (n, *features) (source: the module)",
     "data": "data recorded beside the run with Recorder.put() (a training set)",
     "curvature": "top Hessian eigenvalues (Sharpness), and the edge of stability beside them",
 }

@@ -16,6 +16,7 @@ from .buffers import Buffers
 from .derived import Derived
 from .gradients import Gradients
 from .parameters import Parameters
+from .probe import Probe
 from .sharpness import Sharpness
 from .summaries import Summaries
 
@@ -29,6 +30,7 @@ __all__ = [
     "Summaries",
     "Activations",
     "Sharpness",
+    "Probe",
     "from_keywords",
     "describe",
 ]
