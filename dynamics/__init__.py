@@ -13,6 +13,7 @@ from .recording import (
     RecordingWriter,
     Series,
     load,
+    load_runs,
     verify,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "MemoryWriter",
     "Series",
     "load",
+    "load_runs",
     "verify",
 ]
 __version__ = "0.1.0"

@@ -31,7 +31,9 @@ record: a record whose data checksum fails is skipped, a damaged length ends the
 one warning says what was skipped.
 
 A log directory holding event files in several subdirectories is several runs:
-:func:`runs` lists them, :func:`from_tensorboard` reads one.
+:func:`runs` lists them, :func:`from_tensorboard` reads one, :func:`dynamics.load_runs`
+reads them all, each named after its folder (``python -m scenes.render LOGDIR`` draws
+them on one timeline).
 """
 
 from __future__ import annotations
@@ -276,9 +278,10 @@ def is_event_log(path: str | os.PathLike) -> bool:
     return p.is_dir() and not (p / "manifest.json").exists() and bool(runs(p))
 
 
-def runs(logdir: str | os.PathLike) -> dict[str, Path]:
+def runs(logdir: str | os.PathLike, depth: int | None = None) -> dict[str, Path]:
     """The runs of a log directory: ``{name: directory}`` for every directory at or below
-    ``logdir`` that holds event files (``"."`` for ``logdir`` itself), sorted by name."""
+    ``logdir`` (at most ``depth`` levels below, if given) that holds event files (``"."``
+    for ``logdir`` itself), sorted by name."""
     root = Path(logdir)
     found = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -286,6 +289,8 @@ def runs(logdir: str | os.PathLike) -> dict[str, Path]:
         if any(f.startswith(_EVENTS) for f in filenames):
             rel = os.path.relpath(dirpath, root)
             found[rel] = Path(dirpath)
+        if depth is not None and len(Path(dirpath).relative_to(root).parts) >= depth:
+            dirnames.clear()
     return dict(sorted(found.items()))
 
 
@@ -312,7 +317,8 @@ def from_tensorboard(path: str | os.PathLike) -> Recording:
             names = list(found)
             raise RecordingError(
                 f"{p}: holds {len(names)} TensorBoard runs ({', '.join(names[:5])}"
-                f"{' ...' if len(names) > 5 else ''}); give one of them, e.g. {p / names[0]}"
+                f"{' ...' if len(names) > 5 else ''}); give one of them, e.g. {p / names[0]}, "
+                "or read them all with dynamics.load_runs"
             )
     else:
         raise RecordingError(f"{p}: no such file or directory")

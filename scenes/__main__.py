@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
                 "trains its experiment or draws a recording"
                 if entry.experiment
                 else "draws a recording"
-            )
+            ) + (", or compares several" if entry.scene.compare_scene else "")
             print(f"  {name:<{width}}  {entry.summary} ({source})")
         return
     if argv[0] not in scenes:

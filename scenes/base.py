@@ -32,6 +32,9 @@ it reads and shows, and builds panels; the base class acts on the declarations:
 * ``title`` (or :meth:`PanelScene.heading`), the subtitle (the recording's
   ``metadata["caption"]``, written by the experiment that knows its config) and ``readout``
   (series shown as numbers beside the step): drawn and updated by the base class;
+* ``compare_scene``: the scene that draws several recordings given together (the
+  dashboard's: :class:`scenes.compare.CompareScene`, overlaid curves and side-by-side
+  distributions of runs on one timeline);
 * ``small_multiples``: the scene can draw one run as a cell of a sweep's grid
   (:meth:`PanelScene.small_panel`, given a :class:`Cell`); ``sweep_scales`` and
   ``sweep_figures`` refine it;
@@ -966,6 +969,10 @@ class PanelScene(Scene):
     header_left: ClassVar[float] = 0.04
     #: The header band ends here (figure fraction from the bottom): panels go below it.
     header_bottom: ClassVar[float] = 0.86
+    #: The scene that draws several recordings given at once (``python -m scenes.NAME A B``,
+    #: or a log directory of several runs) on one timeline, built from ``{name: Recording}``
+    #: (:class:`scenes.compare.CompareScene`); None: the scene draws one recording.
+    compare_scene: ClassVar[type | None] = None
     #: Draw what changes every frame straight into the frame buffer where a panel can
     #: (:mod:`scenes.raster`: cached glyphs, sprites, static layers); False draws it all
     #: with matplotlib artists (the reference the pixel tests compare with).

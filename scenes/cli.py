@@ -123,6 +123,7 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
     """The parser of ``python -m scenes.<name>``: input and output, sweeps (for scenes that
     train and draw small multiples), rendering and encoding, the experiment, the picture."""
     trains = entry.experiment is not None
+    compares = entry.scene.compare_scene
     parser = argparse.ArgumentParser(
         prog=f"python -m scenes.{entry.name}",
         description=entry.description,
@@ -132,12 +133,18 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
     io = parser.add_argument_group("input and output")
     io.add_argument(
         "recording_arg",
-        nargs="?",
+        nargs="*",
         type=Path,
-        default=None,
+        default=[],
         metavar="RECORDING",
-        help="a saved recording (a .rec directory) to draw"
-        + (" instead of training (same as --recording)" if trains else " (required)"),
+        help="a saved recording (a .rec directory, or a TensorBoard log) to draw"
+        + (" instead of training (same as --recording)" if trains else " (required)")
+        + (
+            "; two or more, or a TensorBoard log directory of several runs, are compared on "
+            "one timeline (their curves overlaid, their distributions side by side)"
+            if compares
+            else ""
+        ),
     )
     io.add_argument(
         "--out",
@@ -307,7 +314,25 @@ def build_parser(entry: SceneEntry) -> argparse.ArgumentParser:
         add_dataclass_arguments(parser, entry.experiment_config, "experiment")
     if entry.scene.Config is not None:
         add_dataclass_arguments(parser, entry.scene.Config, "picture")
+    extra = _compare_only(entry)
+    if extra:
+        add_dataclass_arguments(
+            parser,
+            compares.Config,
+            "comparing runs (two or more recordings, or a log directory of several runs)",
+            skip=[f.name for f in dataclasses.fields(compares.Config) if f.name not in extra],
+        )
     return parser
+
+
+def _compare_only(entry: SceneEntry) -> list[str]:
+    """The fields of the config of the scene's comparison (``compare_scene``) that its own
+    config lacks: their flags mean something only with two or more runs."""
+    compares = entry.scene.compare_scene
+    if compares is None or compares.Config is None:
+        return []
+    own = {f.name for f in dataclasses.fields(entry.scene.Config)} if entry.scene.Config else set()
+    return [f.name for f in dataclasses.fields(compares.Config) if f.name not in own]
 
 
 def _parse_size(text: str) -> dict[str, int]:
@@ -478,10 +503,14 @@ def threading_main() -> bool:
 def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     from dynamics.recording import load
 
-    if args.recording_arg and args.recording and args.recording_arg != args.recording:
-        raise ValueError("give the recording once: as RECORDING or as --recording")
-    recording_path = args.recording or args.recording_arg
-    if entry.experiment is None and recording_path is None:
+    given = list(args.recording_arg)
+    if args.recording is not None:
+        if given and given != [args.recording]:
+            raise ValueError("give the recording once: as RECORDING or as --recording")
+        given = [args.recording]
+    compared = _compared(entry, given)
+    recording_path = given[0] if given and not compared else None
+    if entry.experiment is None and recording_path is None and not compared:
         raise ValueError(
             f"scenes.{entry.name} draws a saved recording: give its path "
             f"(python -m scenes.{entry.name} RUN.rec)"
@@ -503,7 +532,8 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     )  # bad settings fail before any work
     # the writer is built once, here, before any work: it validates the path and opens no
     # file until the first frame arrives
-    out = output_path(args.out, args.format, f"{entry.name}_sweep" if sweep else entry.name)
+    default_name = f"{entry.name}_sweep" if sweep else "compare" if compared else entry.name
+    out = output_path(args.out, args.format, default_name)
     writer = open_writer(out, options.fps, quality=args.quality, **encoder)
     if args.still:
         check_output_path(args.still)
@@ -522,11 +552,24 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     elif getattr(args, "save_recording", None) and not recording_path:
         _check_recording_target(args.save_recording, args.overwrite)
     scene_config = dataclass_from_args(entry.scene.Config, args) if entry.scene.Config else None
+    if compared:  # (a scene that compares runs trains none: no --sweep)
+        scene_config = dataclass_from_args(entry.scene.compare_scene.Config, args)
+    else:
+        for name in _compare_only(entry):
+            if getattr(args, name) != getattr(entry.scene.compare_scene.Config(), name):
+                raise ValueError(
+                    f"{_flag(name)} chooses what a comparison of runs draws: give two or more "
+                    "recordings, or a log directory of several runs"
+                )
     if entry.experiment is not None:
         entry.experiment_config  # noqa: B018  (imports the experiment, torch with it)
     _hand_over_interrupts()
     if sweep:
         scene = _sweep(entry, args, sweep, options, scene_config)
+    elif compared:
+        from dynamics.recording import load_runs
+
+        scene = entry.scene.compare_scene(load_runs(*compared), scene_config, options)
     else:
         if recording_path:
             recording = load(recording_path)
@@ -539,6 +582,41 @@ def _main(entry: SceneEntry, args: argparse.Namespace) -> Path:
     for text in scene.notes_:  # what the scene chose by itself: the user sees what was drawn
         print(f"python -m scenes.{entry.name}: {text}", file=sys.stderr)
     return _render_outputs(scene, writer, args)
+
+
+def _compared(entry: SceneEntry, paths: list[Path]) -> list[Path]:
+    """The paths to compare on one timeline (the scene's ``compare_scene`` draws them): two
+    or more, or one TensorBoard log directory of several runs; else none. Several runs
+    given to a scene that draws one: ValueError naming the scenes that compare runs."""
+    several = len(paths) > 1
+    if len(paths) == 1 and paths[0].is_dir() and not paths[0].is_symlink():
+        from dynamics.recording import MANIFEST
+
+        if not (paths[0] / MANIFEST).exists():
+            from dynamics.tensorboard import runs
+
+            found = runs(paths[0], depth=2)  # as far down as load() looks for runs
+            several = len(found) > 1
+    if not several:
+        return []
+    if entry.scene.compare_scene is not None:
+        return paths
+    from .registry import discover
+
+    names = [e.name for e in discover().values() if e.scene.compare_scene]
+    compare = " or ".join(f"python -m scenes.{n}" for n in names) or "another scene"
+    compare += " " + " ".join(map(str, paths))
+    if len(paths) > 1:
+        raise ValueError(
+            f"scenes.{entry.name} draws one run, got {len(paths)} recordings; compare them "
+            f"with {compare}"
+        )
+    listed = ", ".join(list(found)[:5]) + (" ..." if len(found) > 5 else "")
+    raise ValueError(
+        f"scenes.{entry.name} draws one run, and {paths[0]} holds {len(found)} TensorBoard runs "
+        f"({listed}): give one of them (e.g. {next(iter(found.values()))}), or compare them "
+        f"with {compare}"
+    )
 
 
 def _sweep_root(entry: SceneEntry, args: argparse.Namespace) -> Path:

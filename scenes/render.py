@@ -2,7 +2,10 @@
 
 Run: ``python -m scenes.render RUN.rec`` (writes ``outputs/render.mp4``); ``--show
 SERIES[,SERIES]`` chooses what is drawn, and the output, size and quality flags are those
-of every scene (``--help`` lists them). What each series becomes:
+of every scene (``--help`` lists them). Two or more recordings (``python -m scenes.render
+runs/a runs/b``), or a TensorBoard log directory of several runs, are compared on one
+timeline instead (:mod:`scenes.compare`, ``outputs/compare.mp4``). What each series
+becomes:
 
 * a ``(T, n, 2)`` series that is not a parameter: particles in the plane, with their paths;
 * a matrix or vector (a parameter, gradient, buffer or derived tensor): a heatmap as
@@ -37,6 +40,7 @@ from matplotlib.ticker import MaxNLocator
 from dynamics.recording import Recording, Series
 
 from .base import Field, PanelScene, resolve_series, split_names
+from .compare import CompareScene
 from .curves import scalar_series, spans_decades
 from .layers import map_panel, tensor_map
 from .particles import ParticlesScene, ParticlesSceneConfig, planar_series
@@ -190,7 +194,8 @@ class DashboardSceneConfig:
         Comma-separated series (or summary labels such as ``activation fc1``, or layers: the
         relative update of every parameter tensor, one row each) to draw, one panel each, at
         most 6; default: chosen from the kinds of the series (layers for more than 12
-        parameter tensors). Each panel's title is the name this takes.
+        parameter tensors). Each panel's title is the name this takes. With two or more
+        runs: the scalar series to compare (see --tensors).
     """
 
     show: str = ""
@@ -200,7 +205,8 @@ class DashboardSceneConfig:
     "render",
     description="Draw any saved recording as a dashboard chosen from the kinds of its series: "
     "scalars as curves, matrices as heatmaps, summaries as percentile bands, (T, n, 2) series as "
-    "particles.",
+    "particles. Two or more recordings, or a TensorBoard log directory of several runs, are "
+    "compared on one timeline: their curves overlaid, their distributions side by side.",
 )
 class DashboardScene(PanelScene):
     """Any recording as a dashboard: curves, heatmaps, percentile bands and particles by kind.
@@ -211,6 +217,7 @@ class DashboardScene(PanelScene):
 
     Config = DashboardSceneConfig
     title = "Training dashboard"
+    compare_scene = CompareScene  # two or more recordings: their curves overlaid
     series_fields = ()  # resolved in check(): --show also takes "layers"
 
     def check(self) -> None:

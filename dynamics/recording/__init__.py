@@ -5,7 +5,7 @@ checks it)::
 
     model    Series, Recording, Summary: the data model every scene reads (numpy only)
     format   the on-disk format, its specification, and the checks on every byte read
-    reader   memory-mapped series, load(), verify()
+    reader   memory-mapped series, load(), load_runs(), verify()
     sink     the protocol between the recorder and a recording sink (Sink, Block)
     memory   MemorySink: a sink that keeps every series in memory
     files    the disk sink's series files, buffers, checksums and thread
@@ -33,7 +33,7 @@ from .model import (
     Summary,
     to_jsonable,
 )
-from .reader import load, verified, verify
+from .reader import load, load_runs, verified, verify
 from .sink import Block, Sink
 
 #: Former names of the sinks (kept: code written against them goes on working).
@@ -61,6 +61,7 @@ __all__ = [
     "Summary",
     "hold_existing",
     "load",
+    "load_runs",
     "verify",
     "verified",
     "to_jsonable",

@@ -457,6 +457,56 @@ def load(path: str | os.PathLike, *, verify: bool = False) -> Recording:
     return _open(root)[1]
 
 
+def load_runs(*paths: str | os.PathLike) -> dict[str, Recording]:
+    """Several runs, read and named: ``{name: Recording}`` in the order given.
+
+    Each path is what :func:`load` reads (a recording, a TensorBoard event file or log
+    directory); a log directory of several runs gives each of them, in name order
+    (:func:`dynamics.tensorboard.runs`). A run is named after its folder (an event file
+    given alone: the folder it is in), and where two names agree their parent folders are
+    added until they differ: ``runs/lr0.1/seed0`` and ``runs/lr1/seed0`` are
+    ``lr0.1/seed0`` and ``lr1/seed0``. Raises :class:`ValueError` where a run is given
+    twice (the same path, or a log directory and one of its runs), and
+    :class:`RecordingError` as :func:`load` does.
+    """
+    found: dict[Path, tuple[str, ...]] = {}  # each run: the folders that name it
+    for path in paths:
+        root = Path(os.path.abspath(path))
+        if root.is_dir() and _is_event_log(root):
+            from ..tensorboard import runs
+
+            runs_here = [root / rel if rel != "." else root for rel in runs(root)]
+        else:
+            runs_here = [root]
+        for run in runs_here:
+            if run in found:
+                raise ValueError(f"run {run} is given twice: give each run once")
+            named = run.parent if run.is_file() and _is_event_log(run) else run
+            found[run] = named.parts[1:] if named.anchor else named.parts
+    names = _unique_names(list(found.values()))
+    return {name: load(run) for name, run in zip(names, found)}
+
+
+def _unique_names(places: list[tuple[str, ...]]) -> list[str]:
+    """The last folder of each place, with as many of its parents as it takes for the names
+    to differ; places that are the same (two event files of one folder) are numbered."""
+    depth = [1] * len(places)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(places, depth)]
+        clash = {n for n in names if names.count(n) > 1}
+        grow = [i for i, n in enumerate(names) if n in clash and depth[i] < len(places[i])]
+        if not grow:
+            break
+        for i in grow:
+            depth[i] += 1
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if names.count(n) == 1 else f"{n} ({seen[n]})")
+    return out
+
+
 def _is_event_log(root: Path) -> bool:
     """Whether ``root`` is a TensorBoard event file, or a directory without a manifest that
     holds event files (in it, or in subdirectories at most two levels down). False for
