@@ -39,7 +39,7 @@ class SharpnessSceneConfig:
     loss : str
         The scalar series drawn below ("": none).
     lr : float
-        Draw the edge ``2/lr`` (0: the recorded ``<series>/edge``, if any).
+        Draw the edge ``2/lr`` (0: the recorded ``<series>/edge``, if any; at most 10,000).
     """
 
     series: str = "sharpness"
@@ -47,8 +47,10 @@ class SharpnessSceneConfig:
     lr: float = 0.0
 
     def __post_init__(self):
-        if not self.lr >= 0:
-            raise ValueError(f"lr must be 0 (the recorded edge) or positive, got {self.lr}")
+        if not 0 <= self.lr <= 1e4:  # NaN and inf too
+            raise ValueError(
+                f"lr must be 0 (the recorded edge) or a step size up to 10,000, got {self.lr}"
+            )
 
 
 @register(
