@@ -15,6 +15,10 @@ Run: ``python -m scenes.weights RUN.rec [--show 0.weight,2.weight]`` (writes
 * A vector is one row. A matrix keeps square cells unless that would make a panel more
   than :data:`MAX_STRETCH` times as wide as tall (or tall as wide): a 4 x 512 matrix is a
   wide, short panel, not a sliver, nor stretched into a tall one.
+* Hidden units (``--order``): ``none`` draws the units of each layer as recorded;
+  ``norm`` orders them once by the norm of their final weights, ``match`` in a sweep
+  matches every cell's units to the first cell's (:mod:`scenes.order`): the same order on
+  every frame, the next layer's columns permuted with them, the title says so.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from matplotlib.figure import Figure
 from dynamics.recording import Recording, Series
 
 from .base import Cell, Field, PanelScene, split_names
+from .order import ORDERS, Permuted, order_of, unit_orders
 from .plotting import (
     HEATMAP_SCALES,
     FilterGrid,
@@ -85,13 +90,26 @@ def box_aspect(rows: int, cols: int) -> float:
     return float(np.clip(rows / cols, 1 / MAX_STRETCH, MAX_STRETCH))
 
 
-def heatmap_values(series: Series, config: "WeightsSceneConfig"):
+def heatmap_values(series: Series, config: "WeightsSceneConfig", order=(None, None)):
     """What a heatmap of ``series`` draws: a :class:`~scenes.plotting.FilterGrid` of a
     kernel of rank 3 to 5 (unless ``config.kernels`` is ``flat``), else the snapshots as
-    matrices (:func:`~scenes.plotting.matrix_view`). Lazy either way."""
+    matrices (:func:`~scenes.plotting.matrix_view`). Lazy either way. ``order``: the
+    permutations of the series' first and second axis (:func:`scenes.order.order_of`)."""
+    rows, cols = order
     if config.kernels == "grid" and 3 <= len(series.shape) <= 5:
-        return FilterGrid(series.values, depth=config.depth_index)
-    return matrix_view(series.values)
+        values = series.values
+        if rows is not None or cols is not None:
+            values = Permuted(values, rows, cols)
+        return FilterGrid(values, depth=config.depth_index)
+    view = matrix_view(series.values)
+    if rows is None and cols is None:
+        return view
+    if len(series.shape) == 1:  # a vector is one row: its entries are the units
+        return Permuted(view, None, rows)
+    if cols is not None and len(series.shape) > 2:  # flattened: each input a run of columns
+        k = int(np.prod(series.shape[2:]))
+        cols = (np.asarray(cols)[:, None] * k + np.arange(k)).ravel()
+    return Permuted(view, rows, cols)
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,13 @@ class WeightsSceneConfig:
     depth : str
         The depth slice of a 3-D kernel (out, in, d, kh, kw) that the grid shows: middle, or
         its index from 0. The title says which.
+    order : str
+        Order of the hidden units (rows of a layer whose units the next recorded weight
+        matrix reads): none (as recorded), norm (by the norm of their final weights,
+        largest first: a run whose units were permuted is drawn the same) or match (in a
+        sweep, each cell's units matched to the first cell's by the Hungarian assignment on
+        the cosine similarity of their final weights; alone, as norm). One order for every
+        frame; the next layer's columns follow it.
     """
 
     show: str = ""
@@ -130,6 +155,7 @@ class WeightsSceneConfig:
     scale: str = "auto"
     kernels: str = "grid"
     depth: str = "middle"
+    order: str = "none"
 
     def __post_init__(self):
         get_cmap(self.cmap)  # fail early, with the list of names
@@ -145,6 +171,8 @@ class WeightsSceneConfig:
             )
         if self.depth != "middle" and not (self.depth.isdigit() and self.depth.isascii()):
             raise ValueError(f"depth must be middle or a slice index from 0, got {self.depth!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
 
     @property
     def depth_index(self) -> int | None:
@@ -220,6 +248,7 @@ class WeightsScene(PanelScene):
             self.note_choice(self.shown_, why, others)
         for name in self.shown_:  # a depth slice the kernel lacks fails here, in one line
             heatmap_values(self.recording[name], self.config)
+        self.orders_ = unit_orders(self.recording, self.config.order)[0]
 
     def timeline(self) -> np.ndarray:
         return np.unique(np.concatenate([np.asarray(self.recording[n].steps) for n in self.shown_]))
@@ -236,9 +265,17 @@ class WeightsScene(PanelScene):
         return f"{what} over training"
 
     @classmethod
-    def describe(cls, recording: Recording, name: str, config) -> str:
-        """The panel title of series ``name``: its name and what the heatmap shows of it."""
+    def describe(cls, recording: Recording, name: str, config, order=(None, None)) -> str:
+        """The panel title of series ``name``: its name and what the heatmap shows of it
+        (and how its units are ordered, under ``order``)."""
         series = recording[name]
+        how = {"norm": "by norm", "match": "matched"}.get(config.order, "")
+        ordered = []
+        if order[0] is not None:
+            ordered.append(f"units {how}")
+        if order[1] is not None:
+            ordered.append(f"inputs {how}" if order[0] is None else "inputs too")
+        ordered = ", " + ", ".join(ordered) if ordered else ""
         shape, values = series.shape, heatmap_values(series, config)
         if isinstance(values, FilterGrid):
             (o, i), (kh, kw) = values.channels, values.tile
@@ -247,19 +284,27 @@ class WeightsScene(PanelScene):
                 what += f", first {values.out_shown} x {values.in_shown}"
             if values.depth is not None:
                 what += f", depth slice {values.depth} of {values.depths}"
-            return f"{name}  ({what})"
+            return f"{name}  ({what}{ordered})"
         rows, cols = values.shape[1:]
         note = "" if len(shape) == 2 else f", from {'x'.join(map(str, shape))}"
-        return f"{name}  ({rows} x {cols}{note})"
+        return f"{name}  ({rows} x {cols}{note}{ordered})"
 
     @classmethod
     def heatmap_panel(
-        cls, ax, recording: Recording, name: str, config, colorbar: bool, **limits
+        cls,
+        ax,
+        recording: Recording,
+        name: str,
+        config,
+        colorbar: bool,
+        order=(None, None),
+        **limits,
     ) -> ScaledHeatmapPanel:
-        """The heatmap of series ``name`` on ``ax``, its axes labelled (``limits``: colour
-        limits shared by a sweep's cells, which fix the scale over the run)."""
+        """The heatmap of series ``name`` on ``ax``, its axes labelled (``order``: the
+        permutations of its units, :func:`scenes.order.order_of`; ``limits``: colour limits
+        shared by a sweep's cells, which fix the scale over the run)."""
         series = recording[name]
-        values = heatmap_values(series, config)
+        values = heatmap_values(series, config, order)
         grid = isinstance(values, FilterGrid)
         rows, cols = values.shape[1:]
         ax.set_box_aspect(box_aspect(rows, cols))
@@ -292,16 +337,33 @@ class WeightsScene(PanelScene):
         panels = []
         for cell, name in zip(cells, self.shown_):
             ax = axes_in(fig, cell, colorbar=True)
+            order = order_of(self.recording, name, self.orders_)
             ax.set_title(
-                self.describe(self.recording, name, self.config), fontsize="medium", loc="left"
+                self.describe(self.recording, name, self.config, order),
+                fontsize="medium",
+                loc="left",
             )
-            panels.append(self.heatmap_panel(ax, self.recording, name, self.config, colorbar=True))
+            panels.append(self.heatmap_panel(ax, self.recording, name, self.config, True, order))
             fit_into(ax, cell)
         return panels
 
     @classmethod
     def sweep_scales(cls, recordings, config) -> dict:
-        """One colour scale for every run: the first matrix's range over all of them."""
+        """One colour scale for every run: the first matrix's range over all of them; and
+        under ``order``, the order of each run's units (``"orders"``: ``(recording,
+        orders)`` pairs), matched to the first run's under ``match``."""
+        shared = cls._sweep_limits(recordings, config)
+        if config.order != "none":
+            pairs, reference = [], None
+            for rec in recordings:
+                orders, keys = unit_orders(rec, config.order, reference)
+                reference = keys if reference is None else reference
+                pairs.append((rec, orders))
+            shared["orders"] = tuple(pairs)
+        return shared
+
+    @classmethod
+    def _sweep_limits(cls, recordings, config) -> dict:
         from .plotting import finite_range
 
         firsts = [r[cls.shown(r, config)[0]] for r in recordings]
@@ -318,10 +380,13 @@ class WeightsScene(PanelScene):
 
     @classmethod
     def small_panel(cls, ax, recording: Recording, config, shared: dict, cell: Cell):
-        """One run of a sweep: its first matrix, on the shared colour scale."""
-        panel = cls.heatmap_panel(
-            ax, recording, cls.shown(recording, config)[0], config, colorbar=cell.last_col, **shared
-        )
+        """One run of a sweep: its first matrix, on the shared colour scale (its units in
+        the order of ``shared["orders"]``)."""
+        limits = {k: v for k, v in shared.items() if k != "orders"}
+        orders = next((o for r, o in shared.get("orders", ()) if r is recording), {})
+        name = cls.shown(recording, config)[0]
+        order = order_of(recording, name, orders)
+        panel = cls.heatmap_panel(ax, recording, name, config, cell.last_col, order, **limits)
         ax.tick_params(labelsize="x-small")
         return panel
 
@@ -331,10 +396,12 @@ class WeightsScene(PanelScene):
         from .handout import curves_panel, main_and_curves
 
         rec, name = self.recording, self.shown_[0]
+        order = order_of(rec, name, self.orders_)
+        limits = {k: v for k, v in shared.items() if k != "orders"}
 
         def main(ax):
-            ax.set_title(self.describe(rec, name, self.config), loc="left")
-            panel = self.heatmap_panel(ax, rec, name, self.config, colorbar=True, **shared)
+            ax.set_title(self.describe(rec, name, self.config, order), loc="left")
+            panel = self.heatmap_panel(ax, rec, name, self.config, True, order, **limits)
             for bar in ax.child_axes:  # "weight, scale fixed over run" in two lines: the
                 label = bar.yaxis.label  # panel is shorter than the movie's
                 label.set_text(label.get_text().replace(", ", ",\n", 1))
