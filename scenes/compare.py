@@ -38,6 +38,7 @@ from dynamics.recording import Recording, Series, Summary
 
 from .base import PanelScene, RenderOptions, closest_names, series_aliases, split_names
 from .curves import scalar_series, spans_decades
+from .distributions import summary_series
 from .plotting import (
     COLORS,
     DistributionPanel,
@@ -474,17 +475,10 @@ class CompareScene(PanelScene):
             series = {"loss": Series(steps, 2.3 * np.exp(-6 * t * (k + 1)), kind="scalar")}
             if k < 2:
                 series["accuracy"] = Series(steps, 0.5 + 0.45 * t ** (1 / (1 + k)), kind="scalar")
-            stats, hist, edges = [], [], []
-            for step in range(frames):
-                values = rng.normal(0, 0.1 * (1 + lr * 4 * step / frames), 2000)
-                counts, e = np.histogram(values, 20)
-                stats.append([values.mean(), values.std(), values.min(), values.max()])
-                hist.append(counts)
-                edges.append(e)
-            for kind, data in (("stats", stats), ("histogram", hist), ("edges", edges)):
-                series[f"{kind}/fc1.weight"] = Series(
-                    steps, np.array(data), kind=kind, source="fc1.weight", of="parameter"
-                )
+            samples = [
+                rng.normal(0, 0.1 * (1 + lr * 4 * step / frames), 2000) for step in range(frames)
+            ]
+            series.update(summary_series(steps, samples, "fc1.weight", "parameter"))
             out[f"lr={lr:g}"] = Recording(series, {"experiment": f"lr={lr:g}"})
         return out
 

@@ -57,6 +57,22 @@ def _label(recording: Recording, summary: Summary) -> str:
     return f"{role} {summary.source}"
 
 
+def summary_series(steps, samples, source: str, of: str, bins: int = 20) -> dict[str, Series]:
+    """The ``stats``, ``histogram`` and ``edges`` series of a summarised tensor (``bins``
+    adaptive bins) made from one sample of values per step, as the recorder writes them:
+    for example recordings."""
+    stats, hist, edges = [], [], []
+    for values in samples:
+        counts, e = np.histogram(values, bins)
+        stats.append([values.mean(), values.std(), values.min(), values.max()])
+        hist.append(counts)
+        edges.append(e)
+    return {
+        f"{kind}/{source}": Series(steps, np.array(data), kind=kind, source=source, of=of)
+        for kind, data in (("stats", stats), ("histogram", hist), ("edges", edges))
+    }
+
+
 def tensor_names(recording: Recording) -> dict[str, str]:
     """Every name ``tensors`` takes for a summarised tensor, mapped to its ``stats`` series:
     the title this scene gives it (``pre-activation fc1`` where the experiment names
@@ -358,19 +374,10 @@ class DistributionsScene(PanelScene):
             ("activation", "act3", 1.0),
             ("parameter", "conv2.weight", 0.1),
         ):
-            stats, hist, edges = [], [], []
-            for t in range(frames):
-                values = rng.normal(0, scale * (1 - 0.5 * t / frames), 2000)
-                if source == "act3":
-                    values = np.maximum(values, 0)
-                counts, e = np.histogram(values, 20)
-                stats.append([values.mean(), values.std(), values.min(), values.max()])
-                hist.append(counts)
-                edges.append(e)
-            for kind, data in (("stats", stats), ("histogram", hist), ("edges", edges)):
-                series[f"{kind}/{source}"] = Series(
-                    steps, np.array(data), kind=kind, source=source, of=of
-                )
+            samples = [rng.normal(0, scale * (1 - 0.5 * t / frames), 2000) for t in range(frames)]
+            if source == "act3":
+                samples = [np.maximum(v, 0) for v in samples]
+            series.update(summary_series(steps, samples, source, of))
         meta = {
             "roles": {"fc1": "pre-activation", "act3": "activation"},
             "caption": "three tensors whose spread shrinks (an example recording)",

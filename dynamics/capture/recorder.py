@@ -215,6 +215,8 @@ class Recorder:
             if not isinstance(q, Quantity):
                 raise TypeError(f"Recorder: quantities must be Quantity objects, got {q!r}")
             q.setup(model)
+        # the quantities' own schedules, asked at every tick the recorder's does not hold
+        self._own_schedules = [q.schedule for q in self.quantities if q.schedule is not None]
         self.summary_grads, self.grads = bool(summary_grads), bool(grads)
         self.summarizer = summarizer or Summarizer()
         self.derived = dict(derived or {})
@@ -546,9 +548,7 @@ class Recorder:
 
     def _scheduled(self, step: int) -> bool:
         """Whether a quantity captures at ``step`` (the recorder's schedule, or its own)."""
-        return step in self.schedule or any(
-            q.schedule is not None and step in q.schedule for q in self.quantities
-        )
+        return step in self.schedule or any(step in own for own in self._own_schedules)
 
     def _commit_through(self, step: int) -> None:
         self._out.drain()
