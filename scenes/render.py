@@ -12,9 +12,11 @@ becomes:
   ``scenes.weights`` draws it (colour limits fixed over the run and centred on 0, per frame
   for gradients; a convolution kernel as a filter grid);
 * a summarised tensor (``stats`` with ``histogram`` series): its percentile bands;
-* a scalar: a growing curve (log axis where it spans decades).
+* a scalar: a growing curve (log axis where it spans decades);
+* a loss landscape (series of kinds ``landscape`` and ``path``, :mod:`dynamics.landscape`):
+  its contours with the path growing in it, as ``scenes.landscape`` draws them.
 
-Without ``--show`` the dashboard takes, in this order, one particle series, two
+Without ``--show`` the dashboard takes, in this order, one landscape, one particle series, two
 summaries, two matrices (parameters first) and scalars, at most six panels. A model of
 more than :data:`MANY_TENSORS` parameter tensors gets, instead of two of its matrices,
 one picture of them all: the ``scenes.layers`` map of every tensor's relative update
@@ -42,6 +44,7 @@ from dynamics.recording import Recording, Series
 from .base import Field, PanelScene, resolve_series, split_names
 from .compare import CompareScene
 from .curves import scalar_series, spans_decades
+from .landscape import LandscapePanel, landscape_names
 from .layers import map_panel, tensor_map
 from .particles import ParticlesScene, ParticlesSceneConfig, planar_series
 from .plotting import (
@@ -105,6 +108,7 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     """The panels a dashboard of ``recording`` draws: those of the series in ``show``, else a
     choice by kind (see the module docstring)."""
     planar, summaries, matrices, scalars = drawable(recording)
+    landscapes = landscape_names(recording)
     by_series = {
         getattr(s, k): s
         for s in summaries.values()
@@ -113,6 +117,8 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     }
 
     def series_view(name: str) -> View:
+        if name in landscapes:  # drawn over its path's steps
+            return View("landscape", name, np.asarray(recording[f"{name}/path"].steps))
         how = (
             "particles"
             if name in planar
@@ -166,7 +172,8 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
     # the experiment's choice of summaries first (metadata "show"), then the recorder's order
     preferred = [n for n in recording.metadata.get("show") or [] if n in summaries]
     picked = [summaries[n] for n in dict.fromkeys(preferred + list(summaries))][:2]
-    views = [series_view(n) for n in planar[:1]] + [summary_view(s) for s in picked]
+    views = [series_view(n) for n in landscapes[:1] + planar[:1]]
+    views += [summary_view(s) for s in picked]
     params = recording.of_kind("parameter")
     if len(params) > MANY_TENSORS and max(len(s) for s in params.values()) >= 2:
         views.append(layers_view())
@@ -232,7 +239,11 @@ class DashboardScene(PanelScene):
             drawn = {v.name for v in self.views_}
             if LAYERS in drawn:  # every parameter tensor is in its map
                 drawn.update(rec.of_kind("parameter"))
-            others = [n for n in (*planar, *summaries, *matrices, *scalars) if n not in drawn]
+            others = [
+                n
+                for n in (*landscape_names(rec), *planar, *summaries, *matrices, *scalars)
+                if n not in drawn
+            ]
             self.note_choice(
                 [v.name for v in self.views_],
                 f"by kind, at most {MAX_PANELS} panels",
@@ -265,7 +276,7 @@ class DashboardScene(PanelScene):
         summaries = rec.summaries()
         small = len(self.views_) > 3
         for cell, v in zip(cells, self.views_):
-            ax = axes_in(fig, cell, colorbar=v.how in ("heatmap", "layers"))
+            ax = axes_in(fig, cell, colorbar=v.how in ("heatmap", "layers", "landscape"))
             ax.set_title(v.name, fontsize="medium", loc="left")
             if v.how == "curve":
                 s = rec[v.name]
@@ -295,6 +306,8 @@ class DashboardScene(PanelScene):
                     color="#444444",
                 )
                 panels.append(map_panel(ax, tmap))
+            elif v.how == "landscape":  # as scenes.landscape draws it
+                panels.append(LandscapePanel(ax, rec, v.name, legend=False, short=True))
             elif v.how == "distribution":
                 summary = summaries[v.name]
                 steps, counts, edges = summary.read(rec)
@@ -329,7 +342,7 @@ class DashboardScene(PanelScene):
                 ax.set_xlabel("coordinate 0")  # of the series its title names
                 ax.set_ylabel("coordinate 1")
             fit_into(ax, cell)
-            if v.how != "particles":
+            if v.how not in ("particles", "landscape"):
                 thin_step_ticks(ax)
         return panels
 

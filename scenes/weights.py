@@ -53,7 +53,7 @@ __all__ = [
     "quantity_of",
 ]
 
-NOT_MATRICES = ("scalar", "stats", "histogram", "edges", "data", "curvature")
+NOT_MATRICES = ("scalar", "stats", "histogram", "edges", "data", "curvature", "landscape", "path")
 #: A heatmap's panel is at most this many times as wide as tall (or tall as wide).
 MAX_STRETCH = 4.0
 #: What the cells of a series of each kind are (the colorbar's label).

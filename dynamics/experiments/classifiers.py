@@ -37,6 +37,7 @@ __all__ = [
     "make_data",
     "objective",
     "gradient_check",
+    "landscape_loss",
     "run",
 ]
 
@@ -296,6 +297,21 @@ def gradient_check(
             return float("nan")
     denom = float(analytic.norm() + numeric.norm())
     return float((analytic - numeric).norm()) / denom if denom > 0 else 0.0
+
+
+def landscape_loss(config: ClassifiersConfig):
+    """What :mod:`dynamics.landscape` needs to draw the loss around a recorded run:
+    ``(model, loss, description)``, the classifier (its own parameters unused) and the
+    training objective on the training split (:func:`objective`, penalty included) as a
+    function of the parameters dict. Building the model draws no number from the global
+    random state."""
+    x, y, train, _ = make_data(config)
+    with torch.random.fork_rng(devices=[]):
+        model = Classifier(config.widths, config.activation, torch.Generator().manual_seed(0))
+    xt, yt = x[train], y[train]
+    penalty = f" + L2 {config.l2:g}" if config.l2 else ""
+    what = f"the objective (cross-entropy{penalty}) on the {len(train)} training points"
+    return model, (lambda params: objective(model, xt, yt, config.l2, params)), what
 
 
 def caption(config: ClassifiersConfig) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "grid_extent",
     "grid_points",
     "objective",
+    "landscape_loss",
     "run",
 ]
 
@@ -251,6 +252,26 @@ def objective(model: SpiralMLP, x: torch.Tensor, y: torch.Tensor, l2: float):
     bce = nn.functional.binary_cross_entropy_with_logits(model(x), y)
     penalty = sum(w.pow(2).sum() for w in model.weights()) / 2
     return bce + l2 * penalty, bce
+
+
+def landscape_loss(config: SpiralConfig):
+    """What :mod:`dynamics.landscape` needs to draw the loss around a recorded run:
+    ``(model, loss, description)``, the network (its own parameters unused) and the training
+    objective on every data point (penalty included) as a function of the parameters dict
+    (written with ``functional_call``, so ``vmap`` batches it). Building the model draws no
+    number from the global random state."""
+    x, y = make_data(config)
+    with torch.random.fork_rng(devices=[]):
+        model = SpiralMLP(config.widths, config.activation, torch.Generator().manual_seed(0))
+    weights = [f"layers.{k}.weight" for k in range(len(model.layers))]
+
+    def loss(params):
+        logits = torch.func.functional_call(model, params, (x,))
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, y)
+        return bce + config.l2 * sum(params[w].pow(2).sum() for w in weights) / 2
+
+    what = f"the objective (BCE + L2 {config.l2:g}) on all {config.points} points"
+    return model, loss, what
 
 
 def caption(config: SpiralConfig) -> str:

@@ -28,6 +28,9 @@ KINDS = {
     "probe": "a module's full output for a fixed probe batch, (n, *features) (source: the module)",
     "data": "data recorded beside the run with Recorder.put() (a training set)",
     "curvature": "top Hessian eigenvalues (Sharpness), and the edge of stability beside them",
+    "landscape": "the loss over a plane of parameters (dynamics.landscape): the (N, N) grid, "
+    "the plane's (2, P) directions",
+    "path": "the recorded snapshots in that plane (T, 2), the loss at each and at its projection",
 }
 #: What a summarised tensor is (the ``of`` of stats, histogram and edges series).
 SUMMARISED = ("parameter", "gradient", "activation")
