@@ -78,6 +78,29 @@ class ReluParticlesScene(ParticlesScene):
             return super().references(recording, name)
         return np.asarray(teacher, dtype=float).reshape(-1, 2), cls.labels[1]
 
+    @classmethod
+    def small_panel(cls, ax, recording: Recording, config, shared: dict, cell):
+        """One run of a sweep, labelled beneath with how far its particles went and what
+        its curve did: ``particles moved 3% · loss 0.41 -> 2.1e-05`` (the drawn particles'
+        ``||P_T - P_0|| / ||P_0||`` from the first to the last snapshot; the curve's first
+        and last values), so a sweep over ``scaling`` shows lazy particles that stay while
+        the loss falls as far as under mean-field."""
+        panel = super().small_panel(ax, recording, config, shared, cell)
+        positions = recording[cls.series_name(recording, config)].values
+        first, last = (np.asarray(positions[i], dtype=float) for i in (0, -1))
+        start = float(np.linalg.norm(first))
+        parts = []
+        if start > 0:
+            parts.append(f"particles moved {np.linalg.norm(last - first) / start:.0%}")
+        name = config.curve if config.curve in recording else ""
+        if name and recording[name].shape == () and len(recording[name]):
+            values = recording[name].values
+            label = cls.curve_labels.get(name, name).removesuffix(" on held-out samples")
+            parts.append(f"{label} {float(values[0]):.2g} → {float(values[-1]):.2g}")
+        if parts:
+            ax.set_xlabel(" · ".join(parts), fontsize="small")
+        return panel
+
     def heading(self) -> str:
         refs, _ = self.references(self.recording, self.config.show)
         return self.title if refs is not None else "Student neurons $a_i w_i$ over training"

@@ -15,6 +15,12 @@ Run: ``python -m scenes.representations RUN.rec [--show probe/0,probe/2]`` (writ
   space, and cannot flip a sign between frames (``tests/test_probe.py`` checks both on a
   recorded run). The axes say how much of the fitted snapshot's variance each holds; at
   other steps the points show that representation seen along those directions.
+* ``--projection procrustes`` instead: each snapshot on its *own* first two principal axes
+  (the view that shows it best), turned to the previous frame's coordinates by orthogonal
+  Procrustes (the rotation or reflection that moves it least onto them), chained from the
+  ``--fit`` snapshot both ways (:func:`procrustes_points`); axis limits are fixed over the
+  run as well. A per-snapshot PCA alone flips an axis' sign, or swaps the two axes, where
+  the variances cross; the alignment takes that out.
 * Below, linear CKA of each layer to its initial representation (``--cka final``: to its
   final one; :func:`dynamics.similarity.cka_over_training`), a cursor at the step.
 """
@@ -53,6 +59,8 @@ __all__ = [
     "Projection",
     "ProjectionPanel",
     "label_colors",
+    "procrustes_points",
+    "projected_points",
 ]
 
 #: Layers side by side in one frame (each a square panel of about 3 inches).
@@ -60,6 +68,7 @@ MAX_LAYERS = 3
 #: Up to this many distinct integer labels get a categorical palette and a legend.
 MAX_CLASSES = 20
 CKA_REFERENCES = ("initial", "final", "none")
+PROJECTIONS = ("pca", "procrustes")
 #: The CKA curves' colours, one per layer: greys, apart from the labels' palette.
 CURVE_COLORS = ("#222222", "#777777", "#b0b0b0")
 
@@ -106,6 +115,51 @@ class Projection:
         """``snapshot`` ``(n, *features)`` on the two axes: ``(n, 2)`` float64."""
         x = np.asarray(snapshot, dtype=np.float64).reshape(len(snapshot), -1)
         return (x - self.mean) @ self.axes
+
+
+def _procrustes(moving: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``moving`` ``(n, 2)`` turned by the orthogonal 2 x 2 matrix ``R`` (a rotation or a
+    reflection) that minimises ``||moving R - target||``: ``R = U V^T`` from the SVD of
+    ``moving^T target``."""
+    u, _, vt = np.linalg.svd(moving.T @ target)
+    return moving @ (u @ vt)
+
+
+def procrustes_points(series: Series, anchor: int) -> np.ndarray:
+    """Every snapshot of ``series`` ``(T, n, *features)`` on its own first two principal
+    axes (:class:`Projection` fitted on it), turned onto the previous frame's coordinates by
+    orthogonal Procrustes, chained from snapshot ``anchor`` (on its own PCA axes) forwards
+    and backwards: ``(T, n, 2)`` float64.
+
+    A rotation or reflection of a snapshot's own PCA coordinates changes no distance within
+    the frame; chosen to move the points least from the frame before, it takes out the sign
+    flips and axis swaps a per-frame PCA makes, so that where the top two principal
+    directions change slowly the points move about as far as their features do.
+    Deterministic (each SVD is).
+    """
+    own = [Projection.fit(series.values[t]) for t in range(len(series))]
+    points = [None] * len(series)
+    points[anchor] = own[anchor](series.values[anchor])
+    order = [*range(anchor + 1, len(series)), *range(anchor - 1, -1, -1)]
+    for t in order:
+        before = t - 1 if t > anchor else t + 1
+        points[t] = _procrustes(own[t](series.values[t]), points[before])
+    return np.stack(points)
+
+
+def projected_points(
+    series: Series, anchor: int, projection: str = "pca"
+) -> tuple[Projection, np.ndarray]:
+    """Every snapshot of ``series`` in the plane, ``(T, n, 2)``, and the PCA fitted on
+    snapshot ``anchor``: ``projection="pca"`` projects every snapshot onto that PCA's axes
+    (fitted once: nothing flickers); ``"procrustes"`` puts each on its own PCA axes, aligned
+    frame to frame (:func:`procrustes_points`)."""
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
+    proj = Projection.fit(series.values[anchor])
+    if projection == "procrustes":
+        return proj, procrustes_points(series, anchor)
+    return proj, np.stack([proj(series.values[t]) for t in range(len(series))])
 
 
 def label_colors(labels: np.ndarray | None, n: int) -> tuple[np.ndarray, list, Normalize | None]:
@@ -178,15 +232,22 @@ class RepresentationsSceneConfig:
     fit : str
         The snapshot each layer's PCA is fitted on, once: final (the last), initial (the
         first) or a step (the snapshot at or before it). Every frame is projected onto
-        those two axes, so nothing flickers.
+        those two axes, so nothing flickers. With ``projection="procrustes"``: the snapshot
+        the frame-to-frame alignment starts from.
     cka : str
         The curve below the points: linear CKA of each layer to its initial representation,
         to its final one, or none.
+    projection : str
+        pca: every frame on the PCA axes fitted once (on the ``fit`` snapshot); procrustes:
+        each frame on its own PCA axes, turned onto the previous frame's points by
+        orthogonal Procrustes (chained from the ``fit`` snapshot), so no axis flips or swaps
+        between frames.
     """
 
     show: str = ""
     fit: str = "final"
     cka: str = "initial"
+    projection: str = "pca"
 
     def __post_init__(self):
         if len(split_names(self.show)) > MAX_LAYERS:
@@ -198,6 +259,10 @@ class RepresentationsSceneConfig:
             raise ValueError(f"fit must be final, initial or a step (>= 0), got {self.fit!r}")
         if self.cka not in CKA_REFERENCES:
             raise ValueError(f"cka must be one of {', '.join(CKA_REFERENCES)}, got {self.cka!r}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(
+                f"projection must be one of {', '.join(PROJECTIONS)}, got {self.projection!r}"
+            )
 
 
 @register(
@@ -261,12 +326,12 @@ class RepresentationsScene(PanelScene):
         return snapshot_at(np.asarray(series.steps), int(fit))
 
     def projected(self, name: str) -> tuple[Projection, int, np.ndarray]:
-        """The projection of series ``name``, the snapshot it was fitted on, and every
-        snapshot projected ``(T, n, 2)`` (read one snapshot at a time)."""
+        """The PCA of series ``name`` on its ``fit`` snapshot, that snapshot's index, and every
+        snapshot in the plane ``(T, n, 2)`` by ``projection`` (:func:`projected_points`;
+        read one snapshot at a time)."""
         series = self.recording[name]
         at = self.fitted_index(series)
-        proj = Projection.fit(series.values[at])
-        points = np.stack([proj(series.values[t]) for t in range(len(series))])
+        proj, points = projected_points(series, at, self.config.projection)
         return proj, at, points
 
     def build(self, fig: Figure):
@@ -295,8 +360,13 @@ class RepresentationsScene(PanelScene):
                 fontsize="medium", loc="left",
             )  # fmt: skip
             fitted = int(rec[name].steps[at])
-            ax.set_xlabel(f"PC1 of step {fitted:,d} ({proj.explained[0]:.0%})", fontsize="small")
-            ax.set_ylabel(f"PC2 ({proj.explained[1]:.0%})", fontsize="small")
+            if self.config.projection == "procrustes":
+                ax.set_xlabel("each step's PC1, PC2, aligned (Procrustes)", fontsize="small")
+            else:
+                ax.set_xlabel(
+                    f"PC1 of step {fitted:,d} ({proj.explained[0]:.0%})", fontsize="small"
+                )
+                ax.set_ylabel(f"PC2 ({proj.explained[1]:.0%})", fontsize="small")
             fit_into(ax, cell)
         if key:
             self._key(fig, cells[-1], legend, norm)

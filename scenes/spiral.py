@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from dynamics.limits import check_limits
 from dynamics.recording import Recording, Series
+from dynamics.similarity import probe_series
 
 from .base import Cell, Field, PanelScene, figure_to_png, new_figure
 from .plotting import (
@@ -26,6 +27,7 @@ from .plotting import (
     snapshot_at,
 )
 from .registry import register
+from .representations import ProjectionPanel, projected_points
 
 __all__ = ["SpiralScene", "SpiralSceneConfig"]
 
@@ -43,11 +45,17 @@ class SpiralSceneConfig:
         Draw the data points on the field.
     marker_size : float
         Area of the data markers in points^2.
+    layers : bool
+        Where the recording has a probe of the hidden layers (``probe/...``, as the
+        experiment records by default), draw each layer's probe points beside the field:
+        on the first two principal axes of the layer's final snapshot, fitted once (fixed
+        over the movie), coloured by class; --no-layers leaves them out.
     """
 
     cmap: str = "RdBu_r"
     markers: bool = True
     marker_size: float = 14.0
+    layers: bool = True
 
     #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
     LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
@@ -71,8 +79,9 @@ class SpiralScene(PanelScene):
     """The probability field with its 0.5 contour and the data, the loss, the accuracy.
 
     Reads series ``field`` (T, ny, nx) and, when present, ``loss`` and ``bce`` (for the
-    loss panel), ``train_accuracy``, ``prob`` (T, n) and ``data/x``, ``data/y``, and the
-    metadata entries ``grid.extent`` and ``caption``.
+    loss panel), ``train_accuracy``, ``prob`` (T, n) and ``data/x``, ``data/y``, the probe
+    series (kind ``probe``, with ``probe/labels``: the hidden layers' view, at most
+    :attr:`max_layers`), and the metadata entries ``grid.extent`` and ``caption``.
     """
 
     requires = ("field",)
@@ -81,10 +90,20 @@ class SpiralScene(PanelScene):
     readout = (Field("loss", "loss", "{:.4f}"), Field("train_accuracy", "train acc", "{:.3f}"))
     small_multiples = True
     small_panel_aspect = 1.0  # the field is drawn with equal axes
+    #: Hidden layers drawn side by side (the first ones the probe recorded).
+    max_layers = 4
 
     def check(self) -> None:
         super().check()
         self._extent()  # names what is missing before anything is drawn
+
+    def probed_layers(self) -> list[str]:
+        """The probe series the layers' view draws (none with ``layers`` off, or without a
+        probe or its labels)."""
+        rec = self.recording
+        if not self.config.layers or "probe/labels" not in rec:
+            return []
+        return probe_series(rec)[: self.max_layers]
 
     @classmethod
     def small_panel(cls, ax, recording, config, shared, cell: Cell):
@@ -142,8 +161,9 @@ class SpiralScene(PanelScene):
         field = rec["field"]
         extent = self._extent()
         x, y = self._data()
-        # a square field on the left, two curves on the right; fractions keep the layout
-        # at every 16:9 frame size
+        layers = self.probed_layers()
+        # a square field on the left, two curves on the right (beneath the hidden layers,
+        # where there are some); fractions keep the layout at every 16:9 frame size
         ax = fig.add_axes((0.04, 0.07, 0.48, 0.74))
         panels = [
             DecisionFieldPanel(
@@ -159,8 +179,15 @@ class SpiralScene(PanelScene):
         ]
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
+        if layers:
+            panels += self._layer_panels(fig, layers)
+        loss_box, acc_box = (
+            ((0.62, 0.33, 0.35, 0.17), (0.62, 0.08, 0.35, 0.15))
+            if layers
+            else ((0.64, 0.48, 0.33, 0.33), (0.64, 0.08, 0.33, 0.28))
+        )
         if "loss" in rec:
-            loss_ax = fig.add_axes((0.64, 0.48, 0.33, 0.33))
+            loss_ax = fig.add_axes(loss_box)
             names = [n for n in ("loss", "bce") if n in rec]
             steps = rec["loss"].steps
             values = np.stack([np.asarray(rec[n].values, dtype=float) for n in names], axis=1)
@@ -178,7 +205,7 @@ class SpiralScene(PanelScene):
                 )
             )
         if "train_accuracy" in rec:
-            acc_ax = fig.add_axes((0.64, 0.08, 0.33, 0.28))
+            acc_ax = fig.add_axes(acc_box)
             acc = rec["train_accuracy"]
             panels.append(
                 CurvesPanel(
@@ -186,6 +213,40 @@ class SpiralScene(PanelScene):
                 )
             )
             acc_ax.set_ylim(min(0.4, float(np.min(acc.values)) - 0.02), 1.02)
+        return panels
+
+    def _layer_panels(self, fig: Figure, names: list[str]) -> list[ProjectionPanel]:
+        """A row of square panels, one per probed hidden layer, right of the field and above
+        the curves: its probe points on the first two principal axes of its final snapshot
+        (fitted once, so nothing flickers: :func:`~scenes.representations.projected_points`),
+        coloured by class with the colours of the field's two ends."""
+        rec, cmap = self.recording, get_cmap(self.config.cmap)
+        labels = np.asarray(rec["probe/labels"].values[-1])
+        palette = np.array([cmap(0.1), cmap(0.9)])  # class 0, class 1: as the field
+        colors = palette[(labels >= 0.5).astype(int)]
+        width, height = fig.get_size_inches()
+        left, right, gap = 0.565, 0.975, 0.01  # figure fractions
+        side = (right - left - gap * (self.max_layers - 1)) / self.max_layers  # a square:
+        tall = side * width / height  # as tall, in figure height, as it is wide
+        bottom = 0.765 - tall
+        panels = []
+        for k, name in enumerate(names):
+            series = rec[name]
+            ax = fig.add_axes((left + k * (side + gap), bottom, side, tall))
+            _, points = projected_points(series, len(series) - 1)
+            panel = ProjectionPanel(ax, series.steps, points, colors)
+            panel.dots.set_sizes([7.0])
+            panel.dots.set_linewidths(0)
+            ax.set_xticklabels([])
+            ax.set_yticklabels([])
+            ax.tick_params(length=0)
+            units = int(np.prod(series.shape[1:]))
+            ax.set_title(f"layer {k + 1} · {units:,d} units", fontsize="small", pad=3)
+            panels.append(panel)
+        fig.text(
+            left, 0.80, "hidden layers: the probe points on each layer's final principal axes",
+            fontsize="small", color="#444444", va="bottom",
+        )  # fmt: skip
         return panels
 
     def _extent(self) -> tuple[float, float, float, float]:

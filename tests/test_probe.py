@@ -12,9 +12,15 @@ from zoo import STEPS, build
 
 from dynamics import Recorder, load
 from dynamics.capture import Probe, every
+from dynamics.recording import Recording, Series
 from dynamics.similarity import cka_over_training, linear_cka
 from scenes.base import RenderOptions
-from scenes.representations import Projection, RepresentationsScene, RepresentationsSceneConfig
+from scenes.representations import (
+    Projection,
+    RepresentationsScene,
+    RepresentationsSceneConfig,
+    procrustes_points,
+)
 
 DRAFT = RenderOptions.preset_for("draft", progress=False, workers=1)
 
@@ -205,6 +211,36 @@ def test_keyword_inputs_tuple_outputs_and_what_is_not_recorded_says_why():
     assert len(rec.recording["probe/inputs[tokens]"]) == 1
 
 
+def test_a_resumed_recording_keeps_the_probe_batch_once_and_the_outputs_after_the_restart(
+    tmp_path,
+):
+    """Resuming from a checkpoint (Recorder(resume=..., step=...)) keeps the probe batch the
+    first attempt recorded at step 0: it is not recorded again at the restart's step (it was,
+    at step 4, before the fix), and the outputs go on at their schedule."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    x, labels = torch.randn(5, 2), torch.arange(5)
+
+    # the first attempt runs 6 steps; the second resumes from a checkpoint at step 4
+    for steps, resume in ((6, {}), (4, {"resume": True, "step": 4})):
+        probe = Probe(x, labels, modules="0")
+        rec = Recorder(model, path=tmp_path / "r.rec", schedule=2, quantities=[probe], **resume)
+        with rec:
+            for _ in range(steps):
+                with torch.no_grad():
+                    model[0].weight += 0.01
+                rec.tick()
+    r = load(tmp_path / "r.rec")
+    np.testing.assert_array_equal(r["probe/inputs"].steps, [0])
+    np.testing.assert_array_equal(r["probe/labels"].steps, [0])
+    np.testing.assert_array_equal(r["probe/inputs"].values[0], x.numpy())
+    np.testing.assert_array_equal(r["probe/labels"].values[0], labels.numpy())
+    np.testing.assert_array_equal(r["probe/0"].steps, [0, 2, 4, 6, 8])
+    with torch.no_grad():  # the last snapshot is the resumed model's own first layer
+        np.testing.assert_allclose(r["probe/0"].values[-1], model[0](x).numpy(), rtol=1e-6)
+    assert len(r.metadata["resumed"]) == 1
+
+
 # -- CKA ------------------------------------------------------------------------------------
 
 
@@ -305,6 +341,73 @@ def test_the_projection_moves_a_point_no_further_than_its_features_move(blobs_ru
                 assert np.dot(a[:, axis] - a[:, axis].mean(), b[:, axis] - b[:, axis].mean()) > 0
         np.testing.assert_array_equal(Projection.fit(values[-1]).axes, proj.axes)
         assert 0.5 < proj.explained.sum() <= 1 + 1e-12
+
+
+def crossing_series(frames: int = 41, n: int = 60, seed: int = 0) -> Series:
+    """Points in 6-D whose two largest spreads cross halfway (2 -> 1 and 1 -> 2 along two
+    directions that turn slowly), the other four small: a PCA of each frame swaps its two
+    axes at the crossing, and flips signs as its largest entry changes."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 6))
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    values = []
+    for t in np.linspace(0, 1, frames):
+        spread = np.array([2 - t, 1 + t, 0.1, 0.1, 0.1, 0.1])
+        turn = 0.6 * t  # the plane of the two large directions turns by 0.6 rad
+        r = np.eye(6)
+        r[:3, :3] = [[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]]
+        values.append((base * spread) @ r @ q + 0.3 * t)
+    return Series(np.arange(frames, dtype=np.int64), np.array(values), kind="probe")
+
+
+def test_procrustes_frames_do_not_flip_and_move_as_the_features_move():
+    """Each frame on its own PCA axes, aligned to the frame before: between consecutive
+    frames the points move at most 1.5x as far as the features (mean over points) and no
+    axis flips; the same frames without the alignment jump (the test can fail); the
+    alignment is deterministic, starts from the anchor on its own PCA axes, and keeps
+    each frame's distances."""
+    series = crossing_series()
+    features = np.asarray(series.values, dtype=float)
+    moved = np.linalg.norm(np.diff(features, axis=0), axis=-1).mean(axis=1)
+    for anchor in (0, 20, 40):
+        points = procrustes_points(series, anchor)
+        assert points.shape == (41, 60, 2)
+        np.testing.assert_array_equal(points, procrustes_points(series, anchor))
+        np.testing.assert_allclose(
+            points[anchor], Projection.fit(features[anchor])(features[anchor]), atol=1e-12
+        )
+        moved_2d = np.linalg.norm(np.diff(points, axis=0), axis=-1).mean(axis=1)
+        assert np.all(moved_2d <= 1.5 * moved), (anchor, (moved_2d / moved).max())
+        for a, b in zip(points[:-1], points[1:]):
+            for axis in (0, 1):
+                assert np.dot(a[:, axis] - a[:, axis].mean(), b[:, axis] - b[:, axis].mean()) > 0
+        for t in (0, 20, 40):  # a rotation or reflection of the frame's own PCA coordinates
+            own = Projection.fit(features[t])(features[t])
+            np.testing.assert_allclose(
+                np.linalg.norm(points[t][:, None] - points[t][None], axis=-1),
+                np.linalg.norm(own[:, None] - own[None], axis=-1),
+                atol=1e-9,
+            )
+    unaligned = np.stack([Projection.fit(v)(v) for v in features])
+    jumps = np.linalg.norm(np.diff(unaligned, axis=0), axis=-1).mean(axis=1) / moved
+    assert jumps.max() > 5  # a swap or a flip somewhere
+
+
+def test_the_scene_draws_procrustes_frames_deterministically(tmp_path):
+    series = crossing_series(frames=9)
+    labels = Series(np.zeros(1, np.int64), (np.arange(60) % 3)[None], kind="data")
+    rec = Recording({"probe/h": series, "probe/labels": labels})
+    config = RepresentationsSceneConfig(projection="procrustes", cka="none")
+    scene = RepresentationsScene(rec, config, DRAFT)
+    _, at, points = scene.projected("probe/h")
+    np.testing.assert_array_equal(points, procrustes_points(series, at))
+    again = RepresentationsScene(rec, config, DRAFT)
+    for i in (0, 4, 8):
+        np.testing.assert_array_equal(scene.frame(i), again.frame(i))
+    pca = RepresentationsScene(rec, RepresentationsSceneConfig(cka="none"), DRAFT)
+    assert not np.array_equal(pca.frame(0), scene.frame(0))  # another view of the start
+    with pytest.raises(ValueError, match="projection must be one of pca, procrustes"):
+        RepresentationsSceneConfig(projection="tsne")
 
 
 def test_the_scene_of_a_recorded_run_is_deterministic_and_fits_where_asked(blobs_run, tmp_path):

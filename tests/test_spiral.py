@@ -300,3 +300,63 @@ def test_command_line_bad_value_is_one_line(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "activation must be one of relu, none" in err and "\n" not in err
+
+
+# -- the probe of the hidden layers and the layers' view ------------------------------------
+
+SMALL = dict(steps=60, field_every=20, grid=12, batch=100, hidden="16,8,4", seed=1)
+
+
+@pytest.fixture(scope="module")
+def probed():
+    """A small run with its default probe, and the same run without one."""
+    return sp.run(sp.Config(**SMALL)), sp.run(sp.Config(probe=0, **SMALL))
+
+
+def test_the_probe_records_each_hidden_layer_and_leaves_the_run_as_it_was(probed):
+    rec, bare = probed
+    assert sorted(rec.of_kind("probe")) == ["probe/hidden.0", "probe/hidden.1", "probe/hidden.2"]
+    assert not bare.of_kind("probe") and "probe/inputs" not in bare
+    for name in bare:  # the same training, bit for bit: no random number drawn, no mode left
+        np.testing.assert_array_equal(np.asarray(rec[name].values), np.asarray(bare[name].values))
+        np.testing.assert_array_equal(rec[name].steps, bare[name].steps)
+    idx = sp.probe_indices(sp.Config(**SMALL))
+    assert idx.tolist() == list(range(0, 1000, 5))  # 200 points, 100 of each class
+    x, y = (np.asarray(rec[k].values[0]) for k in ("data/x", "data/y"))
+    np.testing.assert_array_equal(rec["probe/inputs"].values[0], x[idx])
+    np.testing.assert_array_equal(rec["probe/labels"].values[0], y[idx])
+    assert (y[idx] == 1).sum() == 100
+    # each snapshot is the hidden layers' output, recomputed from the recorded parameters
+    model = sp.SpiralMLP(rec.metadata["widths"])
+    for t, step in enumerate(rec["probe/hidden.0"].steps):
+        assert step == rec["field"].steps[t]
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.from_numpy(np.asarray(rec[name].values[t])))
+            h = torch.from_numpy(x[idx])
+            for k in range(3):
+                h = torch.relu(model.layers[k](h))
+                got = np.asarray(rec[f"probe/hidden.{k}"].values[t], dtype=np.float64)
+                assert rec[f"probe/hidden.{k}"].values.dtype == np.float16
+                np.testing.assert_allclose(got, h.numpy(), rtol=2e-3, atol=2e-3)
+
+
+def test_the_movie_draws_the_layers_on_axes_fitted_once_and_without_them_as_before(probed):
+    from scenes.representations import Projection
+
+    rec, bare = probed
+    scene = SpiralScene(rec, None, DRAFT)
+    assert scene.probed_layers() == ["probe/hidden.0", "probe/hidden.1", "probe/hidden.2"]
+    scene.frame(0)
+    layers = [p for p in scene.panels_ if type(p).__name__ == "ProjectionPanel"]
+    assert len(layers) == 3
+    for name, panel in zip(scene.probed_layers(), layers):
+        values = np.asarray(rec[name].values, dtype=np.float64)
+        fitted = Projection.fit(values[-1])  # the final snapshot's axes, for every frame
+        np.testing.assert_allclose(panel.points, np.stack([fitted(v) for v in values]))
+    # without the view (--no-layers, or a recording with no probe): the old layout exactly
+    plain = SpiralScene(rec, SpiralSceneConfig(layers=False), DRAFT)
+    assert plain.probed_layers() == []
+    for i in (0, -1):
+        np.testing.assert_array_equal(plain.frame(i), SpiralScene(bare, None, DRAFT).frame(i))
+        assert not np.array_equal(plain.frame(i), scene.frame(i))

@@ -315,6 +315,12 @@ class Recorder:
             self._warned.add(key)
             warnings.warn(message, RecorderWarning, stacklevel=3)
 
+    def kept(self, name: str) -> bool:
+        """Whether series ``name`` already has a snapshot kept from the recording this
+        recorder resumed (``resume=...``): for a quantity that records something once (a
+        probe's batch), which must not record it again after a restart."""
+        return name in self._out.floor
+
     def gradient(self, param: torch.nn.Parameter) -> torch.Tensor | None:
         """The gradient of ``param`` that this update used (for a quantity's capture): with
         several optimizers the one taken just before its optimizer's step, else ``.grad``."""

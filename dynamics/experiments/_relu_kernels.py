@@ -151,7 +151,7 @@ def _update_serial(a, W, b, x, r, c, nchunks):
 
 
 def _residuals(partial, y, m, r):
-    """``r_j = (sum over chunks, in order) / m - y_j``."""
+    """``r_j = (sum over chunks, in order) / m - y_j`` (``m``: the output's normaliser)."""
     for j in range(y.shape[0]):
         s = partial[0, j]
         for ch in range(1, partial.shape[0]):
@@ -163,7 +163,7 @@ _residuals_jit = nb.njit(cache=True)(_residuals)
 
 
 @nb.njit(cache=True)
-def _train(a, W, b, x, y, batch, step, parallel):
+def _train(a, W, b, x, y, batch, step, norm, parallel):
     m = a.shape[0]
     nchunks = (m + CHUNK - 1) // CHUNK
     partial = np.empty((nchunks, batch), a.dtype)
@@ -171,12 +171,12 @@ def _train(a, W, b, x, y, batch, step, parallel):
     for lo in range(0, x.shape[0], batch):
         hi = min(x.shape[0], lo + batch)
         n = hi - lo
-        c = a.dtype.type(step / (n * m))
+        c = a.dtype.type(step / (n * norm))
         if parallel:
             _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
         else:
             _forward_serial(a, W, b, x[lo:hi], partial[:, :n])
-        _residuals_jit(partial[:, :n], y[lo:hi], m, r[:n])
+        _residuals_jit(partial[:, :n], y[lo:hi], norm, r[:n])
         if parallel:
             _update_jit(a, W, b, x[lo:hi], r[:n], c, nchunks)
         else:
@@ -184,7 +184,7 @@ def _train(a, W, b, x, y, batch, step, parallel):
 
 
 @nb.njit(cache=True)
-def _predict(a, W, b, x, out, block, parallel):
+def _predict(a, W, b, x, out, block, norm, parallel):
     m = a.shape[0]
     nchunks = (m + CHUNK - 1) // CHUNK
     partial = np.empty((nchunks, block), a.dtype)
@@ -196,7 +196,7 @@ def _predict(a, W, b, x, out, block, parallel):
             _forward_jit(a, W, b, x[lo:hi], partial[:, :n])
         else:
             _forward_serial(a, W, b, x[lo:hi], partial[:, :n])
-        _residuals_jit(partial[:, :n], zeros[:n], m, out[lo:hi])
+        _residuals_jit(partial[:, :n], zeros[:n], norm, out[lo:hi])
 
 
 #: Threads for the chunks of a wide network (None: numba's default, one per core).
@@ -208,18 +208,22 @@ def _threads(m: int) -> kernel_threads:
     return kernel_threads((THREADS or nb.config.NUMBA_NUM_THREADS) if m >= PARALLEL_FROM else 1)
 
 
-def train_frame(a, W, b, x, y, batch: int, step: float) -> None:
+def train_frame(a, W, b, x, y, batch: int, step: float, norm: float | None = None) -> None:
     """SGD over ``x`` (N, d), ``y`` (N,) in batches of ``batch`` (the last may be short), in
     place on ``a`` (m,), ``W`` (d, m), ``b`` (m,): each step moves every parameter by
     ``step`` times its batch-mean gradient of ``0.5 (f(x) - y)^2``, where
-    ``f(x) = (1/m) sum_i a_i relu(w_i . x + b_i)``. All arrays share one float dtype."""
+    ``f(x) = (1/norm) sum_i a_i relu(w_i . x + b_i)`` (``norm``: m by default, sqrt(m) for
+    the lazy scaling). All arrays share one float dtype."""
+    norm = float(a.shape[0] if norm is None else norm)
     with _threads(a.shape[0]) as pool:
-        _train(a, W, b, x, y, int(batch), float(step), pool.n > 1)
+        _train(a, W, b, x, y, int(batch), float(step), norm, pool.n > 1)
 
 
-def predict(a, W, b, x, block: int = 256) -> np.ndarray:
-    """``f(x)`` for ``x`` (N, d), ``block`` samples at a time (memory: a few blocks)."""
+def predict(a, W, b, x, block: int = 256, norm: float | None = None) -> np.ndarray:
+    """``f(x)`` for ``x`` (N, d), ``block`` samples at a time (memory: a few blocks);
+    ``norm`` as in :func:`train_frame`."""
+    norm = float(a.shape[0] if norm is None else norm)
     out = np.empty(x.shape[0], a.dtype)
     with _threads(a.shape[0]) as pool:
-        _predict(a, W, b, x, out, int(block), pool.n > 1)
+        _predict(a, W, b, x, out, int(block), norm, pool.n > 1)
     return out

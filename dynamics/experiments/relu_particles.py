@@ -3,6 +3,12 @@
 A two-layer ReLU student ``f(x) = (1/m) sum_i a_i relu(w_i.x + b_i)``, started with its
 hidden weights ``(w_i, b_i)`` on a small sphere, learns a teacher of the same form by SGD
 on fresh Gaussian inputs. Each neuron is a particle ``a_i * w_i`` in the plane.
+
+``scaling="lazy"`` trains the same network under the NTK scaling of Chizat, Oyallon & Bach
+(2019, "On Lazy Training in Differentiable Programming"): the output is
+``(1/sqrt m) sum_i ...`` instead of ``(1/m) sum_i ...``, and as m grows the particles stay
+near where they started (each moves O(1/sqrt m)) while the loss still falls: the network
+behaves as its linearisation at the start, a kernel method (see :func:`learning_rate`).
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ __all__ = [
     "draw_neurons",
     "draw_teacher",
     "frame_samples",
+    "learning_rate",
+    "movement",
+    "output_norm",
     "run",
     "alignment",
     "cost",
 ]
 
-SCALINGS = ("mean-field", "reference")
+SCALINGS = ("mean-field", "reference", "lazy")
 DTYPES = ("auto", "float64", "float32")
 #: Above this many neurons ``dtype="auto"`` trains in float32 and the full parameters are
 #: recorded 11 times instead of every frame: at 10 000 neurons one float64 frame of
@@ -70,10 +79,21 @@ class ReluParticlesConfig:
     step : float
         Step ``tau``. With ``scaling="mean-field"`` each parameter moves by
         ``tau * m * grad`` (every particle moves O(1) whatever m); with ``"reference"``
-        by ``tau * grad`` with the 1/m left in, as the reference notebook does.
+        by ``tau * grad`` with the 1/m left in, as the reference notebook does; with
+        ``"lazy"`` by ``tau * grad`` of the 1/sqrt(m) network. Both are the step of Chizat,
+        Oyallon & Bach (2019) for the network ``alpha h``, ``h`` the 1/m average (alpha 1:
+        mean-field, sqrt(m): lazy): gradient descent on ``R(alpha h) / alpha^2`` sped up by
+        m, a learning rate ``tau * m / alpha^2``, under which the output moves at the same
+        speed whatever alpha, so one step trains both (``learning_rate``).
     scaling : str
         ``"mean-field"`` (default: at m=20 the reference step is 20x smaller per particle
-        and the particles barely leave the origin in 500 frames) or ``"reference"``.
+        and the particles barely leave the origin in 500 frames), ``"reference"`` or
+        ``"lazy"``: the NTK scaling of Chizat, Oyallon & Bach (2019), output
+        ``(1/sqrt m) sum_i a_i relu(w_i.x + b_i)``, under which each particle moves
+        O(1/sqrt m) and the parameters' relative movement ``||theta_T - theta_0|| /
+        ||theta_0||`` falls as ``m**-0.5`` (:func:`movement`). Their lazy regime starts
+        from the usual initialisation, ``radius=1`` (at the default 0.05 the particles
+        are themselves of size 0.05, and a move of 1/sqrt(m) is large beside them).
     frames : int
         Animation frames; each runs one epoch over fresh samples.
     samples_per_frame : int
@@ -245,7 +265,7 @@ def frame_steps(config: ReluParticlesConfig) -> np.ndarray:
 
 
 class TwoLayerReLU(nn.Module):
-    """``f(x) = (1/m) sum_i a_i relu(w_i . x + b_i)``, with ``relu'(0) = 1``.
+    """``f(x) = (1/norm) sum_i a_i relu(w_i . x + b_i)``, with ``relu'(0) = 1``.
 
     Parameters
     ----------
@@ -255,13 +275,18 @@ class TwoLayerReLU(nn.Module):
         Input weights.
     b : (m,) tensor
         Biases.
+    norm : float, optional
+        The output's normaliser: ``m`` (the default, mean-field) or ``sqrt(m)`` (lazy).
     """
 
-    def __init__(self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor):
+    def __init__(
+        self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor, norm: float | None = None
+    ):
         super().__init__()
         self.a = nn.Parameter(a.clone())
         self.w = nn.Parameter(w.clone())
         self.b = nn.Parameter(b.clone())
+        self.norm = self.width if norm is None else norm
 
     @property
     def width(self) -> int:
@@ -269,16 +294,16 @@ class TwoLayerReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (n, d) -> (n,)."""
-        return torch.relu(x @ self.w.T + self.b) @ self.a / self.width
+        return torch.relu(x @ self.w.T + self.b) @ self.a / self.norm
 
     def per_sample_grads(
         self, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Gradients of ``0.5 (f(x) - y)^2`` for each sample: da (n, m), dw (n, m, d), db (n, m)."""
         z = x @ self.w.T + self.b  # (n, m)
-        r = (torch.relu(z) @ self.a / self.width - y)[:, None]  # (n, 1)
-        da = r * torch.relu(z) / self.width
-        db = r * self.a * (z >= 0) / self.width
+        r = (torch.relu(z) @ self.a / self.norm - y)[:, None]  # (n, 1)
+        da = r * torch.relu(z) / self.norm
+        db = r * self.a * (z >= 0) / self.norm
         return da, db[:, :, None] * x[:, None, :], db
 
     @torch.no_grad()
@@ -288,7 +313,7 @@ class TwoLayerReLU(nn.Module):
         Written as few fused ops as possible: at this size each torch call costs more
         than its arithmetic.
         """
-        n, m = x.shape[0], self.width
+        n, m = x.shape[0], self.norm
         z = torch.addmm(self.b, x, self.w.T)  # (n, m)
         s = torch.relu(z)
         r = torch.addmv(y, s, self.a, beta=-1, alpha=1 / m)  # (n,) residual f(x) - y
@@ -355,6 +380,30 @@ def draw_teacher(config: ReluParticlesConfig, max_tries: int = 10_000):
 # --------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------
+
+
+def output_norm(config: ReluParticlesConfig) -> float:
+    """What the student's sum over neurons is divided by: ``m``, or ``sqrt(m)`` when lazy."""
+    return math.sqrt(config.width) if config.scaling == "lazy" else config.width
+
+
+def learning_rate(config: ReluParticlesConfig) -> float:
+    """The SGD learning rate on ``0.5 (f(x) - y)^2`` for the config's step and scaling.
+
+    Chizat, Oyallon & Bach (2019) write the network as ``alpha h(theta)`` with
+    ``h = (1/m) sum_i phi(theta_i)`` (``alpha = 1``: mean-field; ``alpha = sqrt(m)``: the
+    NTK scaling, ``scaling="lazy"``) and train it by gradient descent on the rescaled
+    objective ``R(alpha h) / alpha**2``, time sped up by ``m`` as in the mean-field limit:
+    a learning rate ``step * m / alpha**2`` on the loss of the network ``alpha h``, i.e.
+    ``step * m`` (mean-field) and ``step`` (lazy). Then the network's output moves at the
+    same speed under both (``d f / dt = -m Dh Dh^T grad R``, whatever ``alpha``) and one
+    step trains both from one initialisation; what differs is how far the parameters go to
+    get there (O(1) for each particle under mean-field, O(1/sqrt m) under lazy).
+    ``"reference"``: ``step`` on the mean-field network, with no speed-up.
+    """
+    if config.scaling == "mean-field":
+        return config.step * config.width
+    return config.step
 
 
 def caption(config: ReluParticlesConfig) -> str:
@@ -426,12 +475,16 @@ class _CpuTrainer:
 
     def frame(self, x: torch.Tensor, y: torch.Tensor, batch: int, lr: float) -> None:
         W = np.ascontiguousarray(self.w.numpy().T)  # (d, m): the kernels' layout
-        self.kernels.train_frame(self.a, W, self.b, x.numpy(), y.numpy(), batch, lr)
+        self.kernels.train_frame(
+            self.a, W, self.b, x.numpy(), y.numpy(), batch, lr, self.student.norm
+        )
         self.w.copy_(torch.from_numpy(W.T))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         W = np.ascontiguousarray(self.w.numpy().T)
-        return torch.from_numpy(self.kernels.predict(self.a, W, self.b, x.numpy()))
+        return torch.from_numpy(
+            self.kernels.predict(self.a, W, self.b, x.numpy(), norm=self.student.norm)
+        )
 
 
 class _TorchTrainer:
@@ -458,9 +511,11 @@ def _run(config, path, overwrite, progress) -> Recording:
     teacher = TwoLayerReLU(ta, tw, tb)
     gen = torch.Generator().manual_seed(stream_seed(config.seed, "student"))
     a, w, b = draw_neurons(config.width, config.dim, gen, torch.float64)
-    student = TwoLayerReLU(a, w * config.radius, b * config.radius).to(device, dtype)
+    student = TwoLayerReLU(a, w * config.radius, b * config.radius, output_norm(config)).to(
+        device, dtype
+    )
     trainer = _CpuTrainer(student) if device.type == "cpu" else _TorchTrainer(student)
-    lr = config.step * (config.width if config.scaling == "mean-field" else 1)
+    lr = learning_rate(config)
 
     def data(x64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and teacher outputs (computed in float64) in the training dtype and device."""
@@ -571,3 +626,20 @@ def alignment(recording: Recording, *, degrees: float = 10.0, t: int = -1) -> di
         "rel_error": float(err.values[err.nearest_index(step)]),
         "aligned": float(mass[cos >= math.cos(math.radians(degrees))].sum() / mass.sum()),
     }
+
+
+def movement(recording: Recording, t: int = -1) -> float:
+    """How far the parameters travelled, relative to where they started:
+    ``||theta_t - theta_0|| / ||theta_0||`` over all of ``a``, ``w`` and ``b`` together, at
+    snapshot ``t`` of the parameters (default: the last).
+
+    O(1) whatever the width under the mean-field scaling; ``m**-0.5`` under the lazy one
+    (``benchmarks/lazy_vs_rich.py`` measures both).
+    """
+    moved = start = 0.0
+    for name in ("a", "w", "b"):
+        values = recording[name].values
+        first, last = np.asarray(values[0], float), np.asarray(values[t], float)
+        moved += float(((last - first) ** 2).sum())
+        start += float((first**2).sum())
+    return math.sqrt(moved / start)

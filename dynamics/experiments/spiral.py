@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..capture import Probe
 from ..limits import SEED, check_limits
 from ..recorder import Recorder, every
 from ..recording import Recording
@@ -37,6 +38,7 @@ __all__ = [
     "grid_points",
     "objective",
     "landscape_loss",
+    "probe_indices",
     "run",
 ]
 
@@ -77,6 +79,11 @@ class SpiralConfig:
         The field is evaluated on a ``grid x grid`` lattice of cell centres.
     margin : float
         Space between the data and the edge of the (square) grid, in data units.
+    probe : int
+        Data points (evenly spaced over the data set, so half of each class: see
+        :func:`probe_indices`) whose representation in every hidden layer is recorded with
+        the field (``probe/hidden.K``, float16: 200 points take 0.43 MB a snapshot with the
+        default layers), for the movie's view of the layers untangling the arms; 0: none.
     seed : int
         Seed of the data, the initialisation and the minibatches (separate streams).
     """
@@ -94,6 +101,7 @@ class SpiralConfig:
     loss_every: int = 1
     grid: int = 200
     margin: float = 1.0
+    probe: int = 200
     seed: int = 0
 
     #: Ranges of the numeric fields (:func:`dynamics.limits.check_limits`).
@@ -109,6 +117,7 @@ class SpiralConfig:
         "loss_every": (1, 1_000_000_000),
         "grid": (2, 4000),
         "margin": (0, 100),
+        "probe": (0, 10_000_000),
         "seed": SEED,
     }
 
@@ -122,6 +131,10 @@ class SpiralConfig:
             )
         if self.grid < 2:
             raise ValueError(f"grid must be at least 2, got {self.grid}")
+        if not 0 <= self.probe <= self.points:
+            raise ValueError(
+                f"probe must be between 0 (none) and points ({self.points}), got {self.probe}"
+            )
         for name in ("turns", "lr"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)}")
@@ -200,7 +213,10 @@ class SpiralMLP(nn.Module):
     """A fully connected network ``widths[0] -> ... -> widths[-1]`` returning logits.
 
     Hidden layers are followed by ReLU (``activation="relu"``) or by nothing
-    (``"none"``: a linear map). Weights are Glorot-uniform, biases zero.
+    (``"none"``: a linear map). Weights are Glorot-uniform, biases zero. Each hidden
+    layer's output (after its activation) passes through ``hidden[k]``, an
+    :class:`~torch.nn.Identity` with no parameters: the module a forward hook (a
+    :class:`~dynamics.capture.Probe`) attaches to.
     """
 
     def __init__(
@@ -219,6 +235,7 @@ class SpiralMLP(nn.Module):
         for layer in self.layers:
             nn.init.xavier_uniform_(layer.weight, generator=generator)
             nn.init.zeros_(layer.bias)
+        self.hidden = nn.ModuleList(nn.Identity() for _ in widths[1:-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(n,)``; the class-1 probability is their sigmoid.
@@ -231,8 +248,10 @@ class SpiralMLP(nn.Module):
         last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
             x = torch.addmm(layer.bias, x, layer.weight.t().contiguous())
-            if k < last and self.activation == "relu":
-                x = torch.relu(x)
+            if k < last:
+                if self.activation == "relu":
+                    x = torch.relu(x)
+                x = self.hidden[k](x)
         return x[:, 0]
 
     def weights(self) -> list[nn.Parameter]:
@@ -272,6 +291,13 @@ def landscape_loss(config: SpiralConfig):
 
     what = f"the objective (BCE + L2 {config.l2:g}) on all {config.points} points"
     return model, loss, what
+
+
+def probe_indices(config: SpiralConfig) -> torch.Tensor:
+    """The data points the probe records, ``(probe,) int64``: ``k * points // probe`` for
+    ``k < probe``, evenly spaced over the data (class 0 is the first half), so both classes
+    have half of them, spread along the arms (``U`` is drawn independently per point)."""
+    return torch.arange(config.probe, dtype=torch.int64) * config.points // max(config.probe, 1)
 
 
 def caption(config: SpiralConfig) -> str:
@@ -319,7 +345,11 @@ def run(
         each data point, and ``train_accuracy`` () on the whole data set, all every
         ``field_every`` steps and at the last step, with every model parameter (series
         named as in ``named_parameters()``, float32) on the same steps, so the field can
-        be recomputed from the recording; ``loss`` (the objective, penalty
+        be recomputed from the recording; with ``probe`` points, ``probe/hidden.K``
+        (T, probe, width_K) float16, each hidden layer's output for those points, on the
+        same steps, and ``probe/inputs`` (probe, 2), ``probe/labels`` (probe,) once
+        (:class:`~dynamics.capture.Probe`: run in eval mode under no_grad with the random
+        state restored, so the training is the one without it); ``loss`` (the objective, penalty
         included) and ``bce`` (its cross-entropy part) on each step's minibatch, at the
         weights before that step's update, every ``loss_every`` steps (and at the last
         step, on one more minibatch); ``data/x`` (points, 2), ``data/y`` (points,) at
@@ -363,6 +393,10 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
         "grid": {"size": g, "extent": extent, "points": "cell centres", "origin": "lower"},
         "caption": caption(config),
     }
+    probes = []
+    if config.probe:
+        idx = probe_indices(config)
+        probes.append(Probe(x[idx], y[idx], modules="hidden.*", dtype="float16"))
     recorder = Recorder(
         model,
         optimizer,
@@ -372,6 +406,7 @@ def _run(config: SpiralConfig, path, overwrite: bool, progress: bool) -> Recordi
         overwrite=overwrite,
         metadata=metadata,
         derived={"field": field, "prob": lambda m: m.probability(x)},
+        quantities=probes,
     )
 
     def log_accuracy():

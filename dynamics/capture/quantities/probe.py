@@ -243,10 +243,12 @@ class Probe(Quantity):
     def capture(self, rec: Any, model: torch.nn.Module, step: int) -> None:
         if self._first:
             self._first = False
+            # recorded once: a resumed recording already holds them from its first capture
             for suffix, t in leaves(self.inputs):
-                if isinstance(t, torch.Tensor):  # a keyword argument may be a flag
-                    rec.emit(f"probe/inputs{suffix}", step, t, "data")
-            if self.labels is not None:
+                name = f"probe/inputs{suffix}"
+                if isinstance(t, torch.Tensor) and not rec.kept(name):  # a keyword may be a flag
+                    rec.emit(name, step, t, "data")
+            if self.labels is not None and not rec.kept("probe/labels"):
                 rec.emit("probe/labels", step, self.labels, "data")
             for skipped in self.skipped_:
                 rec.report(
