@@ -80,10 +80,11 @@ class SpiralConfig:
     margin : float
         Space between the data and the edge of the (square) grid, in data units.
     probe : int
-        Data points (evenly spaced over the data set, so half of each class: see
-        :func:`probe_indices`) whose representation in every hidden layer is recorded with
-        the field (``probe/hidden.K``, float16: 200 points take 0.43 MB a snapshot with the
-        default layers), for the movie's view of the layers untangling the arms; 0: none.
+        At most this many data points (all of them when ``points`` is smaller), evenly
+        spaced over the data set so about half of each class (see :func:`probe_indices`),
+        whose representation in every hidden layer is recorded with the field
+        (``probe/hidden.K``, float16: 200 points take 0.43 MB a snapshot with the default
+        layers), for the movie's view of the layers untangling the arms; 0: none.
     seed : int
         Seed of the data, the initialisation and the minibatches (separate streams).
     """
@@ -131,10 +132,8 @@ class SpiralConfig:
             )
         if self.grid < 2:
             raise ValueError(f"grid must be at least 2, got {self.grid}")
-        if not 0 <= self.probe <= self.points:
-            raise ValueError(
-                f"probe must be between 0 (none) and points ({self.points}), got {self.probe}"
-            )
+        if self.probe < 0:
+            raise ValueError(f"probe must be 0 (none) or a number of points, got {self.probe}")
         for name in ("turns", "lr"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)}")
@@ -294,10 +293,12 @@ def landscape_loss(config: SpiralConfig):
 
 
 def probe_indices(config: SpiralConfig) -> torch.Tensor:
-    """The data points the probe records, ``(probe,) int64``: ``k * points // probe`` for
-    ``k < probe``, evenly spaced over the data (class 0 is the first half), so both classes
-    have half of them, spread along the arms (``U`` is drawn independently per point)."""
-    return torch.arange(config.probe, dtype=torch.int64) * config.points // max(config.probe, 1)
+    """The data points the probe records, ``(n,) int64`` with ``n = min(probe, points)``:
+    ``k * points // n`` for ``k < n``, evenly spaced over the data (class 0 is the first
+    half), so both classes have about half of them, spread along the arms (``U`` is drawn
+    independently per point)."""
+    n = min(config.probe, config.points)
+    return torch.arange(n, dtype=torch.int64) * config.points // max(n, 1)
 
 
 def caption(config: SpiralConfig) -> str:
