@@ -959,6 +959,9 @@ class PanelScene(Scene):
     series_fields: ClassVar[tuple[str, ...]] = ("show",)
     #: Headline of the picture (also of its small multiples); see :meth:`heading`.
     title: ClassVar[str] = ""
+    #: Headline of a sweep whose runs' headings differ (one that claims nothing only some of
+    #: them show); empty: ``title``.
+    neutral_title: ClassVar[str] = ""
     #: Series shown as numbers beside the step in the header (those present).
     readout: ClassVar[tuple[Field, ...]] = ()
     #: The scene can draw one run as a cell of a sweep (:meth:`small_panel`).

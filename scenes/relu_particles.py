@@ -62,6 +62,7 @@ class ReluParticlesScene(ParticlesScene):
 
     Config = ReluParticlesSceneConfig
     title = "Student neurons travel to the teacher's neurons"
+    neutral_title = "Student neurons $a_i w_i$ over training"
     labels = ("student neuron $a_i w_i$", "teacher neuron $a_j w_j$")
     xlabel, ylabel = "first coordinate of $a_i w_i$", "second coordinate of $a_i w_i$"
     curve_labels = {
@@ -103,7 +104,11 @@ class ReluParticlesScene(ParticlesScene):
 
     def heading(self) -> str:
         refs, _ = self.references(self.recording, self.config.show)
-        return self.title if refs is not None else "Student neurons $a_i w_i$ over training"
+        if refs is None:
+            return self.neutral_title
+        if (self.recording.metadata.get("config") or {}).get("scaling") == "lazy":
+            return "Lazy scaling: the student neurons barely leave their start"
+        return self.title
 
     @classmethod
     def example(cls, frames: int = 12, n: int = 5, seed: int = 0) -> Recording:

@@ -91,8 +91,12 @@ class SweepScene(PanelScene):
         # each run is checked, and gives its timeline, as the single-run scene would
         singles = replace(options or RenderOptions(), chapters=())  # a run's own: the grid's
         self.singles_ = [scene_cls(r, config, singles) for r in done]
-        self.title = scene_cls.title
         super().__init__(done[0], config, options)
+        # the runs' own heading where they agree; where they differ (a lazy and a mean-field
+        # run), one that claims nothing only some of them show
+        headings = {single.heading() for single in self.singles_}
+        neutral = scene_cls.neutral_title or scene_cls.title
+        self.title = headings.pop() if len(headings) == 1 else neutral
         for text in dict.fromkeys(t for single in self.singles_ for t in single.notes_):
             self.note(text)  # what each run's scene chose by itself (said once if alike)
 
