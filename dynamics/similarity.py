@@ -43,8 +43,8 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
     Parameters
     ----------
-    x : (n, *features) array
-    y : (n, *features') array
+    x : ``(n, *features)`` array
+    y : ``(n, *features')`` array
         The examples on the first axis of both; features are flattened.
 
     Returns

@@ -1,9 +1,6 @@
 """Sharpness: the top Hessian eigenvalues by Lanczos, against the dense Hessian in float64
 (torch.autograd.functional.hessian) as the oracle; the recorder's Sharpness quantity."""
 
-import re
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,15 +243,16 @@ def test_a_bad_argument_is_refused_in_one_line(make, message):
 
 
 def test_the_readme_snippet_records_and_measures():
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    m = re.search(r"<!-- snippet: sharpness.*?-->\s*```python\n(.*?)```", text, re.S)
-    assert m and len(m.group(1).strip().splitlines()) <= 6
+    from snippets import snippet
+
+    code = snippet("sharpness")
+    assert len(code.strip().splitlines()) <= 6
     torch.manual_seed(4)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scope = {"model": model, "opt": opt, "x": x, "y": y, "Recorder": Recorder}
-    exec(compile(textwrap.dedent(m.group(1)), "README.md", "exec"), scope)
+    exec(compile(code, "sharpness snippet", "exec"), scope)
     rec = scope["rec"]
     rec.close()
     assert rec.recording["sharpness"].values.shape == (1, 1) and scope["values"].shape == (3,)

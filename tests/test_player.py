@@ -16,7 +16,6 @@ from dynamics.progress import bar_kind, progress_bar
 from scenes.base import RenderOptions
 from scenes.particles import ParticlesScene
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # .ci/run installs Chromium and sets this: there the browser test must run, not skip
 REQUIRE_BROWSER = os.environ.get("NNDYNAMICS_REQUIRE_BROWSER") == "1"
@@ -396,8 +395,9 @@ def test_the_command_line_in_a_terminal_still_shows_its_bars(tmp_path, monkeypat
 def test_the_readme_notebook_runs_with_nbclient_and_stays_small(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    text = README.read_text(encoding="utf-8")
-    code = re.search(r"<!-- snippet: notebook.*?-->\s*```python\n(.*?)```", text, re.S).group(1)
+    from snippets import snippet
+
+    code = snippet("notebook")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nbclient.NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}

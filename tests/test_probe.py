@@ -2,7 +2,6 @@
 representations scene: exact outputs on the zoo, a run left bit for bit as it was, the size
 bound, CKA against a direct numpy implementation, a projection that cannot flicker."""
 
-import textwrap
 import warnings
 
 import numpy as np
@@ -438,13 +437,12 @@ def test_the_scene_without_probe_series_says_how_to_record_them():
 
 @pytest.mark.slow
 def test_the_readme_probe_snippet_records_what_the_scene_draws(tmp_path, monkeypatch):
-    import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    code = re.search(r"<!-- snippet: probe.*?-->\s*```python\n(.*?)```", readme, re.S).group(1)
+    from snippets import snippet
+
+    code = snippet("probe")
     monkeypatch.chdir(tmp_path)
-    exec(compile(textwrap.dedent(code), "README.md", "exec"), {})
+    exec(compile(code, "probe snippet", "exec"), {})
     recording = load(tmp_path / "outputs/probe.rec")
     assert recording["probe/3"].values.shape == (61, 200, 32)
     scene = RepresentationsScene(recording, None, DRAFT)

@@ -1,11 +1,8 @@
 """Quantities: what the recorder captures, one small class each; a user's own is one file."""
 
 import importlib.util
-import re
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +12,13 @@ from dynamics import Recorder, load
 from dynamics.capture import Buffers, Gradients, Parameters, Quantity, RecorderWarning, every
 from dynamics.capture.quantities import from_keywords
 
-README = Path(__file__).parent.parent / "README.md"
-
 
 def readme_quantity() -> str:
-    """The README's example quantity, as a user would put it in a file of their own."""
-    m = re.search(r"<!-- snippet: quantity.*?-->\s*```python\n(.*?)```", README.read_text(), re.S)
-    assert m, "README has no snippet quantity"
-    code = textwrap.dedent(m.group(1))
+    """The documentation's example quantity (docs/guide/recording.md), as a user would put it
+    in a file of their own."""
+    from snippets import snippet
+
+    code = snippet("quantity")
     return code.replace("Recorder(model, opt, quantities=[WeightNorms()])\n", "")
 
 

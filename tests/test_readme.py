@@ -1,4 +1,5 @@
-"""The README's snippets are true: the record-your-own block runs as written."""
+"""The README's and the docs' snippets are true: each named block runs as written (wherever it
+lives: tests/snippets.py finds it), and the README's quick start is what .ci/run runs."""
 
 import re
 from pathlib import Path
@@ -6,15 +7,9 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from snippets import after_snippet, snippet
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def snippet(marker: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    m = re.search(rf"<!-- snippet: {marker}.*?-->\s*```python\n(.*?)```", text, re.S)
-    assert m, f"README has no snippet {marker}"
-    return m.group(1)
 
 
 @pytest.mark.slow
@@ -38,10 +33,7 @@ def test_any_recording_renders_with_the_command_line(tmp_path, monkeypatch):
     import sys
 
     code = snippet("render-any")
-    text = README.read_text(encoding="utf-8")
-    command = (
-        re.search(r"<!-- snippet: render-any.*?```bash\n(.*?)```", text, re.S).group(1).strip()
-    )
+    command = after_snippet("render-any").strip()
     assert (
         len(code.strip().splitlines()) + 1 < 15
         and command == "python -m scenes.render outputs/mlp.rec"

@@ -140,12 +140,10 @@ def test_bad_flags_give_one_line_and_exit_2(name, flags, message, saved, capsys)
 @pytest.mark.slow
 def test_a_scene_module_dropped_into_the_package_is_found_and_tested(tmp_path):
     """The README's example scene, copied into scenes/, passes this suite with no other edit."""
-    import re
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    code = re.search(
-        r"<!-- snippet: example-scene.*?-->\s*```python\n(.*?)```", readme, re.S
-    ).group(1)
+    from snippets import snippet
+
+    code = snippet("example-scene")
     assert len(code.strip().splitlines()) <= 40
     target = ROOT / "scenes" / "weight_norms_example.py"
     assert not target.exists()

@@ -82,7 +82,7 @@ class Series:
     ----------
     steps : (T,) int64
         Training step of each snapshot, increasing.
-    values : (T, *shape) array
+    values : ``(T, *shape)`` array
         Snapshot values; step is always the first axis. A ``numpy.memmap`` for recordings
         loaded from disk, so only the rows that are indexed are read.
     kind : str
