@@ -64,3 +64,10 @@ def zoo_recording(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (setup.cfg): one worker per core, at most 8 (each imports torch and
+    matplotlib: many more would cost memory, not time)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
