@@ -68,10 +68,25 @@ Series written (``name`` defaults to ``landscape``):
 and ``metadata["landscape"][name]``: ``directions``, ``explained_variance`` (per direction:
 the share of the path's squared distance to the final point along it, as above),
 ``in_plane`` (the share of it in the plane), ``extent`` ``[a0, a1, b0, b1]`` (the grid's
-first and last coordinates: ``alphas = linspace(a0, a1, N)``), ``size`` ``N``, ``origin_step``,
-``parameters`` ``P``, ``names`` (the parameters, in order), ``loss`` (what it is), ``seed``,
-``normalisation``, ``dtype``, ``chunk`` (vectors per vmap call; 0: one at a time),
-``vectorized`` and ``seconds``.
+first and last coordinates: ``alphas = linspace(a0, a1, N)``), ``size`` ``N``, ``origin``
+(``end`` or ``start``), ``origin_step``, ``parameters`` ``P``, ``names`` (the parameters, in
+order), ``loss`` (what it is), ``seed``, ``normalisation``, ``dtype``, ``chunk`` (vectors
+per vmap call; 0: one at a time), ``vectorized`` and ``seconds``.
+
+**Several paths on one plane** (``paths={label: prefix}``): runs that train copies of one
+network side by side (the edge-of-stability runs at several step sizes, whose parameters are
+recorded as ``members.<k>.<name>``) share one plane, so that their paths compare: the
+principal directions are those of all their snapshots together, about the first path's
+final point (``origin="end"``) or its first (``origin="start"``: runs from one start all
+begin at ``(0, 0)``, and the explained variance is then the share of the paths' squared
+distance from the start). Each path's series go under ``name/<label>/path`` (and its
+``/loss``, ``/plane_loss``) instead of ``name/path``, and ``metadata["landscape"][name]``
+gains ``paths``: per path its ``label``, parameter ``prefix``, ``path`` series and
+``in_plane`` share, in order.
+
+A reference experiment whose recordings hold several paths says which with a hook
+``landscape_options(config)``: keyword arguments of :func:`landscape` (``paths``,
+``origin``, ``square``), which :func:`of_experiment` passes on.
 """
 
 from __future__ import annotations
@@ -90,6 +105,7 @@ from .curvature import split_batch, trainable, untouched
 from .recording import Recording, Series
 
 __all__ = [
+    "ORIGINS",
     "Plane",
     "landscape",
     "of_experiment",
@@ -123,17 +139,20 @@ class Plane(NamedTuple):
     explained: np.ndarray
 
 
-def _parameter_series(recording: Recording, names: Sequence[str]) -> dict[str, Series]:
-    """The recorded series of each parameter name: a ``parameter`` series whose source is
-    that name, else the series of that name."""
+def _parameter_series(
+    recording: Recording, names: Sequence[str], prefix: str = ""
+) -> dict[str, Series]:
+    """The recorded series of each parameter name (after ``prefix``): a ``parameter`` series
+    whose source is ``prefix + name``, else the series of that name."""
     by_source = {
         s.source: s for s in recording.of_kind("parameter").values() if s.source
     }  # the recorder names a parameter's series after it and says so in source
     found, missing = {}, []
     for n in names:
-        s = by_source.get(n) or (recording[n] if n in recording else None)
+        key = prefix + n
+        s = by_source.get(key) or (recording[key] if key in recording else None)
         if s is None:
-            missing.append(n)
+            missing.append(prefix + n)
         else:
             found[n] = s
     if missing:
@@ -147,9 +166,11 @@ def _parameter_series(recording: Recording, names: Sequence[str]) -> dict[str, S
 
 
 def snapshots(
-    recording: Recording, model: torch.nn.Module
+    recording: Recording, model: torch.nn.Module, prefix: str = ""
 ) -> tuple[np.ndarray, torch.Tensor, list[str]]:
-    """The model's trainable parameters at every step the recording holds all of them.
+    """The model's trainable parameters at every step the recording holds all of them
+    (``prefix``: those of a copy of the model whose parameters are recorded under
+    ``prefix + name``, e.g. ``members.0.layers.0.weight``).
 
     Returns
     -------
@@ -159,19 +180,22 @@ def snapshots(
     names : list of str
     """
     names, params = trainable(model)
-    series = _parameter_series(recording, names)
+    series = _parameter_series(recording, names, prefix)
     steps = None
     for n, p in zip(names, params):
         s = series[n]
         if s.shape != tuple(p.shape):
             raise ValueError(
-                f"landscape: series of {n!r} holds snapshots of shape {s.shape}, the model's "
-                f"parameter has shape {tuple(p.shape)}"
+                f"landscape: series of {prefix + n!r} holds snapshots of shape {s.shape}, the "
+                f"model's parameter has shape {tuple(p.shape)}"
             )
         ss = np.asarray(s.steps)
         steps = ss if steps is None else np.intersect1d(steps, ss)
     if steps is None or not len(steps):
-        raise ValueError("landscape: no step at which every parameter was recorded")
+        raise ValueError(
+            f"landscape: no step at which every parameter{' of ' + prefix if prefix else ''} "
+            "was recorded"
+        )
     rows = []
     for n in names:
         s = series[n]
@@ -183,7 +207,9 @@ def snapshots(
 
 def pca_directions(flat: torch.Tensor, origin: torch.Tensor | None = None) -> Plane:
     """The top two right singular vectors of ``flat - origin`` (``origin``: the last row),
-    signed so that the first row's coordinates are negative; see the module docstring."""
+    signed so that the first row's coordinates are negative, or, where the first row is the
+    origin itself (a plane through the start), so that the rows' mean coordinates are
+    positive; see the module docstring."""
     flat = flat.to(torch.float64)
     origin = flat[-1] if origin is None else origin.to(torch.float64)
     X = flat - origin
@@ -201,9 +227,10 @@ def pca_directions(flat: torch.Tensor, origin: torch.Tensor | None = None) -> Pl
         e[int(d[0].abs().argmin())] = 1.0
         e = e - (e @ d[0]) * d[0]
         d[1] = e / e.norm()
+    start = bool((X[0] == 0).all())  # the path runs out of the origin, not into it
     for i in range(2):
-        first = float(X[0] @ d[i])
-        if first > 0 or (first == 0 and float(d[i].sum()) < 0):
+        c = float(X.sum(0) @ d[i]) if start else -float(X[0] @ d[i])
+        if c < 0 or (c == 0 and float(d[i].sum()) < 0):
             d[i] = -d[i]
     s2 = np.zeros(2)
     s2[:k] = (S[:k] ** 2).numpy()
@@ -398,6 +425,20 @@ def _extent(coords: np.ndarray, margin: float) -> list[float]:
     return out
 
 
+#: Where the plane passes.
+ORIGINS = ("end", "start")
+
+
+def _square(extent: Sequence[float]) -> list[float]:
+    """``extent`` with its narrower axis widened about its centre to the wider one's span, so
+    that the grid is square in parameter-space distance (drawn with equal aspect, it fills
+    a square panel)."""
+    a0, a1, b0, b1 = extent
+    half = max(a1 - a0, b1 - b0) / 2
+    ca, cb = (a0 + a1) / 2, (b0 + b1) / 2
+    return [ca - half, ca + half, cb - half, cb + half]
+
+
 def landscape(
     recording: Recording,
     model: torch.nn.Module,
@@ -408,6 +449,9 @@ def landscape(
     size: int = 51,
     margin: float = 0.25,
     extent: Sequence[float] | None = None,
+    square: bool = False,
+    paths: Mapping[str, str] | None = None,
+    origin: str = "end",
     seed: int = 0,
     chunk: int | None = None,
     vectorize: bool = True,
@@ -440,11 +484,26 @@ def landscape(
     extent : sequence of 4 floats, optional
         ``[a0, a1, b0, b1]``, the grid's first and last coordinates, instead (default for
         ``random``: ``[-1, 1, -1, 1]``).
+    square : bool
+        Widen the narrower side of the grid (computed or given) to the wider one's span,
+        about its centre: the grid covers as much distance along both directions, for a
+        picture drawn with equal aspect.
+    paths : mapping of str to str, optional
+        Several paths on one plane: for each label (``"lr=0.1"``), the prefix under which a
+        copy of ``model``'s parameters is recorded (``"members.0."``: series
+        ``members.0.layers.0.weight`` ...). The plane's principal directions are those of
+        every path's snapshots together; each path is projected onto it and written under
+        ``name/<label>/``. Default: one path, the model's own parameter names.
+    origin : {"end", "start"}
+        Where the plane passes: the (first) path's final snapshot, or its first (for runs
+        from one start: every path begins at ``(0, 0)``).
     seed : int
         Seed of the random directions.
     chunk : int, optional
         Grid points per batched evaluation (memory grows with it); default: tuned by timing
-        (:func:`losses_at`).
+        (:func:`losses_at`). Give it where the numbers must repeat bit for bit: the tuning
+        may choose another chunk on another run, and float32 sums batched otherwise round
+        otherwise.
     vectorize : bool
         Batch with vmap (False: one point at a time, through functional_call still).
     name : str
@@ -465,6 +524,8 @@ def landscape(
         raise ValueError(
             f"landscape: directions must be one of {', '.join(DIRECTIONS)}, got {directions!r}"
         )
+    if origin not in ORIGINS:
+        raise ValueError(f"landscape: origin must be one of {', '.join(ORIGINS)}, got {origin!r}")
     if not isinstance(size, int) or isinstance(size, bool) or not 2 <= size <= 2000:
         raise ValueError(f"landscape: size must be an int from 2 to 2000, got {size!r}")
     if not (margin >= 0 and math.isfinite(margin)):
@@ -479,73 +540,98 @@ def landscape(
             raise ValueError(
                 f"landscape: extent must be [a0, a1, b0, b1] with a0 < a1, b0 < b1, got {extent}"
             )
+    if paths is not None:
+        paths = dict(paths)
+        if not paths or not all(isinstance(k, str) and k for k in paths):
+            raise ValueError(
+                f"landscape: paths must map non-empty labels to parameter prefixes, got {paths}"
+            )
     start = time.perf_counter()
-    steps, flat, names = snapshots(recording, model)
-    origin = flat[-1]
+    tracks = [snapshots(recording, model, prefix) for prefix in (paths or {"": ""}).values()]
+    names = tracks[0][2]
+    flat = torch.cat([f for _, f, _ in tracks])  # every path's snapshots, one after another
+    sizes = [len(s) for s, _, _ in tracks]
+    first_steps, first = tracks[0][0], tracks[0][1]
+    at = -1 if origin == "end" else 0
+    center, origin_step = first[at], int(first_steps[at])
     if directions == "pca":
-        D, explained = pca_directions(flat, origin)
+        D, explained = pca_directions(flat, center)
     else:
-        D = random_directions(model, seed, origin)
+        D = random_directions(model, seed, center)
         explained = None
-    coords, in_plane = project(flat, origin, D)
+    coords, in_plane = project(flat, center, D)
     if explained is None:  # the share of the path's squared distance along each direction
-        X = flat - origin
+        X = flat - center
         total = float((X * X).sum())
         unit = D / D.norm(dim=1, keepdim=True)
         explained = (((X @ unit.T) ** 2).sum(0) / total).numpy() if total > 0 else np.zeros(2)
     if extent is None:
         extent = [-1.0, 1.0, -1.0, 1.0] if directions == "random" else _extent(coords, margin)
+    if square:
+        extent = _square(extent)
     alphas = np.linspace(extent[0], extent[1], size)
     betas = np.linspace(extent[2], extent[3], size)
     grid_b, grid_a = np.meshgrid(betas, alphas, indexing="ij")
     points = torch.from_numpy(np.stack([grid_a.ravel(), grid_b.ravel()], axis=1))
     loss = params_loss(model, loss_fn, batch)
     _, params = trainable(model)
-    total_points = size * size + 2 * len(steps)
+    total_points = size * size + 2 * len(flat)
     with progress_bar(
         total=total_points, desc="landscape", unit="point", disable=not progress, mininterval=0.5
     ) as bar:
         grid, vectorized, chunk = loss_grid(
-            model, loss, origin, D, points, chunk=chunk, vectorize=vectorize, progress=bar
+            model, loss, center, D, points, chunk=chunk, vectorize=vectorize, progress=bar
         )
         plane_loss, _, _ = loss_grid(
-            model, loss, origin, D, torch.from_numpy(coords), chunk=chunk,
+            model, loss, center, D, torch.from_numpy(coords), chunk=chunk,
             vectorize=vectorized, progress=bar,
         )  # fmt: skip
         # the loss at each snapshot itself: its own parameters, in the plane or not
         path_loss, _, _ = losses_at(
-            model, loss, lambda lo, hi: flat[lo:hi], len(steps), chunk=chunk,
+            model, loss, lambda lo, hi: flat[lo:hi], len(flat), chunk=chunk,
             vectorize=vectorized, progress=bar,
         )  # fmt: skip
-    last = steps[-1:]
+    last = first_steps[-1:]
+    series = {
+        **dict(recording.items()),
+        name: Series(last, grid.reshape(1, size, size), kind="landscape"),
+        f"{name}/directions": Series(last, D.numpy()[None], kind="landscape"),
+    }
+    written = []
+    bounds = np.cumsum([0, *sizes])
+    for k, (label, prefix) in enumerate((paths or {"": ""}).items()):
+        lo, hi = bounds[k], bounds[k + 1]
+        base = f"{name}/{label}/path" if paths is not None else f"{name}/path"
+        steps = tracks[k][0]
+        series[base] = Series(steps, coords[lo:hi], kind="path")
+        series[f"{base}/loss"] = Series(steps, path_loss[lo:hi], kind="path")
+        series[f"{base}/plane_loss"] = Series(steps, plane_loss[lo:hi], kind="path")
+        kept = project(flat[lo:hi], center, D)[1]
+        written.append({"label": label, "prefix": prefix, "path": base, "in_plane": kept})
     about = {
         "directions": directions,
         "explained_variance": [float(v) for v in explained],
         "in_plane": float(in_plane),
         "extent": [float(v) for v in extent],
         "size": size,
-        "origin_step": int(steps[-1]),
-        "path_steps": int(len(steps)),
+        "origin": origin,
+        "origin_step": origin_step,
+        "path_steps": int(len(flat)),
         "parameters": int(flat.shape[1]),
         "names": list(names),
         "loss": description or getattr(loss_fn, "__name__", type(loss_fn).__name__),
         "seed": int(seed) if directions == "random" else None,
         "normalisation": "filter (Li et al. 2018), 1-D parameters zero"
         if directions == "random"
-        else "orthonormal principal directions of the path about its final point",
+        else f"orthonormal principal directions of the path{'s' if paths else ''} about "
+        f"{'its final' if origin == 'end' else 'the first'} point",
         "dtype": str(params[0].dtype).replace("torch.", ""),
         "chunk": int(chunk),
         "vectorized": bool(vectorized),
         "seconds": round(time.perf_counter() - start, 3),
     }
-    series = {
-        **dict(recording.items()),
-        name: Series(last, grid.reshape(1, size, size), kind="landscape"),
-        f"{name}/directions": Series(last, D.numpy()[None], kind="landscape"),
-        f"{name}/path": Series(steps, coords, kind="path"),
-        f"{name}/path/loss": Series(steps, path_loss, kind="path"),
-        f"{name}/path/plane_loss": Series(steps, plane_loss, kind="path"),
-    }
+    if paths is not None:
+        about["paths"] = written
     metadata = dict(recording.metadata)
     metadata["landscape"] = {**(metadata.get("landscape") or {}), name: about}
     return Recording(
@@ -594,6 +680,11 @@ def rebuild(recording: Recording) -> tuple[torch.nn.Module, Callable, str]:
 
 def of_experiment(recording: Recording, **kwargs: Any) -> Recording:
     """:func:`landscape` of a recording of a reference experiment, whose module rebuilds the
-    model and loss (:func:`rebuild`); ``kwargs`` as :func:`landscape`'s."""
+    model and loss (:func:`rebuild`); ``kwargs`` as :func:`landscape`'s, over the
+    experiment's own ``landscape_options(config)`` where it has them (its several paths)."""
     model, loss, description = rebuild(recording)
-    return landscape(recording, model, loss, None, description=description, **kwargs)
+    module = importlib.import_module(f"dynamics.experiments.{recording.metadata['experiment']}")
+    hook = getattr(module, "landscape_options", None)
+    options = {} if hook is None else dict(hook(module.Config(**recording.metadata["config"])))
+    options.update(kwargs)
+    return landscape(recording, model, loss, None, description=description, **options)

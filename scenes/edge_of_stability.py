@@ -7,7 +7,12 @@ each run, one colour per step size ``lr``, with its edge of stability ``2/lr`` a
 line of the same colour, drawn from the start: the sharpness rises ("progressive
 sharpening") until it meets its line, then hovers there; a small enough step size never
 meets its line. Below: each run's loss on a log axis, falling, not monotonically, once its
-run is at the edge. Cohen et al., ICLR 2021.
+run is at the edge. Right, where the recording holds a loss landscape (the experiment
+computes one: :func:`dynamics.experiments.edge_of_stability.landscape_options`): the loss
+over one plane through the runs' common start, on a log colour scale, along the top two
+principal directions of all their parameter snapshots, each run's path growing in its
+colour up to the current step, the current point marked; ``--no-landscape`` leaves it out,
+and a recording without one is drawn without it. Cohen et al., ICLR 2021.
 
 Reads ``metadata["runs"]`` (per run: ``lr``, ``edge`` and the names of its ``sharpness``
 and ``loss`` series), which the experiment writes. A recording without it is read by the
@@ -29,6 +34,7 @@ from matplotlib.transforms import Bbox
 from dynamics.recording import Recording, Series
 
 from .base import Field, PanelScene
+from .landscape import LandscapePanel, landscape_info, landscape_names, landscape_paths
 from .plotting import CurvesPanel, axes_in, fit_into, thin_step_ticks
 from .registry import register
 
@@ -36,6 +42,10 @@ __all__ = ["EdgeOfStabilityScene", "EdgeOfStabilitySceneConfig", "runs_of"]
 
 #: Runs whose sharpness the header's readout shows (three fit beside the title at 16:9).
 READOUT_RUNS = 3
+#: The landscape the experiment writes (:mod:`dynamics.landscape`'s default name).
+LANDSCAPE = "landscape"
+#: Share of the width the landscape's column takes (its square plane, colorbar and labels).
+LANDSCAPE_WIDTH = 0.45
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,14 @@ class EdgeOfStabilitySceneConfig:
         Draw the runs' losses beneath the sharpness (--no-loss: the sharpness alone).
     log_loss : bool
         The loss on a log axis, where every value is positive (--no-log-loss: linear).
+    landscape : bool
+        Draw the runs' loss landscape in a right-hand column, where the recording holds one
+        (--no-landscape: leave it out; ``--landscape-grid 0`` does not compute it).
     """
 
     loss: bool = True
     log_loss: bool = True
+    landscape: bool = True
 
 
 def runs_of(recording: Recording) -> list[dict]:
@@ -127,6 +141,10 @@ class EdgeOfStabilityScene(PanelScene):
     def check(self) -> None:
         rec = self.recording
         self.runs_ = runs_of(rec)
+        shown = self.config.landscape and LANDSCAPE in landscape_names(rec)
+        if shown:
+            landscape_info(rec, LANDSCAPE)  # its extent: refused here in one line if missing
+        self.landscape_ = LANDSCAPE if shown else None
         extra = {}
         for r in self.runs_:
             s = rec[r["sharpness"]]
@@ -165,22 +183,29 @@ class EdgeOfStabilityScene(PanelScene):
         """One colour per run, in the order of :func:`runs_of`."""
         return [f"C{k}" for k in range(len(self.runs_))]
 
-    def panel_cells(self, fig: Figure) -> tuple[Bbox, Bbox | None]:
-        """Where the sharpness and the loss go (figure fractions): the sharpness over 60% of
-        the height below the header, the loss beneath (None without it). Another panel
-        (a loss landscape) would take a right-hand column: shrink ``right`` here."""
+    def panel_cells(self, fig: Figure) -> tuple[Bbox, Bbox | None, Bbox | None]:
+        """Where the sharpness, the loss and the landscape go (figure fractions): the
+        sharpness over 60% of the height below the header, the loss beneath (None without
+        it), the landscape in a right-hand column :data:`LANDSCAPE_WIDTH` of the width wide
+        over the whole height (None without it)."""
         left, right, bottom, top = 0.02, 0.98, 0.02, self.header_bottom
+        side = None
+        if self.landscape_:
+            split = right - LANDSCAPE_WIDTH * (right - left)
+            side = Bbox.from_extents(split, bottom, right, top)
+            right = split
         if not (self.config.loss and any(r["loss"] for r in self.runs_)):
-            return Bbox.from_extents(left, bottom, right, top), None
+            return Bbox.from_extents(left, bottom, right, top), None, side
         split = bottom + 0.4 * (top - bottom)
         return (
             Bbox.from_extents(left, split, right, top),
             Bbox.from_extents(left, bottom, right, split),
+            side,
         )
 
     def build(self, fig: Figure):
         rec, runs, colors = self.recording, self.runs_, self.colors()
-        top, below = self.panel_cells(fig)
+        top, below, side = self.panel_cells(fig)
         ax = axes_in(fig, top)
         panels, highest = [], 0.0
         for r, color in zip(runs, colors):
@@ -211,7 +236,68 @@ class EdgeOfStabilityScene(PanelScene):
         thin_step_ticks(ax)
         if below is not None:
             panels += self._loss_panels(fig, below, ax)
+        if side is not None:
+            panels.append(self._landscape_panel(fig, side, ax))
         return panels
+
+    def _landscape_panel(self, fig: Figure, cell: Bbox, level) -> LandscapePanel:
+        """The runs' landscape at the top of ``cell``, level with axes ``level`` (the
+        sharpness): contours of the loss over the plane
+        (equal aspect: distances are parameter-space distances), each run's path in its
+        colour, the explained variance on the axes, and under it a note of what the plane
+        keeps of the paths."""
+        from matplotlib import patheffects
+
+        rec = self.recording
+        info = landscape_info(rec, LANDSCAPE)
+        by_run = {r["sharpness"].removesuffix("/sharpness"): c
+                  for r, c in zip(self.runs_, self.colors())}  # fmt: skip
+        paths = landscape_paths(rec, LANDSCAPE)
+        colors = [by_run.get(p["label"], f"C{k}") for k, p in enumerate(paths)]
+        ax = axes_in(fig, cell, colorbar=True)
+        panel = LandscapePanel(ax, rec, LANDSCAPE, colors=colors, short=True, legend=False)
+        shares = info.get("explained_variance") or []
+        start = info.get("origin") == "start"
+        ax.set_title(f"loss on one plane through the {'start' if start else 'end'}",
+                     fontsize="medium", loc="left")  # fmt: skip
+        several = len(paths) > 1
+        if info.get("directions") == "pca" and len(shares) == 2:
+            whose, their = ("all runs' paths", "their") if several else ("the path", "its")
+            ax.set_xlabel(f"PC1 of {whose} ({shares[0]:.1%} of {their} variance)")
+            ax.set_ylabel(f"PC2 ({shares[1]:.1%})")
+        if start:  # every path leaves from here
+            x, y = panel.tracks[0][1][0]
+            ax.annotate("start", (x, y), xytext=(-7, -5), textcoords="offset points",
+                        ha="right", va="top", color="white", fontsize="small", zorder=7,
+                        path_effects=[patheffects.withStroke(linewidth=2.5,
+                                                             foreground="#111111")])  # fmt: skip
+        fit_into(ax, cell)
+        # up, level with the sharpness (within the cell); the note goes beneath
+        renderer = fig.canvas.get_renderer()
+        room = fig.transFigure.transform((0, cell.y1))[1] - 4 - ax.get_tightbbox(renderer).y1
+        pos = ax.get_position()
+        up = min(room / fig.bbox.height, level.get_position().y1 - pos.y1)
+        ax.set_position((pos.x0, pos.y0 + max(up, 0.0), pos.width, pos.height))
+        kept = info.get("in_plane")
+        if kept is not None:
+            tight = ax.get_tightbbox(renderer)
+            y = fig.transFigure.inverted().transform((0, tight.y0))[1] - 0.015
+            what = "each run's parameters" if several else "the parameters"
+            note = (
+                f"A path: {what} every {self._every(paths)} steps, projected onto\n"
+                f"the plane (\u2605 where it ends), which keeps {kept:.1%} of their\n"
+                f"squared distance from the {'start' if start else 'end'}. The contours are a "
+                "slice:\nthe loss each run saw is on the left."
+            )
+            fig.text(cell.x0 + 0.01, y, note, fontsize="small", color="#444444", va="top",
+                     ha="left", linespacing=1.4)  # fmt: skip
+        return panel
+
+    def _every(self, paths: list[dict]) -> str:
+        """The steps between a path's snapshots, e.g. ``10`` (the most common gap)."""
+        steps = np.asarray(self.recording[paths[0]["path"]].steps)
+        gaps = np.diff(steps)
+        return f"{int(np.bincount(gaps).argmax()):,d}" if len(gaps) else "?"
 
     def _edges(self, ax, highest: float, *, compact: bool = False) -> None:
         """Each run's ``2/lr`` as a dashed line of its colour across ``ax``, named at its right
@@ -320,7 +406,8 @@ class EdgeOfStabilityScene(PanelScene):
     @classmethod
     def example(cls, frames: int = 12, seed: int = 0) -> Recording:
         """Three runs from one start: at lr 0.1 and 0.05 the sharpness rises to 2/lr (20,
-        40) and hovers there while the loss falls unevenly; at lr 0.02 it stays below 100."""
+        40) and hovers there while the loss falls unevenly; at lr 0.02 it stays below 100;
+        a small made-up landscape with the three paths on it."""
         rng = np.random.default_rng(seed)
         steps = np.arange(frames, dtype=np.int64) * 25
         fine = np.arange(steps[-1] + 1, dtype=np.int64)
@@ -338,12 +425,50 @@ class EdgeOfStabilityScene(PanelScene):
             runs.append(
                 {"lr": lr, "edge": edge, "sharpness": f"{name}/sharpness", "loss": f"{name}/loss"}
             )
+        series.update(cls._example_landscape(steps, [r["sharpness"][: -len("/sharpness")]
+                                                      for r in runs]))  # fmt: skip
         meta = {
             "runs": runs,
             "caption": "10-8-8-1 tanh MLP, gradient descent at lr 0.1, 0.05, "
             "0.02 (an example recording)",
+            "landscape": {
+                LANDSCAPE: {
+                    "directions": "pca",
+                    "explained_variance": [0.9, 0.07],
+                    "in_plane": 0.97,
+                    "extent": [-1.0, 5.0, -3.0, 3.0],
+                    "size": 15,
+                    "origin": "start",
+                    "origin_step": 0,
+                    "loss": "a made-up loss",
+                    "paths": [
+                        {"label": name, "path": f"{LANDSCAPE}/{name}/path"}
+                        for name in ("lr=0.1", "lr=0.05", "lr=0.02")
+                    ],
+                }
+            },
         }
         return Recording(series, meta)
+
+    @staticmethod
+    def _example_landscape(steps: np.ndarray, names: list[str]) -> dict[str, Series]:
+        """A made-up landscape for :meth:`example`: a valley on a 15 x 15 grid, each run's
+        path leaving the start at ``(0, 0)``, the larger step sizes going farther."""
+        a, b = np.meshgrid(np.linspace(-1, 5, 15), np.linspace(-3, 3, 15))
+
+        def loss(a, b):
+            return 0.05 + 0.3 * (a - 4) ** 2 / 4 + (b + 0.4 * (a - 2)) ** 2
+
+        t = np.linspace(0, 1, len(steps))
+        out = {LANDSCAPE: Series(steps[-1:], loss(a, b)[None], kind="landscape")}
+        for k, name in enumerate(names):
+            reach = 4.2 - 1.0 * k
+            coords = np.stack([reach * (1 - (1 - t) ** 2), (1 - k) * 0.8 * np.sin(np.pi * t)], 1)
+            base = f"{LANDSCAPE}/{name}/path"
+            out[base] = Series(steps, coords, kind="path")
+            out[f"{base}/loss"] = Series(steps, loss(*coords.T), kind="path")
+            out[f"{base}/plane_loss"] = Series(steps, loss(*coords.T), kind="path")
+        return out
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from dynamics.recording import Recording, Series
 from .base import Field, PanelScene, resolve_series, split_names
 from .compare import CompareScene
 from .curves import scalar_series, spans_decades
-from .landscape import LandscapePanel, landscape_names
+from .landscape import LandscapePanel, landscape_names, path_steps
 from .layers import map_panel, tensor_map
 from .particles import ParticlesScene, ParticlesSceneConfig, planar_series
 from .plotting import (
@@ -118,7 +118,7 @@ def plan(recording: Recording, show: list[str] | None = None) -> list[View]:
 
     def series_view(name: str) -> View:
         if name in landscapes:  # drawn over its path's steps
-            return View("landscape", name, np.asarray(recording[f"{name}/path"].steps))
+            return View("landscape", name, path_steps(recording, name))
         how = (
             "particles"
             if name in planar

@@ -212,7 +212,7 @@ def test_scene_draws_each_runs_edge_in_its_colour(short):
     assert ax.get_ylim() == (0.0, pytest.approx(1.08 * 40))  # the highest edge, with room
     loss_ax = scene.panels_[2].ax
     assert loss_ax is not ax and loss_ax.get_xlim() == ax.get_xlim()  # one timeline
-    assert [line.get_color() for p in scene.panels_[2:] for line in p.lines] == [
+    assert [line.get_color() for p in scene.panels_[2:4] for line in p.lines] == [
         c.get_color() for c in curves
     ]
 
@@ -251,3 +251,191 @@ def test_scene_reads_a_recording_of_the_sharpness_quantity_by_its_kinds(tmp_path
     assert iio.imread(out).shape[:2] == (360, 640)
     with pytest.raises(ValueError, match="the recording has no runs"):
         runs_of(Recording({"loss": Series(np.arange(3), np.ones(3))}, {}))
+
+
+# -- the landscape -----------------------------------------------------------------------------
+
+
+def start_and_plane(recording):
+    """The plane's origin (run 0's parameters at its first snapshot, flat, float64) and its
+    directions ``(2, P)``."""
+    info = recording.metadata["landscape"]["landscape"]
+    origin = torch.cat(
+        [
+            torch.from_numpy(
+                np.asarray(recording[f"members.0.{n}"].values[0], dtype=float)
+            ).reshape(-1)
+            for n in info["names"]
+        ]
+    )
+    D = torch.from_numpy(np.asarray(recording["landscape/directions"].values[-1]))
+    return origin, D
+
+
+def loss_of(flat, config):
+    """The training loss of a fresh network loaded with ``flat`` (float64, cast to float32)."""
+    x, y = eos.make_data(config)
+    net = eos.TanhMLP(config.widths)
+    torch.nn.utils.vector_to_parameters(flat.float(), net.parameters())
+    with torch.no_grad():
+        return float(F.mse_loss(net(x), y))
+
+
+def test_one_plane_through_the_common_start_holds_every_run(short):
+    """One plane for both runs: through their common start (every path begins at (0, 0)),
+    spanned by the top two principal directions of all their snapshots' displacements from
+    it (the same plane as a direct SVD), each path their exact projection onto it."""
+    info = short.metadata["landscape"]["landscape"]
+    assert info["origin"] == "start" and info["directions"] == "pca"
+    assert [p["label"] for p in info["paths"]] == ["lr=0.1", "lr=0.05"]
+    assert info["extent"][1] - info["extent"][0] == pytest.approx(
+        info["extent"][3] - info["extent"][2]
+    )  # square: drawn with equal aspect it fills a square panel
+    origin, D = start_and_plane(short)
+    np.testing.assert_allclose((D @ D.T).numpy(), np.eye(2), atol=1e-12)
+    flats = []
+    for k, p in enumerate(info["paths"]):
+        flat = torch.cat(
+            [
+                torch.from_numpy(np.asarray(short[f"members.{k}.{n}"].values, dtype=float)).reshape(
+                    3, -1
+                )
+                for n in info["names"]
+            ],
+            dim=1,
+        )
+        flats.append(flat)
+        coords = np.asarray(short[p["path"]].values)
+        np.testing.assert_array_equal(short[p["path"]].steps, [0, 20, 40])
+        np.testing.assert_array_equal(coords[0], [0.0, 0.0])
+        np.testing.assert_allclose(coords, ((flat - origin) @ D.T).numpy(), atol=1e-12)
+    X = torch.cat(flats) - origin
+    _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    np.testing.assert_allclose((D.T @ D).numpy(), (Vh[:2].T @ Vh[:2]).numpy(), atol=1e-10)
+    np.testing.assert_allclose(
+        info["explained_variance"], (S[:2] ** 2 / (S**2).sum()).numpy(), rtol=1e-10
+    )
+
+
+def test_landscape_grid_and_path_losses_are_the_models_losses(short):
+    """A grid point's loss is the loss of a network loaded with the start plus its
+    coordinates along the two directions; each path's loss at a snapshot is the loss the
+    run recorded at that step, and at its projection the loss of the projected point."""
+    info = short.metadata["landscape"]["landscape"]
+    origin, D = start_and_plane(short)
+    grid = np.asarray(short["landscape"].values[-1])
+    n = info["size"]
+    a0, a1, b0, b1 = info["extent"]
+    alphas, betas = np.linspace(a0, a1, n), np.linspace(b0, b1, n)
+    for i, j in [(0, 0), (n - 1, n - 1), (n // 2, 3), (7, n - 2)]:
+        want = loss_of(origin + alphas[j] * D[0] + betas[i] * D[1], SHORT)
+        assert grid[i, j] == pytest.approx(want, rel=1e-5)
+    for p, r in zip(info["paths"], short.metadata["runs"]):
+        steps = np.asarray(short[p["path"]].steps)
+        recorded = [float(short[r["loss"]].at(int(s))) for s in steps]
+        np.testing.assert_allclose(short[f"{p['path']}/loss"].values, recorded, rtol=1e-5)
+        coords = torch.from_numpy(np.asarray(short[p["path"]].values))
+        plane = [loss_of(origin + c @ D, SHORT) for c in coords]
+        np.testing.assert_allclose(short[f"{p['path']}/plane_loss"].values, plane, rtol=1e-5)
+
+
+def test_same_seed_gives_the_same_landscape_metadata(short):
+    again = eos.run(SHORT)
+    assert "landscape" in again and "landscape/lr=0.05/path/plane_loss" in again
+    drop = {"seconds"}  # the time it took
+    one, two = (
+        {k: v for k, v in r.metadata["landscape"]["landscape"].items() if k not in drop}
+        for r in (short, again)
+    )
+    assert one == two
+
+
+def test_no_landscape_grid_writes_no_landscape():
+    rec = eos.run(dataclasses.replace(SHORT, landscape_grid=0, steps=20))
+    assert "landscape" not in rec.metadata and not rec.of_kind("landscape")
+    assert not rec.of_kind("path")
+
+
+def test_the_landscape_command_draws_an_older_recording_on_one_plane(tmp_path, capsys):
+    """A recording made without a landscape gets one from the experiment's hooks: the same
+    plane, through the common start, with both runs' paths."""
+    cfg = dataclasses.replace(SHORT, landscape_grid=0)
+    eos.run(cfg, path=tmp_path / "old.rec")
+    saved = tmp_path / "with.rec"
+    out = main(
+        "landscape",
+        [str(tmp_path / "old.rec"), "--grid", "9", "--save", str(saved), "--out",
+         str(tmp_path / "l.png"), "--quiet"],
+    )  # fmt: skip
+    assert out.exists() and "computed the landscape (9 x 9 losses" in capsys.readouterr().err
+    from dynamics import load
+
+    rec = load(saved)
+    info = rec.metadata["landscape"]["landscape"]
+    assert info["origin"] == "start" and [p["path"] for p in info["paths"]] == [
+        "landscape/lr=0.1/path",
+        "landscape/lr=0.05/path",
+    ]
+    for p, r in zip(info["paths"], rec.metadata["runs"]):
+        steps = np.asarray(rec[p["path"]].steps)
+        recorded = [float(rec[r["loss"]].at(int(s))) for s in steps]
+        np.testing.assert_allclose(rec[f"{p['path']}/loss"].values, recorded, rtol=1e-5)
+    # the plane the experiment computes (up to rounding: the grid's chunks, the threads)
+    made = eos.run(dataclasses.replace(SHORT, landscape_grid=9))
+    np.testing.assert_allclose(
+        info["extent"], made.metadata["landscape"]["landscape"]["extent"], rtol=1e-12
+    )
+    for name in ("landscape/directions", "landscape/lr=0.05/path"):
+        np.testing.assert_allclose(rec[name].values, made[name].values, atol=1e-12)
+    np.testing.assert_allclose(rec["landscape"].values, made["landscape"].values, rtol=1e-5)
+
+
+def colour_near(frame, xy, rgb, radius=4, tol=40):
+    """Whether a pixel within ``radius`` of ``xy`` (pixels, from the top left) has colour
+    ``rgb`` (0-255) within ``tol`` per channel."""
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    part = frame[y - radius : y + radius + 1, x - radius : x + radius + 1, :3].astype(int)
+    return bool((np.abs(part - np.asarray(rgb)) <= tol).all(axis=-1).any())
+
+
+def test_scene_draws_each_runs_path_in_its_colour_up_to_the_cursor(short):
+    """The landscape column: each run's path grows up to the frame's step in the run's
+    colour (that of its sharpness curve), its current point there; --no-landscape and a
+    recording without a landscape leave the column out."""
+    from matplotlib.colors import to_rgb
+
+    from scenes.landscape import LandscapePanel
+
+    options = RenderOptions.preset_for("final", progress=False, workers=1)
+    scene = EdgeOfStabilityScene(short, options=options)
+    scene.frame(0)
+    (panel,) = [p for p in scene.panels_ if isinstance(p, LandscapePanel)]
+    curves = [p.lines[0] for p in scene.panels_[:2]]
+    h = scene.options.height
+    for i in (0, len(scene) // 2, len(scene) - 1):
+        frame = scene.frame(i)
+        step = scene.panel_step(i)
+        for k, (line, dot, curve) in enumerate(zip(panel.lines, panel.dots, curves)):
+            assert line.get_color() == dot.get_color() == curve.get_color()
+            coords = np.asarray(short[f"landscape/lr={(0.1, 0.05)[k]:g}/path"].values)
+            _, now = panel.position(step, k)
+            assert dot.get_xydata()[0] == pytest.approx(now)
+            drawn = int(np.searchsorted([0, 20, 40], step, side="right"))
+            np.testing.assert_allclose(line.get_xydata()[:drawn], coords[:drawn])
+            x, y = panel.ax.transData.transform(now)
+            rgb = [int(255 * c) for c in to_rgb(curve.get_color())]
+            if i == len(scene) - 1 or k == 0:  # (run 1's point is under run 0's at the start)
+                assert colour_near(frame, (x, h - y), rgb), (i, k)
+    for other in (
+        EdgeOfStabilityScene(
+            short, EdgeOfStabilityScene.Config(landscape=False), options=DRAFT
+        ),
+        EdgeOfStabilityScene(
+            Recording({k: s for k, s in short.items() if not k.startswith("landscape")},
+                      {k: v for k, v in short.metadata.items() if k != "landscape"}),
+            options=DRAFT,
+        ),
+    ):  # fmt: skip
+        other.frame(len(other) - 1)
+        assert not [p for p in other.panels_ if isinstance(p, LandscapePanel)]
+        assert len(other.panels_) == 4  # two sharpness curves, two losses

@@ -386,3 +386,99 @@ def test_the_dashboard_draws_a_landscape_panel_and_no_path_heatmap():
     assert [(v.how, v.name) for v in plan(rec)] == [("landscape", "landscape"), ("curve", "loss")]
     scene = DashboardScene(rec, None, DRAFT)
     assert not np.array_equal(scene.frame(0), scene.frame(len(scene) - 1))
+
+
+# -- several paths on one plane --------------------------------------------------------------
+
+
+def planted_runs(T=12):
+    """Two copies of one network (parameters under ``a.`` and ``b.``) leaving one start along
+    paths that lie in one plane through it."""
+    model, (x, y) = mlp(), data()
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    start = parameters_to_vector(model.parameters()).detach()
+    g = torch.Generator().manual_seed(3)
+    Q, _ = torch.linalg.qr(torch.randn(start.numel(), 2, generator=g, dtype=torch.float64))
+    t = torch.linspace(0, 1, T, dtype=torch.float64)
+    ends = {"a.": (2.0, 0.5), "b.": (1.0, -0.8)}
+    series, flats = {}, {}
+    steps = np.arange(T, dtype=np.int64) * 5
+    for prefix, (u, v) in ends.items():
+        flat = start + (u * t)[:, None] * Q[:, 0] + (v * torch.sin(2 * t))[:, None] * Q[:, 1]
+        flats[prefix] = flat
+        begin = 0
+        for n, s in zip(names, shapes):
+            k = int(np.prod(s))
+            values = flat[:, begin : begin + k].reshape(T, *s).numpy()
+            series[prefix + n] = Series(steps, values, kind="parameter", source=prefix + n)
+            begin += k
+    return model, (x, y), Recording(series, {}), flats, Q
+
+
+def test_several_paths_from_one_start_share_one_plane_exactly():
+    model, (x, y), rec, flats, Q = planted_runs()
+    out = landscape(
+        rec, model, F.mse_loss, (x, y), size=5, paths={"run a": "a.", "run b": "b."},
+        origin="start", square=True,
+    )  # fmt: skip
+    info = out.metadata["landscape"]["landscape"]
+    assert info["origin"] == "start" and info["origin_step"] == 0
+    assert [p["path"] for p in info["paths"]] == ["landscape/run a/path", "landscape/run b/path"]
+    assert sum(info["explained_variance"]) == pytest.approx(1.0, abs=1e-12)
+    assert info["in_plane"] == pytest.approx(1.0, abs=1e-12)
+    a0, a1, b0, b1 = info["extent"]
+    assert a1 - a0 == pytest.approx(b1 - b0)  # square
+    D = torch.from_numpy(np.asarray(out["landscape/directions"].values[-1]))
+    np.testing.assert_allclose((D.T @ D).numpy(), (Q @ Q.T).numpy(), atol=1e-12)
+    start = flats["a."][0]
+    for label, prefix in (("run a", "a."), ("run b", "b.")):
+        coords = np.asarray(out[f"landscape/{label}/path"].values)
+        np.testing.assert_array_equal(coords[0], [0.0, 0.0])  # every path leaves the start
+        back = start + torch.from_numpy(coords) @ D
+        np.testing.assert_allclose(back.numpy(), flats[prefix].numpy(), atol=1e-12)
+        want = [loss_loaded(model, row, x, y) for row in flats[prefix]]
+        np.testing.assert_allclose(out[f"landscape/{label}/path/loss"].values, want, rtol=1e-12)
+        np.testing.assert_allclose(
+            out[f"landscape/{label}/path/plane_loss"].values, want, rtol=1e-11
+        )
+    # signed so that the paths run out of the start towards positive coordinates
+    both = np.concatenate([np.asarray(out[p["path"]].values) for p in info["paths"]])
+    assert (both.mean(axis=0) > 0).all()
+    # a grid point is the loss of the model loaded with the start plus its coordinates
+    grid = np.asarray(out["landscape"].values[-1])
+    alphas, betas = np.linspace(a0, a1, 5), np.linspace(b0, b1, 5)
+    for i, j in [(0, 4), (3, 1)]:
+        want = loss_loaded(model, start + alphas[j] * D[0] + betas[i] * D[1], x, y)
+        assert grid[i, j] == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="origin must be one of"):
+        landscape(rec, model, F.mse_loss, (x, y), paths={"run a": "a."}, origin="middle")
+    with pytest.raises(ValueError, match="paths must map non-empty labels"):
+        landscape(rec, model, F.mse_loss, (x, y), paths={"": "a."})
+    with pytest.raises(ValueError, match="parameters c.0.weight"):
+        landscape(rec, model, F.mse_loss, (x, y), paths={"run c": "c."})
+
+
+def test_the_scene_draws_several_paths_with_equal_aspect_by_default():
+    from scenes.edge_of_stability import EdgeOfStabilityScene
+
+    rec = EdgeOfStabilityScene.example()
+    scene = LandscapeScene(rec, None, DRAFT)
+    scene.frame(len(scene) - 1)
+    panel = scene.panels_[0]
+    assert len(panel.lines) == 3 and [line.get_color() for line in panel.lines] == [
+        "C0", "C1", "C2",
+    ]  # fmt: skip
+    assert panel.ax.get_aspect() == 1.0  # a unit is as long along both directions
+    assert [t.get_text() for t in panel.ax.get_legend().get_texts()][:3] == [
+        "lr=0.1", "lr=0.05", "lr=0.02",
+    ]  # fmt: skip
+    for line, name in zip(panel.lines, ("lr=0.1", "lr=0.05", "lr=0.02")):
+        np.testing.assert_allclose(line.get_xydata()[:-1], rec[f"landscape/{name}/path"].values)
+    assert [f.label for f in scene.readout_fields()] == [
+        "lr 0.1: loss", "lr 0.05: loss", "lr 0.02: loss",
+    ]  # fmt: skip
+    assert scene.heading() == "The loss landscape around the runs"
+    stretched = LandscapeScene(rec, LandscapeSceneConfig(equal_aspect=False), DRAFT)
+    stretched.frame(0)
+    assert stretched.panels_[0].ax.get_aspect() == "auto"
