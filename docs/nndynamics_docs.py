@@ -33,6 +33,7 @@ GALLERY_ORDER = [
     "plot_lecture.py",
     "plot_sweep.py",
     "plot_resume.py",
+    "plot_compile.py",
     "plot_mass_shuffle.py",
     "plot_spiral.py",
     "plot_classifiers.py",
