@@ -71,3 +71,19 @@ def pytest_xdist_auto_num_workers(config):
     matplotlib: many more would cost memory, not time)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, 8))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for a module's browser tests (Playwright's sync API allows one
+    driver at a time); skipped, or failed under NNDYNAMICS_REQUIRE_BROWSER, where there is
+    none (tests/test_player.py's ``browser``)."""
+    from test_player import CHROMIUM, browser
+
+    api = browser()
+    with api.sync_playwright() as p:
+        chrome = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chrome
+        finally:
+            chrome.close()

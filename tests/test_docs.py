@@ -184,19 +184,6 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from test_player import CHROMIUM, browser
-
-    api = browser()
-    with api.sync_playwright() as p:
-        chrome = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chrome
-        finally:
-            chrome.close()
-
-
 def open_page(chromium, url):
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []

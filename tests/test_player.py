@@ -35,18 +35,6 @@ def browser():
     return sync_api
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for the module's browser tests (Playwright's sync API allows one
-    driver at a time)."""
-    api = browser()
-    with api.sync_playwright() as p:
-        chrome = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chrome
-        finally:
-            chrome.close()
-
 
 def player_page(tmp_path) -> Path:
     """30 snapshots of the example particles and two chapters held for 15 frames each (60
