@@ -148,6 +148,11 @@ class ParticlesScene(PanelScene):
     series_fields = ("show", "mass", "curve")
     optional_series = ("curve",)  # loss where there is one
 
+    def curve_label(self, name: str | None) -> str:
+        """Axis label of the curve ``name`` beside the particles (``curve_labels``, else the
+        name); ``None``: of its step axis (``step_label``)."""
+        return self.step_label if name is None else self.curve_labels.get(name, name)
+
     # -- what it reads ---------------------------------------------------------------------
     @classmethod
     def series_name(cls, recording: Recording, config) -> str:
@@ -295,8 +300,8 @@ class ParticlesScene(PanelScene):
                     curve.steps,
                     curve.values,
                     log=bool(np.all(np.asarray(curve.values) > 0)),
-                    ylabel=self.curve_labels.get(cfg.curve, cfg.curve),
-                    xlabel=self.step_label,
+                    ylabel=self.curve_label(cfg.curve),
+                    xlabel=self.curve_label(None),
                 )
             )
         return panels
@@ -350,8 +355,8 @@ class ParticlesScene(PanelScene):
                     ax,
                     rec,
                     curve,
-                    ylabel=self.curve_labels.get(curve[0], curve[0]),
-                    xlabel=self.step_label,
+                    ylabel=self.curve_label(curve[0]),
+                    xlabel=self.curve_label(None),
                 )
             )
             if curve

@@ -71,6 +71,14 @@ class ReluParticlesScene(ParticlesScene):
     }
     step_label = "SGD step"
 
+    def curve_label(self, name: str | None) -> str:
+        """The experiment's labels (its loss is measured on held-out samples, its steps are
+        SGD steps) on a recording of the experiment; on anyone else's the series' own name
+        and "step": a user's ``loss`` is whatever their loop logged."""
+        if self.recording.metadata.get("experiment") == "relu_particles":
+            return super().curve_label(name)
+        return "step" if name is None else name
+
     @classmethod
     def references(cls, recording: Recording, name: str):
         """The teacher's neurons ``a_j w_j`` (metadata ``teacher.positions``), if there is one."""
@@ -115,6 +123,7 @@ class ReluParticlesScene(ParticlesScene):
         """The particles example with the teacher metadata a run of the experiment writes."""
         rec = ParticlesScene.example(frames, n, seed)
         meta = {
+            "experiment": "relu_particles",
             "teacher": {"positions": [[1.0, 1.0], [-1.0, 0.5]]},
             "caption": f"m = {n} students, M = 2 teachers, initial radius R = 0.05 · mean-field "
             "step 0.5, "

@@ -150,6 +150,23 @@ def test_small_panel_scenes_draw_the_main_panel_beside_a_curve_with_a_cursor(tmp
     assert images == 0  # particles, paths, curves: vectors
 
 
+def test_the_flagships_labels_are_the_experiments_only_on_its_recordings():
+    """A user's own recording drawn by the flagship scene (the README's loop) shows its
+    series' name and "step", not the experiment's "loss on held-out samples", "SGD step"."""
+    from dynamics.recording import Recording
+    from scenes.relu_particles import ReluParticlesScene
+
+    example = ReluParticlesScene.example()
+    mine = Recording(dict(example.items()), {})
+    expected = {"experiment": ("SGD step", "loss on held-out samples"), "mine": ("step", "loss")}
+    for rec, labels in ((example, expected["experiment"]), (mine, expected["mine"])):
+        scene = ReluParticlesScene(rec, options=RenderOptions(**SMALL))
+        _, keyframes = handout_figure(scene)
+        curve = keyframes[0].axes[1]
+        assert (curve.get_xlabel(), curve.get_ylabel()) == labels
+
+
+
 def test_a_letter_page_and_a_png_at_300_dpi(tmp_path):
     import imageio.v3 as iio
 
