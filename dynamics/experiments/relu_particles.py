@@ -313,12 +313,12 @@ class TwoLayerReLU(nn.Module):
         Written as few fused ops as possible: at this size each torch call costs more
         than its arithmetic.
         """
-        n, m = x.shape[0], self.norm
+        n, norm = x.shape[0], self.norm  # m, or sqrt(m) when lazy
         z = torch.addmm(self.b, x, self.w.T)  # (n, m)
         s = torch.relu(z)
-        r = torch.addmv(y, s, self.a, beta=-1, alpha=1 / m)  # (n,) residual f(x) - y
+        r = torch.addmv(y, s, self.a, beta=-1, alpha=1 / norm)  # (n,) residual f(x) - y
         rga = (z >= 0) * torch.outer(r, self.a)  # (n, m): r * a_i * 1[z >= 0]
-        scale = 1 / (n * m)
+        scale = 1 / (n * norm)
         self.a.grad = torch.mv(s.T, r).mul_(scale)
         self.b.grad = rga.sum(0).mul_(scale)
         self.w.grad = torch.mm(rga.T, x).mul_(scale)
