@@ -250,11 +250,19 @@ class Cell:
 class Field:
     """One value of a scene's readout: ``Field("loss", "loss", "{:.2e}")`` shows the latest
     snapshot of series ``loss`` at or before each frame's step. A field whose series the
-    recording lacks is left out."""
+    recording lacks is left out. ``index``: the element of each snapshot shown, for a series
+    of vectors (``0``: the top eigenvalue of a ``(T, k)`` sharpness; a scalar series is its
+    own element 0)."""
 
     series: str
     label: str
     fmt: str = "{:.4g}"
+    index: int | None = None
+
+    def pick(self, snapshot) -> float:
+        """The number shown for one snapshot of the series."""
+        value = np.asarray(snapshot, dtype=float)
+        return float(value if self.index is None else value.reshape(-1)[self.index])
 
 
 def split_names(text: str) -> list[str]:
@@ -1102,7 +1110,7 @@ class PanelScene(Scene):
         fields = [("step", "{:,d}", max(5, len(f"{last:,d}")))]
         for f, series in self._readout_series:
             at = np.searchsorted(series.steps, self.frame_steps_, side="right") - 1
-            shown = np.asarray(series.values[np.unique(np.maximum(at, 0))], dtype=float)
+            shown = [f.pick(series.values[j]) for j in np.unique(np.maximum(at, 0))]
             width = max(len(f.fmt.format(v)) for v in shown) if len(shown) else 6
             fields.append((f.label, f.fmt, width))
         self.readout_ = Readout(fig, (0.97, 0.955), fields, ha="right", raster=self.raster)
@@ -1133,7 +1141,7 @@ class PanelScene(Scene):
             panel.draw(step)
         self.readout_.update(
             self.frame_step(i),
-            *(float(s.values[self._snapshot(s, step)]) for _, s in self._readout_series),
+            *(f.pick(s.values[self._snapshot(s, step)]) for f, s in self._readout_series),
         )
 
     def stamp(self, lo: int, hi: int) -> list[Any]:

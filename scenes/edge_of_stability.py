@@ -145,7 +145,6 @@ class EdgeOfStabilityScene(PanelScene):
         if shown:
             landscape_info(rec, LANDSCAPE)  # its extent: refused here in one line if missing
         self.landscape_ = LANDSCAPE if shown else None
-        extra = {}
         for r in self.runs_:
             s = rec[r["sharpness"]]
             if len(s.shape) > 1:
@@ -157,15 +156,6 @@ class EdgeOfStabilityScene(PanelScene):
                 raise ValueError(
                     f"loss {r['loss']!r} has snapshots of shape {rec[r['loss']].shape}"
                 )
-            extra[f"{r['sharpness']}/lead"] = Series(s.steps, lead(s), kind="curvature")
-        # the readout shows each run's top eigenvalue: a series of its own, here
-        self.recording = Recording(
-            {**dict(rec.items()), **extra},
-            rec.metadata,
-            complete=rec.complete,
-            path=rec.path,
-            committed_step=rec.committed_step,
-        )
 
     def timeline(self) -> np.ndarray:
         steps = [np.asarray(self.recording[r["sharpness"]].steps) for r in self.runs_]
@@ -175,7 +165,7 @@ class EdgeOfStabilityScene(PanelScene):
         """Each run's top eigenvalue beside the step (the first :data:`READOUT_RUNS` runs: more
         would run into the title)."""
         return [
-            Field(f"{r['sharpness']}/lead", f"{label(r).replace(' = ', ' ')}: λ", "{:.1f}")
+            Field(r["sharpness"], f"{label(r).replace(' = ', ' ')}: λ", "{:.1f}", index=0)
             for r in self.runs_[:READOUT_RUNS]
         ]
 
@@ -209,19 +199,20 @@ class EdgeOfStabilityScene(PanelScene):
         ax = axes_in(fig, top)
         panels, highest = [], 0.0
         for r, color in zip(runs, colors):
-            s = rec[f"{r['sharpness']}/lead"]
+            s = rec[r["sharpness"]]
+            top_eigenvalue = lead(s)
             panels.append(
                 CurvesPanel(
                     ax,
                     s.steps,
-                    s.values,
+                    top_eigenvalue,
                     labels=[label(r)],
                     colors=[color],
                     xlabel="",
                     legend=False,
                 )
             )
-            highest = max(highest, float(np.nanmax(s.values)), r["edge"])
+            highest = max(highest, float(np.nanmax(top_eigenvalue)), r["edge"])
         self._edges(ax, highest)
         ax.set_xlim(*self._steps_range())
         ax.set_ylabel("sharpness λ₁")
@@ -331,12 +322,12 @@ class EdgeOfStabilityScene(PanelScene):
         with_loss = [(r, c, lab) for r, c, lab in zip(runs, colors, labels) if r["loss"]]
 
         def sharpness(ax):
-            names = [f"{r['sharpness']}/lead" for r in runs]
+            names = [r["sharpness"] for r in runs]  # curves_panel draws a vector's element 0
             panel = curves_panel(
                 ax, rec, names, labels=labels, ylabel="sharpness λ₁", colors=colors, log=False
             )
             highest = max(
-                [float(np.nanmax(rec[n].values)) for n in names] + [r["edge"] for r in runs]
+                [float(np.nanmax(lead(rec[n]))) for n in names] + [r["edge"] for r in runs]
             )
             self._edges(ax, highest, compact=True)
             return panel

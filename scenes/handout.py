@@ -150,7 +150,7 @@ def readout_at(scene, step: float) -> list[tuple[str, str]]:
         s = scene.recording[f.series]
         steps = np.asarray(s.steps)
         i = int(np.searchsorted(steps, step, side="right")) - 1
-        out.append((f.label, f.fmt.format(float(s.values[i])) if i >= 0 else "not yet"))
+        out.append((f.label, f.fmt.format(f.pick(s.values[i])) if i >= 0 else "not yet"))
     return out
 
 
@@ -635,10 +635,11 @@ def curves_panel(
     colors: Sequence[str] | None = None,
     log: bool | None = None,
 ):
-    """The scalar series ``names`` of ``recording`` (those it has, on the first one's
-    steps) as whole curves with a cursor at the keyframe's step, labelled for the page's
-    legend (no legend of their own); log axes where every value is positive and they span
-    two decades (``log`` None)."""
+    """The series ``names`` of ``recording`` (those it has, on the first one's steps; of a
+    series of vectors its element 0, as a readout ``Field(index=0)`` shows) as whole curves
+    with a cursor at the keyframe's step, labelled for the page's legend (no legend of
+    their own); log axes where every value is positive and they span two decades (``log``
+    None)."""
     from .plotting import CurvesPanel
 
     pairs = [(n, lab) for n, lab in zip(names, labels or names) if n in recording]

@@ -81,23 +81,13 @@ class SharpnessScene(PanelScene):
             )
         if cfg.loss and rec[cfg.loss].shape != ():
             raise ValueError(f"loss {cfg.loss!r} has snapshots of shape {rec[cfg.loss].shape}")
-        if s.shape:  # the readout shows the largest eigenvalue: a series of its own, here
-            lead = np.asarray(s.values, dtype=float).reshape(len(s), -1)[:, 0]
-            self.recording = Recording(
-                {**dict(rec.items()), f"{cfg.series}/lead": Series(s.steps, lead)},
-                rec.metadata,
-                complete=rec.complete,
-                path=rec.path,
-                committed_step=rec.committed_step,
-            )
 
     def timeline(self) -> np.ndarray:
         return np.asarray(self.recording[self.config.series].steps)
 
     def readout_fields(self):
         cfg = self.config
-        vector = bool(self.recording[cfg.series].shape)
-        fields = [Field(f"{cfg.series}/lead" if vector else cfg.series, "λ1", "{:.4g}")]
+        fields = [Field(cfg.series, "λ1", "{:.4g}", index=0)]  # the largest eigenvalue
         if cfg.loss:
             fields.append(Field(cfg.loss, cfg.loss, "{:.4g}"))
         return fields

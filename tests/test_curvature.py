@@ -274,8 +274,13 @@ def test_the_sharpness_scene_and_the_dashboard_draw_curvature_as_curves_against_
     edge = [ln for ln in lines if ln.get_linestyle() == "--"]
     assert len(edge) == 1 and np.allclose(edge[0].get_ydata(), 20.0)
     # the readout shows the largest eigenvalue at the frame's step
-    lead = scene.recording["sharpness/lead"]
-    np.testing.assert_array_equal(lead.values, np.asarray(rec["sharpness"].values)[:, 0])
+    (field,) = [f for f in scene.readout_fields() if f.label == "λ1"]
+    shown = [field.pick(v) for v in rec["sharpness"].values]
+    np.testing.assert_array_equal(shown, np.asarray(rec["sharpness"].values)[:, 0])
+    from scenes.handout import readout_at
+
+    top = float(np.asarray(rec["sharpness"].values)[-1, 0])
+    assert ("λ1", f"{top:.4g}") in readout_at(scene, int(rec["sharpness"].steps[-1]))
     given = SharpnessScene(rec, SharpnessSceneConfig(lr=0.5), options)  # 2/lr drawn: 4
     given.frame(0)
     dashed = [ln for ln in given.panels_[0].ax.get_lines() if ln.get_linestyle() == "--"]

@@ -63,7 +63,11 @@ def expected_readout(scene, step: float) -> list[str]:
         s = scene.recording[f.series]
         steps = np.asarray(s.steps)
         before = np.flatnonzero(steps <= step)
-        value = f.fmt.format(float(s.values[before[-1]])) if len(before) else "not yet"
+        if len(before):
+            v = np.asarray(s.values[before[-1]], dtype=float)
+            value = f.fmt.format(float(v if f.index is None else v.reshape(-1)[f.index]))
+        else:
+            value = "not yet"
         out.append(f"{f.label} {value}")
     return out
 
